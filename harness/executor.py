@@ -1,0 +1,259 @@
+"""Train the runs a plan is missing: in-process on one device, or one worker process per device.
+
+Work is split into *tasks*: the missing seeds of one recipe that fall in one
+aligned block of ``chunk_size`` seeds. Each task takes a lock named after its
+block, re-reads the store, and trains only what is still missing, so two
+sessions on one store never train a run twice, and a killed session loses only
+the tasks in flight.
+"""
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import os
+import signal
+import sys
+import time
+import traceback
+from collections import deque
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection, wait
+from pathlib import Path
+from typing import Callable, Iterable
+
+from harness.plan import Plan
+from harness.recipe import Recipe
+from harness.store import Store
+from harness.trainers import TrainContext, get_trainer
+
+#: a task whose worker died or raised is tried this many more times, then recorded as failed
+MAX_RETRIES = 2
+
+
+@dataclass
+class Task:
+    key: str
+    recipe_json: str
+    seeds: tuple[int, ...]
+    attempts: int = 0
+
+    @property
+    def lock_name(self) -> str:
+        return f"{self.key}.{self.seeds[0]}"
+
+    def recipe(self) -> Recipe:
+        return Recipe.from_dict(json.loads(self.recipe_json))
+
+
+@dataclass
+class Outcome:
+    trained: int = 0
+    failed: list[tuple[str, tuple[int, ...], str]] = field(default_factory=list)
+    interrupted: bool = False
+
+
+def make_tasks(plan: Plan, device: str) -> list[Task]:
+    tasks = []
+    for need in plan.needs:
+        if not need.missing:
+            continue
+        trainer = get_trainer(need.recipe)
+        size = max(1, trainer.chunk_size(need.recipe, device))
+        blocks: dict[int, list[int]] = {}
+        for s in need.missing:
+            blocks.setdefault(s // size, []).append(s)
+        rjs = json.dumps(need.recipe.to_dict(), sort_keys=True)
+        tasks += [Task(need.key, rjs, tuple(b)) for _, b in sorted(blocks.items())]
+    return tasks
+
+
+def run_task(store: Store, task: Task, ctx: TrainContext, on_run: Callable[[str, int, str], None], blocking: bool = True) -> bool:
+    """Train what is still missing of one task under its lock. Returns False if the lock was busy."""
+    recipe = task.recipe()
+    trainer = get_trainer(recipe)
+    with store.lock(task.lock_name, blocking=blocking) as held:
+        if not held:
+            return False
+        todo = store.missing(task.key, task.seeds, verify=False)
+        if todo:
+            store.register(task.key, recipe, trainer.salt)
+            for result in trainer.train(recipe, todo, ctx):
+                store.put(task.key, result, ctx.device)
+                on_run(task.key, result.seed, result.status)
+    return True
+
+
+# ------------------------------------------------------------------ in-process --
+
+def train_in_process(store: Store, tasks: Iterable[Task], ctx: TrainContext, on_run: Callable[[str, int, str], None]) -> Outcome:
+    """One device, no worker processes: the path for CPU and single-GPU sessions."""
+    out = Outcome()
+    queue = deque(tasks)
+    busy_streak = 0
+
+    def counted(key: str, seed: int, status: str) -> None:
+        out.trained += 1
+        on_run(key, seed, status)
+    while queue:
+        task = queue.popleft()
+        # Skip past blocks another session holds; wait only when every block left is held.
+        blocking = busy_streak >= len(queue) + 1
+        try:
+            done = run_task(store, task, ctx, counted, blocking=blocking)
+        except KeyboardInterrupt:
+            out.interrupted = True
+            return out
+        except Exception:
+            task.attempts += 1
+            if task.attempts > MAX_RETRIES:
+                out.failed.append((task.key, task.seeds, traceback.format_exc(limit=4)))
+            else:
+                queue.append(task)
+            continue
+        if done:
+            busy_streak = 0
+        else:
+            busy_streak += 1
+            queue.append(task)
+    return out
+
+
+# ------------------------------------------------------------------------ pool --
+
+def _worker_main(conn: Connection, store_root: str, device: str, physical: str | None, data_dir: str | None, download: bool) -> None:
+    # Pin before anything touches CUDA, so this process only ever sees its device.
+    if physical is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = physical
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when we stop
+    store = Store(store_root)
+    ctx = TrainContext(device=device, data_dir=Path(data_dir) if data_dir else None, download=download)
+    conn.send(("ready", None))
+    while True:
+        msg = conn.recv()
+        if msg is None:
+            return
+        task: Task = msg
+        try:
+            run_task(store, task, ctx, lambda k, s, st: conn.send(("run", (k, s, st))))
+            conn.send(("done", None))
+        except Exception:
+            conn.send(("error", traceback.format_exc(limit=6)))
+
+
+@dataclass
+class WorkerSpec:
+    """One worker: the device string it trains on, and the physical CUDA id to pin (None on CPU)."""
+
+    device: str
+    physical: str | None = None
+
+
+def train_pool(
+    store: Store,
+    tasks: Iterable[Task],
+    workers: list[WorkerSpec],
+    ctx: TrainContext,
+    on_run: Callable[[str, int, str], None],
+    start_method: str = "spawn",
+) -> Outcome:
+    """One process per worker spec, fed one task at a time; a dead worker's task is retried."""
+    mpctx = mp.get_context(start_method)
+    queue = deque(tasks)
+    out = Outcome()
+    live: dict[int, tuple[mp.Process, Connection, WorkerSpec, Task | None]] = {}
+    next_id = 0
+
+    def start(spec: WorkerSpec) -> None:
+        nonlocal next_id
+        parent, child = mpctx.Pipe()
+        p = mpctx.Process(
+            target=_worker_main,
+            args=(child, str(store.root), spec.device, spec.physical,
+                  str(ctx.data_dir) if ctx.data_dir else None, ctx.download),
+            daemon=True,
+        )
+        p.start()
+        child.close()
+        live[next_id] = (p, parent, spec, None)
+        next_id += 1
+
+    def retry(task: Task, why: str) -> None:
+        task.attempts += 1
+        if task.attempts > MAX_RETRIES:
+            out.failed.append((task.key, task.seeds, why))
+        else:
+            queue.append(task)
+
+    for spec in workers:
+        start(spec)
+    try:
+        while live and (queue or any(t is not None for (_, _, _, t) in live.values())):
+            conns = {c: wid for wid, (_, c, _, _) in live.items()}
+            sentinels = {p.sentinel: wid for wid, (p, _, _, _) in live.items()}
+            for ready in wait(list(conns) + list(sentinels)):
+                if ready in conns:
+                    wid = conns[ready]
+                    if wid not in live:
+                        continue
+                    p, c, spec, task = live[wid]
+                    try:
+                        kind, payload = c.recv()
+                    except (EOFError, OSError):
+                        continue  # the sentinel branch handles the death
+                    if kind == "run":
+                        out.trained += 1
+                        on_run(*payload)
+                        continue
+                    if kind == "error" and task is not None:
+                        retry(task, payload)
+                    task = queue.popleft() if queue else None
+                    live[wid] = (p, c, spec, task)
+                    if task is not None:
+                        c.send(task)
+                else:
+                    wid = sentinels[ready]
+                    if wid not in live:
+                        continue
+                    p, c, spec, task = live.pop(wid)
+                    p.join()
+                    c.close()
+                    if task is not None:
+                        retry(task, f"worker on {spec.device} died (exit code {p.exitcode})")
+                        if queue:
+                            start(spec)
+    except KeyboardInterrupt:
+        out.interrupted = True
+    finally:
+        for p, c, _, _ in live.values():
+            try:
+                c.send(None)
+            except (OSError, BrokenPipeError):
+                pass
+        deadline = time.time() + (0 if out.interrupted else 10)
+        for p, _, _, _ in live.values():
+            p.join(max(0.0, deadline - time.time()))
+            if p.is_alive():
+                p.terminate()
+                p.join(5)
+    return out
+
+
+def visible_cuda_devices() -> list[str]:
+    """Physical ids this process may use, honouring an existing CUDA_VISIBLE_DEVICES."""
+    env = os.environ.get("CUDA_VISIBLE_DEVICES")
+    try:
+        import torch
+
+        count = torch.cuda.device_count()
+    except Exception:
+        count = 0
+    if env is not None and env.strip() != "":
+        ids = [d.strip() for d in env.split(",") if d.strip()]
+        return ids[:count] if count else []
+    return [str(i) for i in range(count)]
+
+
+def progress(total: int, desc: str = "training"):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="run", file=sys.stderr, dynamic_ncols=True, mininterval=0.5)

@@ -1,0 +1,147 @@
+"""The API law modules use: declare needs with ``@lrlaw``, read runs and decide through the ``law`` fixture.
+
+A law test looks like::
+
+    @lrlaw("linearity", needs=lambda tier, point: {"eta": Ensemble(...), ...})
+    @pytest.mark.parametrize("point", POINTS, ids=...)
+    def test_linearity(law, point):
+        logits = law.runs("eta").array("logits")        # N x ... stacked over seeds
+        law.check(stats_result_1, stats_result_2)         # pass / fail / inconclusive
+
+``needs`` is called at collection time with the session's tier and the test's
+parameters, so the plugin knows every run the selected tests read before any
+test starts. It may raise ``NotAtThisTier(reason)`` for a tier where the claim
+is not tested (say why in the law's docstring).
+"""
+from __future__ import annotations
+
+import contextlib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping
+
+import numpy as np
+import pytest
+
+from harness.recipe import Ensemble
+from harness.stats import FAIL, INCONCLUSIVE, PASS, LawResult, combine
+
+if TYPE_CHECKING:
+    from harness.store import RunRecord, Store
+
+NeedsFn = Callable[..., Mapping[str, Ensemble]]
+
+
+class NotAtThisTier(Exception):
+    """Raised by a ``needs`` function: this law point is not tested at this tier."""
+
+
+def lrlaw(name: str, needs: NeedsFn) -> pytest.MarkDecorator:
+    return pytest.mark.lrlaw(name=name, needs=needs)
+
+
+@dataclass
+class EnsembleRuns:
+    """The stored runs of one ensemble, loaded lazily and stacked over seeds."""
+
+    name: str
+    key: str
+    ensemble: Ensemble
+    store: "Store"
+    _loaded: list[tuple["RunRecord", dict[str, np.ndarray]]] | None = None
+
+    def _load(self) -> list[tuple["RunRecord", dict[str, np.ndarray]]]:
+        if self._loaded is None:
+            self._loaded = [self.store.load(self.key, s) for s in self.ensemble.seeds]
+        return self._loaded
+
+    @property
+    def n(self) -> int:
+        return self.ensemble.n
+
+    def array(self, name: str) -> np.ndarray:
+        return np.stack([arrays[name] for _, arrays in self._load()])
+
+    def metric(self, name: str) -> np.ndarray:
+        return np.array([rec.metrics.get(name, np.nan) for rec, _ in self._load()], dtype=float)
+
+    @property
+    def status(self) -> np.ndarray:
+        return np.array([rec.status for rec, _ in self._load()])
+
+    @property
+    def seconds(self) -> float:
+        return float(sum(rec.seconds for rec, _ in self._load()))
+
+    @property
+    def devices(self) -> list[str]:
+        return sorted({rec.device for rec, _ in self._load()})
+
+
+@dataclass
+class LawContext:
+    """What the ``law`` fixture hands a test: its runs, and the place its decision goes."""
+
+    nodeid: str
+    name: str
+    tier: str
+    params: dict[str, Any]
+    ensembles: dict[str, EnsembleRuns]
+    plot_dir: Path
+    inconclusive: str = "skip"
+    results: list[LawResult] = field(default_factory=list)
+    plots: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def runs(self, name: str) -> EnsembleRuns:
+        try:
+            return self.ensembles[name]
+        except KeyError:
+            raise KeyError(f"law {self.name!r} declared no ensemble {name!r}; declared: {sorted(self.ensembles)}") from None
+
+    def note(self, text: str) -> None:
+        """A line for the report (e.g. a finding that is not itself an assertion)."""
+        self.notes.append(text)
+
+    @contextlib.contextmanager
+    def figure(self, name: str, **subplots_kw: Any) -> Iterator[Any]:
+        """``with law.figure("scatter") as (fig, ax): ...`` saves a PNG into the report."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(**subplots_kw)
+        try:
+            yield fig, ax
+            self.plot_dir.mkdir(parents=True, exist_ok=True)
+            stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", self.nodeid.split("::")[-1])
+            path = self.plot_dir / f"{stem}-{name}.png"
+            fig.savefig(path, dpi=110, bbox_inches="tight")
+            self.plots.append(str(path))
+        finally:
+            plt.close(fig)
+
+    @property
+    def decision(self) -> str:
+        return combine([r.decision for r in self.results]) if self.results else INCONCLUSIVE
+
+    def check(self, *results: LawResult) -> None:
+        """Record the point's assertions and turn their combined decision into a test outcome."""
+        self.results.extend(results)
+        lines = "\n".join(f"  {r.law}: {r.summary()}" for r in self.results)
+        decision = self.decision
+        if decision == PASS:
+            return
+        if decision == FAIL:
+            pytest.fail(f"law {self.name} does not hold:\n{lines}", pytrace=False)
+        worst = next(r for r in self.results if r.decision == INCONCLUSIVE)
+        thr = worst.threshold
+        reason = (
+            f"inconclusive: CI [{worst.ci[0]:.4g}, {worst.ci[1]:.4g}] straddles threshold "
+            f"{thr if not isinstance(thr, tuple) else list(thr)} ({worst.statistic}, N={worst.n})"
+        )
+        if self.inconclusive == "fail":
+            pytest.fail(reason + "\n" + lines, pytrace=False)
+        pytest.skip(reason)

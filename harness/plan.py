@@ -1,0 +1,88 @@
+"""The plan: everything the selected tests need, minus what the store holds.
+
+Built once per session before any test runs, from the ensembles each selected
+test declares. Ensembles of one recipe are merged by taking the largest N, so
+two tests asking for N=64 and N=256 of one recipe cost 256 runs, not 320.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterable
+
+from harness.recipe import Ensemble, Recipe
+from harness.store import Store
+from harness.trainers import get_trainer, recipe_key
+
+
+@dataclass
+class Need:
+    key: str
+    recipe: Recipe
+    n: int
+    missing: list[int] = field(default_factory=list)
+    est_seconds_per_run: float = 0.0
+
+    @property
+    def est_seconds(self) -> float:
+        return len(self.missing) * self.est_seconds_per_run
+
+
+@dataclass
+class Plan:
+    needs: list[Need]
+
+    @property
+    def runs_total(self) -> int:
+        return sum(n.n for n in self.needs)
+
+    @property
+    def runs_missing(self) -> int:
+        return sum(len(n.missing) for n in self.needs)
+
+    @property
+    def est_seconds(self) -> float:
+        return sum(n.est_seconds for n in self.needs)
+
+    def table(self) -> str:
+        lines = [f"{'key':12}  {'have':>6}  {'train':>6}  {'est s':>8}  recipe"]
+        for need in self.needs:
+            lines.append(
+                f"{need.key[:12]}  {need.n - len(need.missing):>6}  {len(need.missing):>6}  "
+                f"{need.est_seconds:>8.1f}  {need.recipe.describe()}"
+            )
+        return "\n".join(lines)
+
+    def summary(self, devices: int = 1) -> str:
+        return (
+            f"lrlaws plan: {len(self.needs)} recipes, {self.runs_total} runs needed, "
+            f"{self.runs_missing} runs to train, est. {format_seconds(self.est_seconds / max(devices, 1))}"
+            + (f" on {devices} devices" if devices > 1 else "")
+        )
+
+
+def format_seconds(s: float) -> str:
+    if s < 90:
+        return f"{s:.0f} s"
+    if s < 5400:
+        return f"{s / 60:.1f} min"
+    return f"{s / 3600:.1f} h"
+
+
+def merge(ensembles: Iterable[Ensemble]) -> dict[str, Ensemble]:
+    """De-duplicate by recipe key, keeping the largest N of each recipe."""
+    merged: dict[str, Ensemble] = {}
+    for ens in ensembles:
+        key = recipe_key(ens.recipe)
+        if key not in merged or merged[key].n < ens.n:
+            merged[key] = ens
+    return merged
+
+
+def make_plan(ensembles: Iterable[Ensemble], store: Store, device: str, verify: bool = True) -> Plan:
+    needs = []
+    for key, ens in merge(ensembles).items():
+        trainer = get_trainer(ens.recipe)
+        missing = store.missing(key, ens.seeds, verify=verify)
+        per_run = store.median_seconds(key) or trainer.estimate_seconds(ens.recipe, device)
+        needs.append(Need(key, ens.recipe, ens.n, missing, per_run))
+    return Plan(needs)

@@ -1,0 +1,289 @@
+"""The pytest plugin: options, the plan before any test runs, training, the ``law`` fixture, the report.
+
+Flow per session (one direction): collect → every selected law test declares
+its ensembles → plan (union, de-duplicated, minus the store) → train what is
+missing → tests read runs from the store and decide → report.
+"""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.executor import (
+    Outcome, WorkerSpec, make_tasks, progress, train_in_process, train_pool, visible_cuda_devices,
+)
+from harness.law import EnsembleRuns, LawContext, NotAtThisTier
+from harness.plan import Plan, format_seconds, make_plan, merge
+from harness.recipe import Ensemble, RecipeError
+from harness.report import Report
+from harness.stats import NOT_RUN
+from harness.store import DEFAULT_STORE, STORE_ENV, Store, StoreError, check_writable
+from harness.trainers import DataUnavailable, TrainContext, get_trainer, recipe_key
+
+TIERS = ("smoke", "gpu", "paper")
+DATA_ENV = "LRLAWS_DATA"
+
+
+@dataclass
+class ItemNeeds:
+    law: str
+    ensembles: dict[str, Ensemble] = field(default_factory=dict)
+    keys: dict[str, str] = field(default_factory=dict)
+    not_run: str | None = None  # reason the point cannot run this session
+
+
+@dataclass
+class LawSession:
+    """The plugin's one piece of state: this session's options, plan and report."""
+
+    tier: str
+    gpus: int
+    store_root: Path
+    report_dir: Path
+    data_dir: Path | None
+    plan_only: bool
+    no_train: bool
+    inconclusive: str
+    items: dict[str, ItemNeeds] = field(default_factory=dict)
+    plan: Plan | None = None
+    store: Store | None = None
+    outcome: Outcome | None = None
+    report: Report | None = None
+    train_seconds: float = 0.0
+
+    @property
+    def device(self) -> str:
+        return "cuda" if self.gpus > 0 else "cpu"
+
+    def workers(self) -> list[WorkerSpec]:
+        if self.gpus == 0:
+            return [WorkerSpec("cpu")]
+        ids = visible_cuda_devices()[: self.gpus]
+        return [WorkerSpec("cuda:0", physical=i) for i in ids]
+
+
+SESSION = pytest.StashKey[LawSession]()
+
+
+# ------------------------------------------------------------------- options --
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    g = parser.getgroup("lrlaws", "lrlaws: empirical laws of training")
+    g.addoption("--tier", choices=TIERS, default=None,
+                help="scale of the experiments: smoke (CPU, minutes), gpu, paper. Default: gpu when CUDA is available, else smoke.")
+    g.addoption("--gpus", default="all", metavar="N",
+                help="GPUs to train on, one worker process each; 0 = CPU. Default: all visible (CUDA_VISIBLE_DEVICES is honoured).")
+    g.addoption("--store", default=None, metavar="DIR",
+                help=f"run store (default ${STORE_ENV} or {DEFAULT_STORE}).")
+    g.addoption("--plan", action="store_true", default=False,
+                help="print what would be trained (runs, estimated time) and exit without training or testing.")
+    g.addoption("--no-train", action="store_true", default=False,
+                help="use only stored runs; law points with missing runs are reported as not run.")
+    g.addoption("--report-dir", default="results", metavar="DIR",
+                help="where reports go: DIR/<run-id>/report.{json,md} and plots (default results/).")
+    g.addoption("--data-dir", default=None, metavar="DIR",
+                help=f"data sets (CIFAR-10, MNIST) on disk or to download into (default ${DATA_ENV} or ~/.cache/lrlaws/data).")
+    g.addoption("--inconclusive", choices=("skip", "fail"), default="skip",
+                help="what an inconclusive law point becomes: skip (default, with the CI in the reason) or fail.")
+
+
+def _parse_gpus(value: str) -> int:
+    visible = len(visible_cuda_devices())
+    if value == "all":
+        return visible
+    try:
+        n = int(value)
+    except ValueError:
+        raise pytest.UsageError(f"--gpus must be a whole number or 'all', got {value!r}") from None
+    if n < 0:
+        raise pytest.UsageError(f"--gpus must be >= 0 (0 = train on CPU), got {n}")
+    if n > visible:
+        raise pytest.UsageError(
+            f"--gpus {n} asked for, but {visible} CUDA device(s) are visible; "
+            f"use --gpus {visible}" + (" (CPU)" if visible == 0 else "") + " or check CUDA_VISIBLE_DEVICES"
+        )
+    return n
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "lrlaw(name, needs): an lrlaws law point (see harness.law)")
+    gpus = _parse_gpus(config.getoption("--gpus"))
+    tier = config.getoption("--tier") or ("gpu" if gpus > 0 else "smoke")
+    store_root = Path(config.getoption("--store") or os.environ.get(STORE_ENV) or DEFAULT_STORE)
+    data = config.getoption("--data-dir") or os.environ.get(DATA_ENV)
+    data_dir = Path(data) if data else Path.home() / ".cache" / "lrlaws" / "data"
+    if config.getoption("--plan") and config.getoption("--no-train"):
+        raise pytest.UsageError("--plan and --no-train exclude each other: --plan trains nothing and runs no test")
+    config.stash[SESSION] = LawSession(
+        tier=tier, gpus=gpus, store_root=store_root, report_dir=Path(config.getoption("--report-dir")),
+        data_dir=data_dir, plan_only=config.getoption("--plan"), no_train=config.getoption("--no-train"),
+        inconclusive=config.getoption("--inconclusive"),
+    )
+
+
+def _law_items(items: list[pytest.Item]) -> list[pytest.Item]:
+    return [it for it in items if it.get_closest_marker("lrlaw") is not None]
+
+
+# ------------------------------------------------------------------- planning --
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    ls = session.config.stash[SESSION]
+    items = _law_items(session.items)
+    if not items or hasattr(session.config, "workerinput"):
+        return
+    try:
+        check_writable(ls.store_root)
+        ls.store = Store(ls.store_root)
+    except StoreError as e:
+        raise pytest.UsageError(str(e)) from None
+    ctx = TrainContext(device=ls.device, data_dir=ls.data_dir, download=True)
+    data_errors: dict[str, str] = {}
+    for item in items:
+        mark = item.get_closest_marker("lrlaw")
+        params = dict(getattr(item, "callspec", None).params) if hasattr(item, "callspec") else {}
+        need = ItemNeeds(law=mark.kwargs["name"])
+        try:
+            need.ensembles = dict(mark.kwargs["needs"](ls.tier, **params))
+            need.keys = {name: recipe_key(e.recipe) for name, e in need.ensembles.items()}
+        except NotAtThisTier as e:
+            need.not_run = f"not tested at tier {ls.tier}: {e}"
+        except RecipeError as e:
+            raise pytest.UsageError(f"{item.nodeid}: bad recipe: {e}") from None
+        for name, ens in need.ensembles.items():
+            key = need.keys[name]
+            if key not in data_errors:
+                try:
+                    get_trainer(ens.recipe).check_data(ens.recipe, ctx)
+                    data_errors[key] = ""
+                except DataUnavailable as e:
+                    data_errors[key] = str(e)
+            if data_errors[key] and need.not_run is None:
+                need.not_run = f"not run: {data_errors[key]}"
+        ls.items[item.nodeid] = need
+    trainable = [e for n in ls.items.values() if n.not_run is None for e in n.ensembles.values()]
+    ls.plan = make_plan(trainable, ls.store, ls.device)
+    tr = session.config.pluginmanager.get_plugin("terminalreporter")
+    if tr is not None:
+        tr.write_line(ls.plan.summary(max(1, ls.gpus)) + f" [tier {ls.tier}, store {ls.store_root}]")
+        for msg in sorted({m for m in data_errors.values() if m}):
+            tr.write_line(f"lrlaws: {msg}", yellow=True)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtestloop(session: pytest.Session) -> bool | None:
+    ls = session.config.stash[SESSION]
+    if ls.plan is None or session.config.option.collectonly:
+        return None
+    tr = session.config.pluginmanager.get_plugin("terminalreporter")
+    if ls.plan_only:
+        if tr is not None:
+            tr.write_line(ls.plan.table())
+            tr.write_line(ls.plan.summary(max(1, ls.gpus)))
+        return True  # nothing trained, no test run
+    ls.report = Report.start(ls.report_dir, ls.tier)
+    if ls.no_train or ls.plan.runs_missing == 0:
+        return None
+    _train(session, ls)
+    return None
+
+
+def _train(session: pytest.Session, ls: LawSession) -> None:
+    assert ls.plan is not None and ls.store is not None
+    tasks = make_tasks(ls.plan, ls.device)
+    capman = session.config.pluginmanager.get_plugin("capturemanager")
+    ctx = TrainContext(device="cuda:0" if ls.gpus else "cpu", data_dir=ls.data_dir, download=True)
+    t0 = time.perf_counter()
+    with (capman.global_and_fixture_disabled() if capman else _null()):
+        bar = progress(ls.plan.runs_missing, desc=f"lrlaws train ({ls.tier})")
+        diverged = 0
+
+        def on_run(key: str, seed: int, status: str) -> None:
+            nonlocal diverged
+            diverged += status != "ok"
+            bar.update(1)
+            if diverged:
+                bar.set_postfix(diverged=diverged, refresh=False)
+
+        try:
+            workers = ls.workers()
+            if len(workers) == 1:
+                ls.outcome = train_in_process(ls.store, tasks, ctx, on_run)
+            else:
+                ls.outcome = train_pool(ls.store, tasks, workers, ctx, on_run)
+        finally:
+            bar.close()
+    ls.train_seconds = time.perf_counter() - t0
+    if ls.outcome.interrupted:
+        raise KeyboardInterrupt
+    tr = session.config.pluginmanager.get_plugin("terminalreporter")
+    if tr is not None:
+        tr.write_line(f"lrlaws: trained {ls.outcome.trained} runs in {format_seconds(ls.train_seconds)}"
+                      + (f", {len(ls.outcome.failed)} tasks failed" if ls.outcome.failed else ""))
+        for key, seeds, why in ls.outcome.failed:
+            tr.write_line(f"lrlaws: training {key[:12]} seeds {seeds[0]}..{seeds[-1]} failed:\n{why}", red=True)
+
+
+class _null:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *a: Any) -> None:
+        return None
+
+
+# -------------------------------------------------------------------- fixture --
+
+@pytest.fixture
+def law(request: pytest.FixtureRequest):
+    """The running law point's runs and decision sink (see ``harness.law.LawContext``)."""
+    ls = request.config.stash[SESSION]
+    item = request.node
+    need = ls.items.get(item.nodeid)
+    if need is None:
+        pytest.fail("the `law` fixture is for tests marked with @lrlaw(...)", pytrace=False)
+    if ls.report is None:
+        ls.report = Report.start(ls.report_dir, ls.tier)
+    params = dict(item.callspec.params) if hasattr(item, "callspec") else {}
+    if need.not_run is None:
+        missing = {name: ls.store.missing(need.keys[name], e.seeds, verify=False) for name, e in need.ensembles.items()}
+        total = sum(len(m) for m in missing.values())
+        if total:
+            why = "--no-train" if ls.no_train else "training failed or was interrupted"
+            need.not_run = (f"not run: {total} of {sum(e.n for e in need.ensembles.values())} runs missing ({why})")
+    if need.not_run is not None:
+        ls.report.add_not_run(item.nodeid, need.law, params, need.not_run)
+        pytest.skip(need.not_run)
+    ctx = LawContext(
+        nodeid=item.nodeid, name=need.law, tier=ls.tier, params=params,
+        ensembles={name: EnsembleRuns(name, need.keys[name], e, ls.store) for name, e in need.ensembles.items()},
+        plot_dir=ls.report.run_dir / "plots", inconclusive=ls.inconclusive,
+    )
+    yield ctx
+    entry = ls.report.add(ctx)
+    for k, v in entry.junit_properties():
+        item.user_properties.append((k, v))
+
+
+# --------------------------------------------------------------------- report --
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    ls = session.config.stash.get(SESSION, None)
+    if ls is None or ls.report is None or ls.plan_only:
+        return
+    ls.report.finish(ls.plan, ls.store_root, ls.train_seconds)
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    ls = config.stash.get(SESSION, None)
+    if ls is None or ls.report is None or ls.plan_only or not ls.report.entries:
+        return
+    terminalreporter.section("lrlaws")
+    for line in ls.report.summary_lines():
+        terminalreporter.write_line(line)
+    terminalreporter.write_line(f"report: {ls.report.run_dir / 'report.md'}")

@@ -1,0 +1,169 @@
+"""Session reports: ``<report-dir>/<run-id>/report.json``, ``report.md`` and plots."""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from harness.stats import NOT_RUN
+
+if TYPE_CHECKING:
+    from harness.law import LawContext
+    from harness.plan import Plan
+
+REPORT_VERSION = 1
+
+
+@dataclass
+class Entry:
+    nodeid: str
+    law: str
+    params: dict[str, Any]
+    decision: str
+    results: list[dict[str, Any]] = field(default_factory=list)
+    n: int = 0
+    seeds: list[int] = field(default_factory=list)
+    compute_seconds: float = 0.0
+    recipes: dict[str, str] = field(default_factory=dict)
+    devices: list[str] = field(default_factory=list)
+    plots: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    reason: str = ""
+
+    def junit_properties(self) -> list[tuple[str, Any]]:
+        props: list[tuple[str, Any]] = [("lrlaws.decision", self.decision), ("lrlaws.N", self.n),
+                                        ("lrlaws.compute_seconds", round(self.compute_seconds, 3))]
+        for r in self.results:
+            s = r["statistic"]
+            props += [(f"lrlaws.{s}", r["value"]), (f"lrlaws.{s}.ci", r["ci"]), (f"lrlaws.{s}.threshold", r["threshold"])]
+        return props
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, (str, int, float, bool)) or v is None:
+        return v
+    if isinstance(v, dict):
+        return {str(k): _jsonable(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_jsonable(x) for x in v]
+    if hasattr(v, "item"):
+        return v.item()
+    return repr(v)
+
+
+@dataclass
+class Report:
+    run_dir: Path
+    tier: str
+    started: float
+    entries: list[Entry] = field(default_factory=list)
+
+    @classmethod
+    def start(cls, report_dir: Path, tier: str) -> "Report":
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        run_dir = Path(report_dir) / f"{stamp}-{tier}-{os.getpid()}"
+        run_dir.mkdir(parents=True, exist_ok=True)
+        return cls(run_dir, tier, time.time())
+
+    def add(self, ctx: "LawContext") -> Entry:
+        n = max((e.n for e in ctx.ensembles.values()), default=0)
+        entry = Entry(
+            nodeid=ctx.nodeid, law=ctx.name, params=_jsonable(ctx.params),
+            decision=ctx.decision if ctx.results else "error",
+            results=[_jsonable(r.to_dict()) for r in ctx.results], n=n, seeds=[0, n],
+            compute_seconds=sum(e.seconds for e in ctx.ensembles.values() if e._loaded is not None),
+            recipes={name: e.key for name, e in ctx.ensembles.items()},
+            devices=sorted({d for e in ctx.ensembles.values() if e._loaded is not None for d in e.devices}),
+            plots=[os.path.relpath(p, self.run_dir) for p in ctx.plots], notes=list(ctx.notes),
+        )
+        self.entries.append(entry)
+        return entry
+
+    def add_not_run(self, nodeid: str, law: str, params: dict[str, Any], reason: str) -> Entry:
+        entry = Entry(nodeid=nodeid, law=law, params=_jsonable(params), decision=NOT_RUN, reason=reason)
+        self.entries.append(entry)
+        return entry
+
+    # -- writing ---------------------------------------------------------------------
+    def finish(self, plan: "Plan | None", store_root: Path, train_seconds: float) -> None:
+        if not self.entries:
+            return
+        data = {
+            "version": REPORT_VERSION,
+            "run_id": self.run_dir.name,
+            "tier": self.tier,
+            "started": self.started,
+            "finished": time.time(),
+            "store": str(store_root),
+            "train_seconds": train_seconds,
+            "runs_trained": plan.runs_missing if plan else 0,
+            "environment": environment(),
+            "entries": [e.__dict__ for e in self.entries],
+        }
+        (self.run_dir / "report.json").write_text(json.dumps(_jsonable(data), indent=1))
+        (self.run_dir / "report.md").write_text(self.markdown(data))
+
+    def summary_lines(self) -> list[str]:
+        lines = []
+        for e in self.entries:
+            stat = "; ".join(f"{r['statistic']}={r['value']:.4g} [{r['ci'][0]:.4g}, {r['ci'][1]:.4g}]" for r in e.results)
+            lines.append(f"{e.decision.upper():13} {e.nodeid}  {stat or e.reason}")
+        return lines
+
+    def markdown(self, data: dict[str, Any]) -> str:
+        env = data["environment"]
+        out = [
+            f"# lrlaws report `{data['run_id']}`", "",
+            f"tier **{self.tier}** · commit `{env.get('git_commit') or 'unknown'}` · torch {env.get('torch')} · "
+            f"devices {', '.join(env.get('devices', [])) or 'cpu'} · trained {data['runs_trained']} runs in "
+            f"{data['train_seconds']:.1f} s", "",
+            "| law point | decision | statistic | value | CI | threshold | N | compute s |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for e in self.entries:
+            if not e.results:
+                out.append(f"| `{e.nodeid}` | {e.decision} | | | | | | {e.reason} |")
+            for r in e.results:
+                thr = r["threshold"]
+                thr_s = f"[{thr[0]:.4g}, {thr[1]:.4g}]" if isinstance(thr, list) else f"{thr:.4g}"
+                out.append(
+                    f"| `{e.nodeid}` | {r['decision']} | {r['statistic']} | {r['value']:.4g} | "
+                    f"[{r['ci'][0]:.4g}, {r['ci'][1]:.4g}] | {r['direction']} {thr_s} | {r['n']} | {e.compute_seconds:.1f} |"
+                )
+        for e in self.entries:
+            if e.plots or e.notes:
+                out += ["", f"## `{e.nodeid}` — {e.decision}", ""]
+                out += [f"- {n}" for n in e.notes]
+                out += [f"![{p}]({p})" for p in e.plots]
+        return "\n".join(out) + "\n"
+
+
+def environment() -> dict[str, Any]:
+    env: dict[str, Any] = {"python": platform.python_version(), "platform": platform.platform()}
+    try:
+        import numpy
+        import torch
+
+        env["torch"] = torch.__version__
+        env["numpy"] = numpy.__version__
+        env["devices"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+    except Exception:  # a report must not fail over metadata
+        pass
+    try:
+        from importlib.metadata import version
+
+        env["lrlaws"] = version("lrlaws")
+    except Exception:
+        env["lrlaws"] = None
+    try:
+        env["git_commit"] = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=True
+        ).stdout.strip()
+    except Exception:
+        env["git_commit"] = None
+    return env

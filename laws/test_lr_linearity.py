@@ -1,0 +1,175 @@
+"""Law `linearity` — the learning rate has a locally linear effect on mean network outputs.
+
+Source: seed 000 (Keller Jordan, "a locally linear effect of the learning rate").
+Let f̄_η be the mean output over repeated runs trained with LR η. Then
+
+    f̄_{η+b} ≈ f̄_η + (b/a)·(f̄_{η+a} − f̄_η)     for small a, b.
+
+The seed measures R² = 0.9991 between the two sides at N = 40 000 runs per LR,
+η = 0.4, a = 0.1, b = 0.2 on CIFAR-10 test logits, and reports that the law
+"holds whenever b/η and a/η are relatively small. It begins to break down when
+you increase either much beyond 0.5", and that the correlation rises as a/η and
+b/η shrink.
+
+What is asserted, per (η, a, b) point, on the N→∞ values estimated by
+``harness.stats.linearity_estimate`` (cross-fitted over pairs of different runs,
+so finite-N noise neither deflates R² nor biases the slope):
+
+* small ratios (a/η, b/η ≤ 0.5): R²∞ > R2_MIN[tier] and slope∞ within
+  ±SLOPE_REL_TOL of b/a, each with its 95% bootstrap CI wholly on the right side;
+* breakdown: R²∞ at a/η = 1, b/η = 2 is *lower* than at (0.25, 0.5), a paired
+  bootstrap test on the same η runs (CI of the difference above 0).
+
+Findings at the smoke tier (3-layer MLP, 400 SGD steps with linear decay, 512
+runs per LR; `pytest laws/ -k linearity --tier smoke`): R²∞ ≈ 0.997 while the
+raw R² at N = 512 is ≈ 0.991; the slope∞ is ≈ 1.88, i.e. 6% *below* b/a = 2 —
+the law is first-order and the curvature of f̄ in η is visible at b/η = 0.5.
+At the breakdown point (0.4, 0.4, 0.8) R²∞ falls to ≈ 0.967 and the slope to
+≈ 1.61 (b/a = 2). With a constant LR instead of the decay the same MLP gave
+R²∞ ≈ 0.990 and slope ≈ 1.79; the seed's recipe decays its LR, and so does ours.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+
+from harness import Ensemble, Recipe
+from harness.law import NotAtThisTier, lrlaw
+from harness.stats import LawResult, bootstrap_weights, decide, linearity_estimate, paired_difference_ci, MAX_GROUPS
+
+# The seed's R² = 0.9991 is a raw (finite-N, hence lower-bound) value on CIFAR-10
+# with its airbench net; the gpu/paper tiers hold the law to 0.999. A 3-layer MLP
+# on a synthetic task is a different function class, so the smoke tier asks only
+# that the linear term explain 99% of the variance of the response. It can fail:
+# the breakdown point of this very recipe sits at ≈ 0.967.
+R2_MIN = {"smoke": 0.99, "gpu": 0.999, "paper": 0.999}
+# The seed states the law with "≈" and reports no slope. We call a slope within
+# ±10% of b/a "≈ b/a": a second-order term (b−a)·f''/(2f') of up to 10% at
+# b/η ≤ 0.5, the edge of the regime the seed says the law covers.
+SLOPE_REL_TOL = 0.10
+
+
+@dataclass(frozen=True)
+class Point:
+    eta: float
+    a: float
+    b: float
+
+    @property
+    def id(self) -> str:
+        return f"eta{self.eta:g}-a{self.a:g}-b{self.b:g}"
+
+    def lrs(self, unit: float) -> dict[str, float]:
+        # rounding keeps 0.4 + 0.2 from hashing as 0.6000000000000001
+        return {"eta": round(unit * self.eta, 10), "a": round(unit * (self.eta + self.a), 10),
+                "b": round(unit * (self.eta + self.b), 10)}
+
+
+SMALL = Point(0.4, 0.1, 0.2)      # the seed's Figure 1 point: a/η = 0.25, b/η = 0.5
+FINE = Point(0.4, 0.05, 0.1)      # half the ratios: should hold at least as well
+LARGE = Point(0.4, 0.4, 0.8)      # a/η = 1, b/η = 2: where the seed says the law breaks
+
+
+@dataclass(frozen=True)
+class TierConfig:
+    base: Recipe
+    lr_unit: float  # η values above are multiples of this
+    n: int
+
+
+TIERS: dict[str, TierConfig] = {
+    "smoke": TierConfig(
+        base=Recipe(trainer="mlp", dataset="teacher", model="mlp", lr=0.4, batch_size=64, steps=400,
+                    schedule="linear_decay", probes=("logits",)),
+        lr_unit=1.0,
+        n=512,
+    ),
+}
+
+
+def tier_config(tier: str) -> TierConfig:
+    if tier not in TIERS:
+        raise NotAtThisTier("the linearity law has no configuration for this tier yet (CIFAR-10 trainer pending)")
+    return TIERS[tier]
+
+
+def point_needs(tier: str, point: Point, prefix: str = "") -> dict[str, Ensemble]:
+    cfg = tier_config(tier)
+    return {prefix + name: Ensemble(cfg.base.replace(lr=lr), cfg.n) for name, lr in point.lrs(cfg.lr_unit).items()}
+
+
+def _outputs(law, prefix: str = "") -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """Stacked logits at η, η+a, η+b, minus every seed where any of the three runs diverged."""
+    runs = [law.runs(prefix + k) for k in ("eta", "a", "b")]
+    ok = np.logical_and.reduce([r.status == "ok" for r in runs])
+    outs = [r.array("logits")[ok].astype(np.float64) for r in runs]
+    return outs[0], outs[1], outs[2], int((~ok).sum())
+
+
+def _scatter(law, name: str, f0, fa, fb, point: Point, est) -> None:
+    x = (fa.mean(0) - f0.mean(0)).ravel()
+    y = (fb.mean(0) - f0.mean(0)).ravel()
+    with law.figure(name, figsize=(5, 5)) as (fig, ax):
+        ax.scatter(x, y, s=1, alpha=0.5)
+        lim = np.array([x.min(), x.max()])
+        ax.plot(lim, point.b / point.a * lim, "r-", lw=1, label=f"law: slope b/a = {point.b / point.a:g}")
+        ax.plot(lim, est.slope * lim, "k--", lw=1, label=f"fit N→∞: slope {est.slope:.3f}")
+        ax.set_xlabel(f"f̄(η+a) − f̄(η)   [η={point.eta:g}, a={point.a:g}]")
+        ax.set_ylabel(f"f̄(η+b) − f̄(η)   [b={point.b:g}]")
+        ax.set_title(f"R² raw {est.r2_raw:.4f} (N={est.n}), R²∞ {est.r2:.4f}")
+        ax.legend(loc="upper left", fontsize=8)
+
+
+def linearity_results(f0, fa, fb, point: Point, tier: str, n_total: int) -> tuple[list[LawResult], object]:
+    """The two assertions of a small-ratio point; public so tests can run them on synthetic ensembles."""
+    est = linearity_estimate(f0, fa, fb, point.a, point.b)
+    k = point.b / point.a
+    r2_ci = est.ci("r2")
+    slope_ci = est.ci("slope")
+    band = (k * (1 - SLOPE_REL_TOL), k * (1 + SLOPE_REL_TOL))
+    extra = {"r2_raw": est.r2_raw, "r2_law": est.r2_law, "r2_law_ci": list(est.ci("r2_law")), "b_over_a": k}
+    return [
+        LawResult("linearity", "r2_inf", est.r2, r2_ci, R2_MIN[tier], ">", decide(r2_ci, R2_MIN[tier], ">"),
+                  n=est.n, seeds=(0, n_total), extra=extra),
+        LawResult("linearity", "slope_inf", est.slope, slope_ci, band, "in", decide(slope_ci, band, "in"),
+                  n=est.n, seeds=(0, n_total), extra={"b_over_a": k}),
+    ], est
+
+
+@lrlaw("linearity", needs=lambda tier, point: point_needs(tier, point))
+@pytest.mark.parametrize("point", [SMALL, FINE], ids=lambda p: f"linearity-{p.id}")
+def test_linearity(law, point: Point) -> None:
+    f0, fa, fb, dropped = _outputs(law)
+    if dropped:
+        law.note(f"{dropped} seeds dropped because a run diverged")
+    results, est = linearity_results(f0, fa, fb, point, law.tier, law.runs("eta").n)
+    law.note(f"raw R² at N={est.n}: {est.r2_raw:.5f} (the seed's statistic); N→∞: {est.r2:.5f}; "
+             f"law-R² with the prescribed slope b/a: {est.r2_law:.5f}")
+    _scatter(law, "scatter", f0, fa, fb, point, est)
+    law.check(*results)
+
+
+def breakdown_needs(tier: str) -> dict[str, Ensemble]:
+    return {**point_needs(tier, SMALL, "small_"), **point_needs(tier, LARGE, "large_")}
+
+
+@lrlaw("linearity", needs=lambda tier: breakdown_needs(tier))
+def test_linearity_breakdown(law) -> None:
+    """R²∞ at a/η = 1, b/η = 2 is lower than at a/η = 0.25, b/η = 0.5 (paired bootstrap)."""
+    s0, sa, sb, d1 = _outputs(law, "small_")
+    l0, la, lb, d2 = _outputs(law, "large_")
+    if d1 or d2 or len(s0) != len(l0):
+        raise AssertionError("breakdown comparison needs the same seeds at both points; runs diverged")
+    w = bootstrap_weights(min(MAX_GROUPS, len(s0)), rng=1)
+    small = linearity_estimate(s0, sa, sb, SMALL.a, SMALL.b, boot_weights=w)
+    large = linearity_estimate(l0, la, lb, LARGE.a, LARGE.b, boot_weights=w)
+    diff, ci = paired_difference_ci(small, large, "r2")
+    law.note(f"R²∞ small ratio {small.r2:.5f} {tuple(round(c, 5) for c in small.ci('r2'))}, "
+             f"large ratio {large.r2:.5f} {tuple(round(c, 5) for c in large.ci('r2'))}; "
+             f"slope∞ small {small.slope:.3f}, large {large.slope:.3f} (b/a = 2 for both)")
+    _scatter(law, "scatter-large", l0, la, lb, LARGE, large)
+    law.check(LawResult("linearity", "r2_inf_small_minus_large", diff, ci, 0.0, ">", decide(ci, 0.0, ">"),
+                        n=small.n, seeds=(0, law.runs("small_eta").n),
+                        extra={"r2_small": small.r2, "r2_large": large.r2}))
