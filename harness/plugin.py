@@ -18,10 +18,9 @@ from harness.executor import (
     Outcome, WorkerSpec, make_tasks, progress, train_in_process, train_pool, visible_cuda_devices,
 )
 from harness.law import EnsembleRuns, LawContext, NotAtThisTier
-from harness.plan import Plan, format_seconds, make_plan, merge
+from harness.plan import Plan, format_seconds, make_plan
 from harness.recipe import Ensemble, RecipeError
 from harness.report import Report
-from harness.stats import NOT_RUN
 from harness.store import DEFAULT_STORE, STORE_ENV, Store, StoreError, check_writable
 from harness.trainers import DataUnavailable, TrainContext, get_trainer, recipe_key
 

@@ -37,7 +37,8 @@ import pytest
 
 from harness import Ensemble, Recipe
 from harness.law import NotAtThisTier, lrlaw
-from harness.stats import LawResult, bootstrap_weights, decide, linearity_estimate, paired_difference_ci, MAX_GROUPS
+from harness.stats import MAX_GROUPS, LawResult, decide
+from harness.stats.linearity import bootstrap_weights, linearity_estimate, paired_difference_ci
 
 # The seed's R² = 0.9991 is a raw (finite-N, hence lower-bound) value on CIFAR-10
 # with its airbench net; the gpu/paper tiers hold the law to 0.999. A 3-layer MLP

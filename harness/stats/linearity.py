@@ -1,86 +1,13 @@
-"""Noise-aware statistics for the laws, and the ``LawResult`` every assertion returns.
-
-Decisions follow one rule everywhere: *pass* when the whole confidence interval
-lies on the law's side of the threshold, *fail* when it lies wholly on the other
-side, *inconclusive* otherwise. Finite-N noise therefore widens the interval
-instead of masquerading as a violation.
-"""
+"""The linearity law's estimator: N→∞ R² and slope from cross-fitted second moments."""
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
-from typing import Any, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import stats as sps
 
-PASS, FAIL, INCONCLUSIVE, NOT_RUN = "pass", "fail", "inconclusive", "not_run"
-
-#: default two-sided confidence level of every interval
-CONFIDENCE = 0.95
-#: bootstrap resamples; 2000 keeps the Monte-Carlo error of a 95% bound ~0.5%
-N_BOOT = 2000
-#: runs are pooled into at most this many groups before resampling (bootstrap cost ~ G²)
-MAX_GROUPS = 256
-
-
-@dataclass
-class LawResult:
-    """One decision about one law at one parameter point."""
-
-    law: str
-    statistic: str
-    value: float
-    ci: tuple[float, float]
-    threshold: float | tuple[float, float]
-    direction: str  # ">" (value must exceed), "<", "in" (inside a band)
-    decision: str
-    n: int
-    seeds: tuple[int, int] = (0, 0)  # half-open range of seeds used
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["ci"] = list(self.ci)
-        d["seeds"] = list(self.seeds)
-        if isinstance(self.threshold, tuple):
-            d["threshold"] = list(self.threshold)
-        return d
-
-    def summary(self) -> str:
-        thr = self.threshold
-        t = f"[{thr[0]:.4g}, {thr[1]:.4g}]" if isinstance(thr, tuple) else f"{thr:.4g}"
-        return (
-            f"{self.statistic} = {self.value:.4g}, {int(CONFIDENCE * 100)}% CI "
-            f"[{self.ci[0]:.4g}, {self.ci[1]:.4g}], needs {self.direction} {t} (N={self.n}): {self.decision}"
-        )
-
-
-def decide(ci: tuple[float, float], threshold: float | tuple[float, float], direction: str) -> str:
-    lo, hi = ci
-    if not (math.isfinite(lo) and math.isfinite(hi)):
-        return INCONCLUSIVE
-    if direction == ">":
-        return PASS if lo > threshold else FAIL if hi < threshold else INCONCLUSIVE
-    if direction == "<":
-        return PASS if hi < threshold else FAIL if lo > threshold else INCONCLUSIVE
-    if direction == "in":
-        a, b = threshold  # type: ignore[misc]
-        if a <= lo and hi <= b:
-            return PASS
-        if hi < a or lo > b:
-            return FAIL
-        return INCONCLUSIVE
-    raise ValueError(f"unknown direction {direction!r}")
-
-
-def combine(decisions: Sequence[str]) -> str:
-    """A law point with several assertions passes only if all pass; any fail fails it."""
-    if FAIL in decisions:
-        return FAIL
-    if all(d == PASS for d in decisions):
-        return PASS
-    return INCONCLUSIVE
+from harness.stats import CONFIDENCE, MAX_GROUPS, N_BOOT
 
 
 # ---------------------------------------------------------------- linearity --

@@ -1,0 +1,112 @@
+"""The ``LawResult`` every assertion returns, the decision rule, and generic intervals.
+
+Decisions follow one rule everywhere: *pass* when the whole confidence interval
+lies on the law's side of the threshold, *fail* when it lies wholly on the other
+side, *inconclusive* otherwise. Finite-N noise therefore widens the interval
+instead of masquerading as a violation.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+from scipy import stats as sps
+
+PASS, FAIL, INCONCLUSIVE, NOT_RUN = "pass", "fail", "inconclusive", "not_run"
+
+#: default two-sided confidence level of every interval
+CONFIDENCE = 0.95
+#: bootstrap resamples; 2000 keeps the Monte-Carlo error of a 95% bound ~0.5%
+N_BOOT = 2000
+#: runs are pooled into at most this many groups before resampling (bootstrap cost ~ G²)
+MAX_GROUPS = 256
+
+
+@dataclass
+class LawResult:
+    """One decision about one law at one parameter point."""
+
+    law: str
+    statistic: str
+    value: float
+    ci: tuple[float, float]
+    threshold: float | tuple[float, float]
+    direction: str  # ">" (value must exceed), "<", "in" (inside a band)
+    decision: str
+    n: int
+    seeds: tuple[int, int] = (0, 0)  # half-open range of seeds used
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["ci"] = list(self.ci)
+        d["seeds"] = list(self.seeds)
+        if isinstance(self.threshold, tuple):
+            d["threshold"] = list(self.threshold)
+        return d
+
+    def summary(self) -> str:
+        thr = self.threshold
+        t = f"[{thr[0]:.4g}, {thr[1]:.4g}]" if isinstance(thr, tuple) else f"{thr:.4g}"
+        return (
+            f"{self.statistic} = {self.value:.4g}, {int(CONFIDENCE * 100)}% CI "
+            f"[{self.ci[0]:.4g}, {self.ci[1]:.4g}], needs {self.direction} {t} (N={self.n}): {self.decision}"
+        )
+
+
+def decide(ci: tuple[float, float], threshold: float | tuple[float, float], direction: str) -> str:
+    lo, hi = ci
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return INCONCLUSIVE
+    if direction == ">":
+        return PASS if lo > threshold else FAIL if hi < threshold else INCONCLUSIVE
+    if direction == "<":
+        return PASS if hi < threshold else FAIL if lo > threshold else INCONCLUSIVE
+    if direction == "in":
+        a, b = threshold  # type: ignore[misc]
+        if a <= lo and hi <= b:
+            return PASS
+        if hi < a or lo > b:
+            return FAIL
+        return INCONCLUSIVE
+    raise ValueError(f"unknown direction {direction!r}")
+
+
+def combine(decisions: Sequence[str]) -> str:
+    """A law point with several assertions passes only if all pass; any fail fails it."""
+    if FAIL in decisions:
+        return FAIL
+    if all(d == PASS for d in decisions):
+        return PASS
+    return INCONCLUSIVE
+
+
+
+def mean_ci(values: Sequence[float] | np.ndarray, confidence: float = CONFIDENCE) -> tuple[float, tuple[float, float]]:
+    """Mean and Student-t interval over independent runs (e.g. one value per seed)."""
+    x = np.asarray(values, dtype=float)
+    x = x[np.isfinite(x)]
+    if x.size < 2:
+        return float(x.mean()) if x.size else math.nan, (-math.inf, math.inf)
+    m = float(x.mean())
+    half = float(sps.t.ppf(0.5 + confidence / 2, x.size - 1) * x.std(ddof=1) / math.sqrt(x.size))
+    return m, (m - half, m + half)
+
+
+def bootstrap_ci(
+    values: np.ndarray, fn, n_boot: int = N_BOOT, confidence: float = CONFIDENCE, rng: np.random.Generator | int = 0
+) -> tuple[float, tuple[float, float]]:
+    """``fn`` over runs (axis 0) with a basic-bootstrap interval from resampling runs."""
+    rng = np.random.default_rng(rng)
+    values = np.asarray(values)
+    theta = float(fn(values))
+    idx = rng.integers(0, len(values), size=(n_boot, len(values)))
+    reps = np.array([fn(values[i]) for i in idx], dtype=float)
+    reps = reps[np.isfinite(reps)]
+    if reps.size < 0.9 * n_boot:
+        return theta, (-math.inf, math.inf)
+    alpha = (1 - confidence) / 2
+    qlo, qhi = np.quantile(reps, [alpha, 1 - alpha])
+    return theta, (2 * theta - qhi, 2 * theta - qlo)
