@@ -165,8 +165,12 @@ def pytest_collection_finish(session: pytest.Session) -> None:
             if data_errors[key] and need.not_run is None:
                 need.not_run = f"not run: {data_errors[key]}"
         ls.items[item.nodeid] = need
-    trainable = [e for n in ls.items.values() if n.not_run is None for e in n.ensembles.values()]
-    ls.plan = make_plan(trainable, ls.store, ls.device)
+    # --plan lists runs whose data is missing too (a GPU-less box planning a gpu-tier night);
+    # a real session trains only what it can.
+    ls.plan = make_plan(
+        [e for n in ls.items.values() if ls.plan_only or n.not_run is None for e in n.ensembles.values()],
+        ls.store, ls.device,
+    )
     tr = session.config.pluginmanager.get_plugin("terminalreporter")
     if tr is not None:
         tr.write_line(ls.plan.summary(max(1, ls.gpus)) + f" [tier {ls.tier}, store {ls.store_root}]")
@@ -210,11 +214,7 @@ def _train(session: pytest.Session, ls: LawSession) -> None:
                 bar.set_postfix(diverged=diverged, refresh=False)
 
         try:
-            workers = ls.workers()
-            if len(workers) == 1:
-                ls.outcome = train_in_process(ls.store, tasks, ctx, on_run)
-            else:
-                ls.outcome = train_pool(ls.store, tasks, workers, ctx, on_run)
+            ls.outcome = _execute(ls, tasks, ctx, on_run)
         finally:
             bar.close()
     ls.train_seconds = time.perf_counter() - t0
@@ -226,6 +226,14 @@ def _train(session: pytest.Session, ls: LawSession) -> None:
                       + (f", {len(ls.outcome.failed)} tasks failed" if ls.outcome.failed else ""))
         for key, seeds, why in ls.outcome.failed:
             tr.write_line(f"lrlaws: training {key[:12]} seeds {seeds[0]}..{seeds[-1]} failed:\n{why}", red=True)
+
+
+def _execute(ls: LawSession, tasks, ctx: TrainContext, on_run) -> Outcome:
+    """Hand the tasks to the executor the session asked for."""
+    workers = ls.workers()
+    if len(workers) == 1:
+        return train_in_process(ls.store, tasks, ctx, on_run)
+    return train_pool(ls.store, tasks, workers, ctx, on_run)
 
 
 class _null:

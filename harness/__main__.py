@@ -1,0 +1,32 @@
+"""``python -m harness <command>``: the harness's command-line tools.
+
+Each command lives in its own module exposing ``main(argv) -> int``; this file
+only dispatches, so commands can be added without touching each other.
+"""
+from __future__ import annotations
+
+import importlib
+import sys
+
+COMMANDS = {
+    # name: (module, one-line help)
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print("usage: python -m harness <command> [args]\n\ncommands:")
+        for name, (_, help_) in sorted(COMMANDS.items()):
+            print(f"  {name:10} {help_}")
+        return 0 if argv else 2
+    name, rest = argv[0], argv[1:]
+    if name not in COMMANDS:
+        print(f"python -m harness: unknown command {name!r}; known: {', '.join(sorted(COMMANDS))}", file=sys.stderr)
+        return 2
+    module = importlib.import_module(COMMANDS[name][0])
+    return int(module.main(rest) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
