@@ -84,8 +84,9 @@ class LinearityEstimate:
     def ci(self, name: str, confidence: float = CONFIDENCE) -> tuple[float, float]:
         """Basic (pivotal) bootstrap interval: 2θ̂ − q_hi, 2θ̂ − q_lo."""
         reps = self.boot[name]
+        total = reps.size
         reps = reps[np.isfinite(reps)]
-        if reps.size < 0.9 * N_BOOT:
+        if reps.size < 0.9 * total:
             return (-math.inf, math.inf)
         alpha = (1 - confidence) / 2
         qlo, qhi = np.quantile(reps, [alpha, 1 - alpha])

@@ -1,0 +1,71 @@
+"""Shared fixtures for the harness's own tests: a fast fake trainer and tiny recipes."""
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+import pytest
+
+from harness.recipe import Recipe, RecipeError
+from harness.trainers import TRAINERS
+from harness.trainers.base import DIVERGED, OK, RunResult, TrainContext
+
+pytest_plugins = ["pytester"]
+
+
+class FakeTrainer:
+    """Instant 'training': arrays are a pure function of (lr, seed), so results can be checked exactly.
+
+    Options: ``sleep`` (seconds per run), ``crash_seed`` + ``crash_marker`` (the first
+    process to train that seed dies hard, leaving the marker file; without a marker
+    every attempt dies), ``raise_seed`` (training that seed raises), ``diverge_above``
+    (runs with lr above it report status diverged).
+    """
+
+    name = "fake"
+    salt = "fake-v1"
+
+    def validate(self, recipe: Recipe) -> None:
+        unknown = set(dict(recipe.options)) - {"sleep", "crash_seed", "crash_marker", "raise_seed", "diverge_above", "chunk"}
+        if unknown:
+            raise RecipeError(f"fake trainer: unknown options {sorted(unknown)}")
+
+    def check_data(self, recipe: Recipe, ctx: TrainContext) -> None:
+        return None
+
+    def chunk_size(self, recipe: Recipe, device: str) -> int:
+        return int(recipe.option("chunk", 4))
+
+    def estimate_seconds(self, recipe: Recipe, device: str) -> float:
+        return float(recipe.option("sleep", 0.0))
+
+    def train(self, recipe: Recipe, seeds: Sequence[int], ctx: TrainContext) -> Iterator[RunResult]:
+        for s in seeds:
+            if recipe.option("crash_seed") == s:
+                marker = recipe.option("crash_marker")
+                if marker is None:
+                    os._exit(17)
+                if not Path(marker).exists():
+                    Path(marker).write_text(str(os.getpid()))
+                    os._exit(17)
+            if recipe.option("raise_seed") == s:
+                raise RuntimeError(f"fake failure at seed {s}")
+            time.sleep(float(recipe.option("sleep", 0.0)))
+            rng = np.random.default_rng(s)
+            out = recipe.lr * np.arange(6.0) + rng.normal(size=6)
+            div = recipe.option("diverge_above") is not None and recipe.lr > recipe.option("diverge_above")
+            yield RunResult(s, {"out": out}, {"pid": os.getpid()}, DIVERGED if div else OK, 0.001)
+
+
+@pytest.fixture
+def fake_trainer(monkeypatch: pytest.MonkeyPatch) -> FakeTrainer:
+    t = FakeTrainer()
+    monkeypatch.setitem(TRAINERS, "fake", t)
+    return t
+
+
+def fake_recipe(**kw) -> Recipe:
+    return Recipe(trainer="fake", dataset="none", model="none", **kw)
