@@ -1,25 +1,16 @@
-# Two entry points: `make laws` (the laws at this machine's default tier) and
-# `make test` (the harness's own tests). Both create .venv on first use.
+# Thin wrappers around dev.py, which needs nothing but Python:
+#   make laws ARGS="-k linearity"   ==  python3 dev.py laws -k linearity
+#   make test                       ==  python3 dev.py test
 PYTHON ?= python3
-VENV   ?= .venv
-PY     := $(VENV)/bin/python
 ARGS   ?=
 
-.PHONY: laws test venv clean
+.PHONY: laws test clean
 
-$(VENV)/.installed: pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
-	touch $@
+laws:
+	$(PYTHON) dev.py laws $(ARGS)
 
-venv: $(VENV)/.installed
-
-laws: venv
-	$(PY) -m pytest laws/ $(ARGS)
-
-test: venv
-	$(PY) -m pytest tests/ -q $(ARGS)
+test:
+	$(PYTHON) dev.py test -q $(ARGS)
 
 clean:
-	rm -rf $(VENV) .lrlaws
+	rm -rf .venv .lrlaws

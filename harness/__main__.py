@@ -10,6 +10,11 @@ import sys
 
 COMMANDS = {
     # name: (module, one-line help)
+    "bench": ("harness.bench", "seconds per airbench run through the harness vs a bare loop, overhead, TFLOP/s"),
+    "make-data": ("harness.data.formats", "KIND DIR: write a stand-in data set in CIFAR-10/MNIST on-disk format"),
+    "compare": ("harness.compare", "OLD NEW: classify each law point (regressed/drifted/fixed/...); exit 1 on regressions"),
+    "trends": ("harness.trends", "DIR: a trend plot per law statistic across the reports in DIR"),
+    "baseline": ("harness.baseline", "RUN_DIR|latest: copy a report into results/baseline/ (the committed baseline)"),
 }
 
 

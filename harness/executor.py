@@ -8,6 +8,7 @@ the tasks in flight.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import multiprocessing as mp
 import os
@@ -18,7 +19,6 @@ import traceback
 from collections import deque
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
-from pathlib import Path
 from typing import Callable, Iterable
 
 from harness.plan import Plan
@@ -35,14 +35,26 @@ class Task:
     key: str
     recipe_json: str
     seeds: tuple[int, ...]
+    #: index of the aligned block of ``chunk_size`` seeds these seeds fall in
+    block: int
     attempts: int = 0
 
     @property
     def lock_name(self) -> str:
-        return f"{self.key}.{self.seeds[0]}"
+        # Named after the block, not its first missing seed: two sessions missing
+        # different seeds of one block must still take the same lock.
+        return f"{self.key}.b{self.block}"
 
     def recipe(self) -> Recipe:
         return Recipe.from_dict(json.loads(self.recipe_json))
+
+
+def split_blocks(key: str, recipe_json: str, seeds: Iterable[int], size: int) -> list[Task]:
+    """One task per aligned block of ``size`` seeds that has any of ``seeds``."""
+    blocks: dict[int, list[int]] = {}
+    for s in sorted(seeds):
+        blocks.setdefault(s // size, []).append(s)
+    return [Task(key, recipe_json, tuple(b), block) for block, b in sorted(blocks.items())]
 
 
 @dataclass
@@ -55,15 +67,9 @@ class Outcome:
 def make_tasks(plan: Plan, device: str) -> list[Task]:
     tasks = []
     for need in plan.needs:
-        if not need.missing:
-            continue
-        trainer = get_trainer(need.recipe)
-        size = max(1, trainer.chunk_size(need.recipe, device))
-        blocks: dict[int, list[int]] = {}
-        for s in need.missing:
-            blocks.setdefault(s // size, []).append(s)
-        rjs = json.dumps(need.recipe.to_dict(), sort_keys=True)
-        tasks += [Task(need.key, rjs, tuple(b)) for _, b in sorted(blocks.items())]
+        if need.missing:
+            size = max(1, get_trainer(need.recipe).chunk_size(need.recipe, device))
+            tasks += split_blocks(need.key, json.dumps(need.recipe.to_dict(), sort_keys=True), need.missing, size)
     return tasks
 
 
@@ -120,13 +126,13 @@ def train_in_process(store: Store, tasks: Iterable[Task], ctx: TrainContext, on_
 
 # ------------------------------------------------------------------------ pool --
 
-def _worker_main(conn: Connection, store_root: str, device: str, physical: str | None, data_dir: str | None, download: bool) -> None:
+def _worker_main(conn: Connection, store_root: str, device: str, physical: str | None, ctx: TrainContext) -> None:
     # Pin before anything touches CUDA, so this process only ever sees its device.
     if physical is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = physical
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when we stop
     store = Store(store_root)
-    ctx = TrainContext(device=device, data_dir=Path(data_dir) if data_dir else None, download=download)
+    ctx = dataclasses.replace(ctx, device=device)
     conn.send(("ready", None))
     while True:
         msg = conn.recv()
@@ -168,8 +174,7 @@ def train_pool(
         parent, child = mpctx.Pipe()
         p = mpctx.Process(
             target=_worker_main,
-            args=(child, str(store.root), spec.device, spec.physical,
-                  str(ctx.data_dir) if ctx.data_dir else None, ctx.download),
+            args=(child, str(store.root), spec.device, spec.physical, ctx),
             daemon=True,
         )
         p.start()

@@ -25,6 +25,7 @@ from harness.store import DEFAULT_STORE, STORE_ENV, Store, StoreError, check_wri
 from harness.trainers import DataUnavailable, TrainContext, get_trainer, recipe_key
 
 TIERS = ("smoke", "gpu", "paper")
+INCONCLUSIVE_MODES = ("skip", "fail")
 DATA_ENV = "LRLAWS_DATA"
 
 
@@ -54,6 +55,13 @@ class LawSession:
     outcome: Outcome | None = None
     report: Report | None = None
     train_seconds: float = 0.0
+    compile: bool = False  # torch.compile models (TrainContext.compile)
+    executor: str = "local"
+    ray_address: str | None = None
+    compare_to: str = "previous"
+    fail_on: str = "regression"
+    comparison: Any = None  # harness.compare.Comparison of this session's report with its reference
+    compare_note: str = ""
 
     @property
     def device(self) -> str:
@@ -73,7 +81,9 @@ SESSION = pytest.StashKey[LawSession]()
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     g = parser.getgroup("lrlaws", "lrlaws: empirical laws of training")
-    g.addoption("--tier", choices=TIERS, default=None,
+    # Validated in pytest_configure rather than by argparse ``choices``, so a typo gets
+    # one line saying what to write instead of a usage dump.
+    g.addoption("--tier", default=None, metavar="{smoke,gpu,paper}",
                 help="scale of the experiments: smoke (CPU, minutes), gpu, paper. Default: gpu when CUDA is available, else smoke.")
     g.addoption("--gpus", default="all", metavar="N",
                 help="GPUs to train on, one worker process each; 0 = CPU. Default: all visible (CUDA_VISIBLE_DEVICES is honoured).")
@@ -87,8 +97,20 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                 help="where reports go: DIR/<run-id>/report.{json,md} and plots (default results/).")
     g.addoption("--data-dir", default=None, metavar="DIR",
                 help=f"data sets (CIFAR-10, MNIST) on disk or to download into (default ${DATA_ENV} or ~/.cache/lrlaws/data).")
-    g.addoption("--inconclusive", choices=("skip", "fail"), default="skip",
+    g.addoption("--inconclusive", default="skip", metavar="{skip,fail}",
                 help="what an inconclusive law point becomes: skip (default, with the CI in the reason) or fail.")
+    g.addoption("--compile", action="store_true", default=False,
+                help="torch.compile each trainer's model (once per process, reused across runs; a one-off "
+                     "compile per process). Trainers without a compiled path ignore it.")
+    g.addoption("--compare-to", default="previous", metavar="PATH|previous|none",
+                help="report to compare this session's with (report.json or its run dir); previous (default) = the "
+                     "newest earlier report of the tier in --report-dir, else the committed results/baseline/.")
+    g.addoption("--fail-on", default="regression", metavar="{regression,drift,never}",
+                help="make the session fail when the comparison finds regressions (default), regressions or drift, or never.")
+    g.addoption("--executor", default="local", metavar="{local,ray}",
+                help="who trains missing runs: local processes (default) or a Ray cluster (pip install 'lrlaws[ray]').")
+    g.addoption("--ray-address", default=None, metavar="ADDR",
+                help="Ray cluster to use with --executor ray (default $RAY_ADDRESS, else a local Ray instance).")
 
 
 def _parse_gpus(value: str) -> int:
@@ -111,8 +133,13 @@ def _parse_gpus(value: str) -> int:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "lrlaw(name, needs): an lrlaws law point (see harness.law)")
+    tier = config.getoption("--tier")
+    if tier is not None and tier not in TIERS:
+        raise pytest.UsageError(f"--tier must be one of {', '.join(TIERS)}; got {tier!r}")
+    if config.getoption("--inconclusive") not in INCONCLUSIVE_MODES:
+        raise pytest.UsageError(f"--inconclusive must be one of {', '.join(INCONCLUSIVE_MODES)}; got {config.getoption('--inconclusive')!r}")
     gpus = _parse_gpus(config.getoption("--gpus"))
-    tier = config.getoption("--tier") or ("gpu" if gpus > 0 else "smoke")
+    tier = tier or ("gpu" if gpus > 0 else "smoke")
     store_root = Path(config.getoption("--store") or os.environ.get(STORE_ENV) or DEFAULT_STORE)
     data = config.getoption("--data-dir") or os.environ.get(DATA_ENV)
     data_dir = Path(data) if data else Path.home() / ".cache" / "lrlaws" / "data"
@@ -121,8 +148,31 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[SESSION] = LawSession(
         tier=tier, gpus=gpus, store_root=store_root, report_dir=Path(config.getoption("--report-dir")),
         data_dir=data_dir, plan_only=config.getoption("--plan"), no_train=config.getoption("--no-train"),
-        inconclusive=config.getoption("--inconclusive"),
+        inconclusive=config.getoption("--inconclusive"), compile=config.getoption("--compile"),
     )
+    _configure_compare_and_executor(config, config.stash[SESSION])
+
+
+def _configure_compare_and_executor(config: pytest.Config, ls: LawSession) -> None:
+    """--compare-to/--fail-on and --executor/--ray-address: checked here, before anything is trained."""
+    from harness.compare import FAIL_ON, report_path
+
+    ls.compare_to, ls.fail_on = config.getoption("--compare-to"), config.getoption("--fail-on")
+    if ls.fail_on not in FAIL_ON:
+        raise pytest.UsageError(f"--fail-on must be one of {', '.join(FAIL_ON)}; got {ls.fail_on!r}")
+    if ls.compare_to not in ("previous", "none"):
+        if not report_path(ls.compare_to).is_file():
+            raise pytest.UsageError(f"--compare-to {ls.compare_to}: no report.json there; "
+                                    "pass a report.json or its run directory, 'previous' or 'none'")
+    ls.executor = config.getoption("--executor")
+    if ls.executor not in ("local", "ray"):
+        raise pytest.UsageError(f"--executor must be local or ray; got {ls.executor!r}")
+    ls.ray_address = config.getoption("--ray-address") or os.environ.get("RAY_ADDRESS") or None
+    if ls.executor == "ray":
+        from harness.ray_executor import ray_missing
+
+        if (why := ray_missing()) is not None:
+            raise pytest.UsageError(why)
 
 
 def _law_items(items: list[pytest.Item]) -> list[pytest.Item]:
@@ -134,14 +184,17 @@ def _law_items(items: list[pytest.Item]) -> list[pytest.Item]:
 def pytest_collection_finish(session: pytest.Session) -> None:
     ls = session.config.stash[SESSION]
     items = _law_items(session.items)
-    if not items or hasattr(session.config, "workerinput"):
+    if not items:
         return
+    if hasattr(session.config, "workerinput"):
+        # Each xdist worker would plan and train on its own: the plan must be one.
+        raise pytest.UsageError("lrlaws: run laws without pytest-xdist's -n; parallelism comes from --gpus N")
     try:
         check_writable(ls.store_root)
         ls.store = Store(ls.store_root)
     except StoreError as e:
         raise pytest.UsageError(str(e)) from None
-    ctx = TrainContext(device=ls.device, data_dir=ls.data_dir, download=True)
+    ctx = TrainContext(device=ls.device, data_dir=ls.data_dir, download=True, compile=ls.compile)
     data_errors: dict[str, str] = {}
     for item in items:
         mark = item.get_closest_marker("lrlaw")
@@ -169,7 +222,8 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     # a real session trains only what it can.
     ls.plan = make_plan(
         [e for n in ls.items.values() if ls.plan_only or n.not_run is None for e in n.ensembles.values()],
-        ls.store, ls.device,
+        # A GPU-less box planning a gpu-tier night wants GPU estimates, not CPU ones.
+        ls.store, ls.device if ls.gpus or ls.tier == "smoke" else "cuda",
     )
     tr = session.config.pluginmanager.get_plugin("terminalreporter")
     if tr is not None:
@@ -200,7 +254,7 @@ def _train(session: pytest.Session, ls: LawSession) -> None:
     assert ls.plan is not None and ls.store is not None
     tasks = make_tasks(ls.plan, ls.device)
     capman = session.config.pluginmanager.get_plugin("capturemanager")
-    ctx = TrainContext(device="cuda:0" if ls.gpus else "cpu", data_dir=ls.data_dir, download=True)
+    ctx = TrainContext(device="cuda:0" if ls.gpus else "cpu", data_dir=ls.data_dir, download=True, compile=ls.compile)
     t0 = time.perf_counter()
     with (capman.global_and_fixture_disabled() if capman else _null()):
         bar = progress(ls.plan.runs_missing, desc=f"lrlaws train ({ls.tier})")
@@ -230,6 +284,10 @@ def _train(session: pytest.Session, ls: LawSession) -> None:
 
 def _execute(ls: LawSession, tasks, ctx: TrainContext, on_run) -> Outcome:
     """Hand the tasks to the executor the session asked for."""
+    if ls.executor == "ray":
+        from harness.ray_executor import train_ray
+
+        return train_ray(ls.store, tasks, ctx, on_run, address=ls.ray_address)
     workers = ls.workers()
     if len(workers) == 1:
         return train_in_process(ls.store, tasks, ctx, on_run)
@@ -284,6 +342,13 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if ls is None or ls.report is None or ls.plan_only:
         return
     ls.report.finish(ls.plan, ls.store_root, ls.train_seconds)
+    if ls.compare_to != "none" and not hasattr(session.config, "workerinput"):
+        from harness.compare import compare_session
+
+        ls.comparison, ls.compare_note = compare_session(
+            ls.report.run_dir, ls.report_dir, session.config.rootpath, ls.compare_to)
+        if ls.comparison is not None and ls.comparison.exit_code(ls.fail_on) and session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
@@ -294,3 +359,10 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     for line in ls.report.summary_lines():
         terminalreporter.write_line(line)
     terminalreporter.write_line(f"report: {ls.report.run_dir / 'report.md'}")
+    if ls.comparison is not None:
+        for line in ls.comparison.context_lines() + ls.comparison.table().splitlines():
+            terminalreporter.write_line(line)
+        bad = ls.comparison.exit_code(ls.fail_on)
+        terminalreporter.write_line(f"lrlaws compare: {ls.comparison.headline()}", red=bool(bad), green=not bad)
+    elif ls.compare_note:
+        terminalreporter.write_line(f"lrlaws compare: {ls.compare_note}")

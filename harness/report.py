@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness.stats import NOT_RUN
+from harness.stats import CONFIDENCE, NOT_RUN
 
 if TYPE_CHECKING:
     from harness.law import LawContext
@@ -67,7 +67,14 @@ class Report:
     def start(cls, report_dir: Path, tier: str) -> "Report":
         stamp = time.strftime("%Y%m%d-%H%M%S")
         run_dir = Path(report_dir) / f"{stamp}-{tier}-{os.getpid()}"
-        run_dir.mkdir(parents=True, exist_ok=True)
+        Path(report_dir).mkdir(parents=True, exist_ok=True)
+        # two sessions of one process in one second (e.g. pytester) must not share a run dir
+        for i in range(2, 1000):
+            try:
+                run_dir.mkdir()
+                break
+            except FileExistsError:
+                run_dir = Path(report_dir) / f"{stamp}-{tier}-{os.getpid()}-{i}"
         return cls(run_dir, tier, time.time())
 
     def add(self, ctx: "LawContext") -> Entry:
@@ -103,6 +110,8 @@ class Report:
             "train_seconds": train_seconds,
             "runs_trained": plan.runs_missing if plan else 0,
             "environment": environment(),
+            # compare.py derives standard errors from the CIs, so it needs their level
+            "confidence": CONFIDENCE,
             "entries": [e.__dict__ for e in self.entries],
         }
         (self.run_dir / "report.json").write_text(json.dumps(_jsonable(data), indent=1))
@@ -160,6 +169,14 @@ def environment() -> dict[str, Any]:
         env["lrlaws"] = version("lrlaws")
     except Exception:
         env["lrlaws"] = None
+    env["packages"] = package_versions()
+    try:
+        from harness.trainers import TRAINERS
+
+        # a salt change invalidates stored runs, so it explains drift between two reports
+        env["salts"] = {name: t.salt for name, t in sorted(TRAINERS.items())}
+    except Exception:
+        env["salts"] = {}
     try:
         env["git_commit"] = subprocess.run(
             ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=True
@@ -167,3 +184,19 @@ def environment() -> dict[str, Any]:
     except Exception:
         env["git_commit"] = None
     return env
+
+
+#: the distributions whose versions can change what a law measures
+TRACKED_PACKAGES = ("torch", "torchvision", "numpy", "scipy", "lrlaws", "pytest", "ray")
+
+
+def package_versions() -> dict[str, str | None]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out: dict[str, str | None] = {}
+    for name in TRACKED_PACKAGES:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = None
+    return out

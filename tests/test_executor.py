@@ -9,7 +9,6 @@ import textwrap
 import time
 
 import numpy as np
-import pytest
 
 from harness.executor import WorkerSpec, make_tasks, train_in_process, train_pool
 from harness.plan import make_plan

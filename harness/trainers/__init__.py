@@ -3,9 +3,14 @@ from __future__ import annotations
 
 from harness.recipe import Recipe, RecipeError
 from harness.trainers.base import DataUnavailable, RunResult, TrainContext, Trainer
+from harness.trainers.airbench import AirbenchTrainer
+from harness.trainers.gd import GDTrainer
 from harness.trainers.mlp import MLPTrainer
+from harness.trainers.scale_invariant import ScaleInvariantTrainer, Toy2DTrainer
+from harness.trainers.schedules import ScheduleTrainer
 
-TRAINERS: dict[str, Trainer] = {t.name: t for t in (MLPTrainer(),)}
+TRAINERS: dict[str, Trainer] = {t.name: t for t in (MLPTrainer(), AirbenchTrainer(), ScaleInvariantTrainer(), Toy2DTrainer(),
+                                               GDTrainer(), ScheduleTrainer())}
 
 
 def get_trainer(recipe: Recipe) -> Trainer:

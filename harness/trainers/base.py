@@ -22,6 +22,8 @@ class TrainContext:
     device: str = "cpu"
     data_dir: Path | None = None
     download: bool = True
+    #: torch.compile the model (once per process, reused across runs); an execution option, not in the key
+    compile: bool = False
 
 
 @dataclass

@@ -1,0 +1,134 @@
+"""``python -m harness bench``: the airbench recipe's speed through the harness vs a bare loop.
+
+K runs go through the harness (plan → task → lock → trainer → probes → store)
+and K runs of the same seeds through a bare loop (the same training code, no
+store, no probes, logits never leave the device), alternating in one process so
+drift (clocks, other load) hits both alike. One untimed bare run first loads the
+data onto the device, autotunes cuDNN and compiles (``--compile``).
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import dataclasses
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from harness.data.formats import write_cifar10
+from harness.data.standin import learnable_images, random_images
+from harness.executor import make_tasks, train_in_process
+from harness.plan import make_plan
+from harness.recipe import Ensemble, Recipe
+from harness.store import Store
+from harness.trainers import TrainContext, get_trainer
+from harness.trainers.airbench import AIRBENCH94, run_flops
+
+#: the tiny configuration (``--tiny``): seconds per run on a CPU, for tests and a first look
+TINY = dict(batch_size=32, steps=8, options=dict(widths=[8, 8, 8], tta=0))
+TINY_SIZES = (512, 256)
+FULL_SIZES = (50_000, 10_000)
+
+
+def _parse_set(items: list[str], recipe: Recipe) -> Recipe:
+    """``key=value`` pairs: recipe fields by name, anything else a trainer option; values as Python literals."""
+    fields = {f.name for f in dataclasses.fields(Recipe)}
+    changes: dict = {}
+    options: dict = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep:
+            raise SystemExit(f"bench: --set wants key=value, got {item!r}")
+        try:
+            value = ast.literal_eval(raw)
+        except (ValueError, SyntaxError):
+            value = raw
+        (changes if key in fields else options)[key] = value
+    return recipe.replace(**changes, options=options)
+
+
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def main(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="python -m harness bench", description=__doc__.splitlines()[0])
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--runs", "-k", type=int, default=5, help="runs per side (default 5)")
+    p.add_argument("--data", choices=("random", "synthetic"), default="random",
+                   help="data written to a temp dir in CIFAR-10's on-disk format: random (timing only) or the "
+                        "learnable synthetic stand-in; ignored with --data-dir")
+    p.add_argument("--data-dir", type=Path, default=None,
+                   help="a directory holding cifar-10-batches-py/ (real CIFAR-10, or `make-data` output)")
+    p.add_argument("--tiny", action="store_true", help="a tiny configuration that runs in seconds on a CPU")
+    p.add_argument("--n-train", type=int, default=None, help="images written with --data (default 50000, tiny 512)")
+    p.add_argument("--n-test", type=int, default=None, help="test images written with --data (default 10000, tiny 256)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the model (once, reused by every run)")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="change a recipe field or trainer option, e.g. --set steps=200 --set widths=[32,128,128]")
+    a = p.parse_args(argv)
+    if a.runs < 1:
+        raise SystemExit("bench: --runs must be >= 1")
+    if a.threads:
+        torch.set_num_threads(a.threads)
+
+    recipe = AIRBENCH94.replace(**TINY) if a.tiny else AIRBENCH94
+    recipe = _parse_set(a.set, recipe)
+    trainer = get_trainer(recipe)
+    with tempfile.TemporaryDirectory(prefix="lrlaws-bench-") as tmp:
+        root = a.data_dir
+        if root is None:
+            n_train, n_test = TINY_SIZES if a.tiny else FULL_SIZES
+            make = random_images if a.data == "random" else learnable_images
+            root = Path(tmp) / "data"
+            write_cifar10(root, make(a.n_train or n_train, a.n_test or n_test))
+        ctx = TrainContext(device=a.device, data_dir=root, download=False, compile=a.compile)
+        store = Store(Path(tmp) / "store")
+        t0 = time.perf_counter()
+        n_test_used = len(trainer.run(recipe, a.runs, ctx).labels)  # warm-up: data to device, autotune, compile
+        warmup = time.perf_counter() - t0
+
+        harness_s, bare_s, harness_acc, bare_acc = [], [], [], []
+
+        def through_harness(seed: int) -> None:
+            # planning happens once per session, not per run: it stays outside the timed part
+            tasks = make_tasks(make_plan([Ensemble(recipe, seed + 1)], store, a.device, verify=False), a.device)
+            _sync(a.device)
+            t = time.perf_counter()
+            out = train_in_process(store, tasks, ctx, lambda *_: None)
+            harness_s.append(time.perf_counter() - t)
+            if out.failed:
+                raise SystemExit(f"bench: a harness run failed:\n{out.failed[0][2]}")
+            harness_acc.append(store.load(tasks[0].key, seed)[0].metrics["test_acc"])
+
+        def bare(seed: int) -> None:
+            _sync(a.device)
+            t = time.perf_counter()
+            acc = trainer.run(recipe, seed, ctx).test_acc()  # .item() inside waits for the device
+            bare_s.append(time.perf_counter() - t)
+            bare_acc.append(acc)
+
+        for seed in range(a.runs):
+            first, second = (through_harness, bare) if seed % 2 == 0 else (bare, through_harness)
+            first(seed)
+            second(seed)
+
+    flops = run_flops(recipe, n_test=n_test_used)
+    h, b = statistics.mean(harness_s), statistics.mean(bare_s)
+    device = torch.cuda.get_device_name(torch.device(a.device)) if a.device.startswith("cuda") else "cpu"
+    data = str(a.data_dir) if a.data_dir else f"{a.data} (temp, CIFAR-10 format)"
+    print(f"bench: {recipe.describe()}")
+    print(f"device {device} · torch {torch.__version__} · compile {a.compile} · data {data} · "
+          f"{a.runs} runs per side · warm-up {warmup:.2f} s")
+    print(f"{'':10} {'s/run mean':>10} {'median':>8} {'min':>8} {'test acc':>9} {'TFLOP/s':>8}")
+    for name, secs, accs in (("harness", harness_s, harness_acc), ("bare", bare_s, bare_acc)):
+        print(f"{name:10} {statistics.mean(secs):>10.3f} {statistics.median(secs):>8.3f} {min(secs):>8.3f} "
+              f"{statistics.mean(accs):>9.4f} {flops / statistics.mean(secs) / 1e12:>8.3f}")
+    print(f"harness overhead: {100 * (h - b) / b:+.1f}% (mean s/run, harness vs bare)")
+    print(f"FLOPs per run: {flops / 1e12:.4g} TFLOP (analytic; airbench94 reference 360 TFLOP = 0.36 PFLOP)")
+    return 0

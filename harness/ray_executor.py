@@ -1,0 +1,210 @@
+"""Train missing runs on a Ray cluster: ``--executor ray [--ray-address ADDR]``.
+
+Each task (one aligned block of a recipe's missing seeds) becomes one Ray task
+that needs one GPU, or one CPU on a cluster without GPUs. It is a streaming
+generator: every run is sent back to the driver as the trainer yields it, and
+the driver writes it to the store. Workers therefore need no access to the
+store (no shared file system), and a worker that dies costs only the runs it
+had not yet sent.
+
+Ray's own retries are off (``max_retries=0``): when a task dies or raises, the
+driver re-submits the seeds of its block that are still missing, at most
+``MAX_RETRIES`` times, then records the block as failed. Before submitting, the
+driver takes the block's store lock (the one the local executor takes) and
+re-reads the store, so concurrent sessions on one store do not train a run
+twice, and a run already stored is never re-trained. Ctrl-C cancels the tasks
+in flight after storing the runs that already arrived.
+
+The driver's ``harness`` package is shipped to the workers (``py_modules``), so
+the cluster trains with the driver's code and salts; the workers' environment
+must provide torch and the rest of lrlaws' dependencies.
+"""
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import dataclasses
+import json
+import socket
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
+
+from harness.executor import split_blocks, MAX_RETRIES, Outcome, Task
+from harness.recipe import Recipe
+from harness.store import Store
+from harness.trainers import TrainContext, get_trainer
+from harness.trainers.base import RunResult
+
+#: tasks kept in flight per schedulable slot (GPU or CPU) so no slot idles between tasks
+IN_FLIGHT_PER_SLOT = 2
+#: seconds the driver waits for a result before re-checking blocks another session holds
+POLL_SECONDS = 0.5
+
+
+def ray_missing() -> str | None:
+    """None if Ray can be imported, else the one-line fix."""
+    if importlib.util.find_spec("ray") is None:
+        return "--executor ray needs Ray, which is not installed: pip install 'lrlaws[ray]'"
+    return None
+
+
+def rechunk(tasks: Iterable[Task], device: str) -> list[Task]:
+    """Re-split tasks into the blocks the *cluster's* device trains together (the driver may have no GPU)."""
+    seeds_of: dict[tuple[str, str], set[int]] = {}
+    for t in tasks:
+        seeds_of.setdefault((t.key, t.recipe_json), set()).update(t.seeds)
+    out = []
+    for (key, rjs), seeds in seeds_of.items():
+        recipe = Recipe.from_dict(json.loads(rjs))
+        out += split_blocks(key, rjs, seeds, max(1, get_trainer(recipe).chunk_size(recipe, device)))
+    return out
+
+
+def train_block(recipe_json: str, seeds: tuple[int, ...], device: str, ctx: TrainContext) -> Iterator[tuple[RunResult, str]]:
+    """The body of one Ray task, run on a worker: yields each run with where it was trained."""
+    recipe = Recipe.from_dict(json.loads(recipe_json))
+    ctx = dataclasses.replace(ctx, device=device)
+    where = f"ray:{socket.gethostname()}:{_device_name(device)}"
+    for result in get_trainer(recipe).train(recipe, seeds, ctx):
+        yield result, where
+
+
+def _device_name(device: str) -> str:
+    if device.startswith("cuda"):
+        import torch
+
+        return torch.cuda.get_device_name(torch.device(device))
+    return device
+
+
+@dataclass
+class _Flight:
+    task: Task
+    lock: contextlib.AbstractContextManager
+    todo: set[int]  # seeds of the block not yet stored
+
+
+def _runtime_env() -> dict[str, Any]:
+    import harness
+
+    return {"py_modules": [str(Path(harness.__file__).parent)], "excludes": ["__pycache__", "*.pyc"]}
+
+
+def train_ray(store: Store, tasks: Iterable[Task], ctx: TrainContext, on_run: Callable[[str, int, str], None],
+              address: str | None = None, max_retries: int = MAX_RETRIES) -> Outcome:
+    """Train ``tasks`` on the Ray cluster at ``address`` (None: a local Ray instance) and store every run."""
+    import ray
+
+    out = Outcome()
+    tasks = list(tasks)
+    if not tasks:
+        return out
+    owns_connection = not ray.is_initialized()
+    if owns_connection:
+        kw: dict[str, Any] = {} if address else {"include_dashboard": False}
+        ray.init(address=address, runtime_env=_runtime_env(), log_to_driver=False, **kw)
+    try:
+        return _drive(ray, store, tasks, ctx, on_run, max_retries, out)
+    finally:
+        if owns_connection:
+            ray.shutdown()
+
+
+def _drive(ray: Any, store: Store, tasks: list[Task], ctx: TrainContext, on_run: Callable[[str, int, str], None],
+           max_retries: int, out: Outcome) -> Outcome:
+    resources = ray.cluster_resources()
+    gpus = int(resources.get("GPU", 0))
+    device = "cuda:0" if gpus else "cpu"  # Ray pins each GPU task to its GPU via CUDA_VISIBLE_DEVICES
+    slots = gpus or max(1, int(resources.get("CPU", 1)))
+    remote = ray.remote(train_block).options(
+        num_returns="streaming", max_retries=0, **({"num_gpus": 1} if gpus else {"num_cpus": 1}))
+    queue = deque(rechunk(tasks, device))
+    flights: dict[Any, _Flight] = {}  # ObjectRefGenerator -> what it trains
+
+    def submit(task: Task) -> bool:
+        """Start a task unless another session holds its block. True when the queue can drop it."""
+        lock = store.lock(task.lock_name, blocking=False)
+        if not lock.__enter__():
+            lock.__exit__(None, None, None)
+            return False
+        todo = store.missing(task.key, task.seeds, verify=False)
+        if not todo:
+            lock.__exit__(None, None, None)
+            return True
+        recipe = task.recipe()
+        store.register(task.key, recipe, get_trainer(recipe).salt)
+        gen = remote.remote(task.recipe_json, tuple(todo), device, ctx)
+        flights[gen] = _Flight(task, lock, set(todo))
+        return True
+
+    def finish(gen: Any, error: str | None) -> None:
+        f = flights.pop(gen)
+        f.lock.__exit__(None, None, None)
+        if error is None and not f.todo:
+            return
+        f.task.attempts += 1
+        why = error or f"the trainer returned no run for seeds {sorted(f.todo)}"
+        if f.task.attempts > max_retries:
+            out.failed.append((f.task.key, tuple(sorted(f.todo)), why))
+        else:
+            # the same block (and lock); submit() trains only what is still missing
+            queue.append(f.task)
+
+    def advance(gen: Any) -> None:
+        """Store the next run of a task whose next result is ready, or close the task."""
+        f = flights[gen]
+        try:
+            ref = next(gen)
+        except StopIteration:
+            finish(gen, None)
+            return
+        try:
+            result, where = ray.get(ref)
+        except Exception as e:  # the task raised, or its worker or node died
+            finish(gen, f"{type(e).__name__}: {e}"[:2000])
+            return
+        if result.seed in f.todo:
+            store.put(f.task.key, result, where)
+            f.todo.discard(result.seed)
+            out.trained += 1
+            on_run(f.task.key, result.seed, result.status)
+
+    try:
+        while queue or flights:
+            for _ in range(len(queue)):
+                if len(flights) >= IN_FLIGHT_PER_SLOT * slots:
+                    break
+                task = queue.popleft()
+                if not submit(task):
+                    queue.append(task)
+            if not flights:
+                time.sleep(POLL_SECONDS)  # every block left is being trained by another session
+                continue
+            ready, _ = ray.wait(list(flights), num_returns=1, timeout=POLL_SECONDS)
+            for gen in ready:
+                advance(gen)
+    except KeyboardInterrupt:
+        out.interrupted = True
+        with contextlib.suppress(KeyboardInterrupt):
+            _store_arrived(ray, flights, advance)
+    finally:
+        for gen, f in list(flights.items()):
+            with contextlib.suppress(Exception):
+                ray.cancel(gen, force=True)
+            f.lock.__exit__(None, None, None)
+        flights.clear()
+    return out
+
+
+def _store_arrived(ray: Any, flights: dict[Any, _Flight], advance: Callable[[Any], None]) -> None:
+    """On Ctrl-C: keep the runs that already reached the driver, wait for nothing else."""
+    while flights:
+        ready, _ = ray.wait(list(flights), num_returns=len(flights), timeout=0)
+        if not ready:
+            return
+        for gen in ready:
+            if gen in flights:
+                advance(gen)

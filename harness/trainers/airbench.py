@@ -1,0 +1,361 @@
+"""Trainer ``airbench``: the airbench94-kind CIFAR-10 net, one run at a time, data resident on the device.
+
+The recipe's numbers are airbench94's, in its units (defaults in ``AIRBENCH94``):
+
+* ``lr`` is per 1024 examples of a summed loss and ``weight_decay`` is
+  *decoupled* from it (the decay per step does not change with ``lr``): with
+  momentum μ, SGD gets lr/s and weight decay wd·B/s / (lr/s), where
+  s = 1024·(1 + 1/(1−μ)) is how much larger a Nesterov step is than one
+  gradient once momentum has built up;
+* BN biases train with ``bias_scaler``× the LR (but the same decay);
+* schedule ``airbench``: linear warm-up from 0.2× to 1× over the first 23% of
+  steps, then linear decay to 0.07×;
+* every 5 steps the weights jump to an EMA of themselves ("lookahead") with
+  decay 0.95⁵·(t/T)³, and at the end they become that EMA;
+* the whitening layer's bias trains for the first ``whiten_bias_epochs`` epochs;
+* label smoothing 0.2, random flip and ±2 px reflect-translate, test-time
+  augmentation level ``tta`` (0 none, 1 mirror, 2 mirror + 1 px translations).
+
+A seed fixes the init and the data stream (order, flips, shifts), drawn on the
+CPU, so seed *s* is the same run at every LR (common random numbers) and on
+every device. Numerics: fp16 with channels-last on CUDA, as airbench; fp32 on
+the CPU. GPU kernels (cuDNN autotuned) are not bitwise reproducible; the
+randomness that a seed controls is.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from harness.data.augment import draw_epochs, epoch_images
+from harness.data.images import ImageSet, data_root
+from harness.models.airbench import WHITEN_IMAGES, AirbenchNet, NetSpec, forward_flops, whitening_weight
+from harness.recipe import Recipe, RecipeError
+from harness.trainers.base import DIVERGED, OK, RunResult, TrainContext
+
+#: airbench94's schedule: warm up from 0.2× over the first 23% of steps, then decay linearly to 0.07×
+WARMUP_FRAC, WARMUP_START, FINAL_FACTOR = 0.23, 0.2, 0.07
+#: lookahead: every this many steps, weights ← EMA with decay 0.95⁵·(t/T)³ (airbench94)
+LOOKAHEAD_EVERY, LOOKAHEAD_BASE = 5, 0.95**5
+#: test images per evaluation batch
+EVAL_BATCH = 2000
+#: effective speed used by ``--plan`` before the store has timings. CUDA: airbench94's
+#: 0.36 PFLOP in the 2.28 s the issue measured on an H100 (an estimate, not our measurement);
+#: CPU: ~1.9e10 measured on one core of this project's 2-core box (widths 8/16/16, other jobs running), rounded down.
+FLOPS_PER_SECOND = {"cuda": 0.36e15 / 2.28, "cpu": 1.5e10}
+
+_OPTIONS: dict[str, Any] = {
+    "widths": (64, 256, 256),
+    "label_smoothing": 0.2,
+    "bias_scaler": 64.0,
+    "bn_momentum": 0.6,
+    "whiten_bias_epochs": 3,
+    "lookahead": True,
+    "flip": True,
+    "translate": 2,
+    "tta": 2,
+    "n_train": 0,            # 0 = the whole training set; smaller for tiny CPU configurations
+    "n_test": 0,             # 0 = the whole test set
+    "logits_dtype": "float16",
+}
+SCHEDULES = ("airbench", "linear_decay", "constant")
+IMAGE_SHAPES = {"cifar10": (3, 32, 32), "mnist": (1, 28, 28)}
+TEST_SIZES = {"cifar10": 10_000, "mnist": 10_000}
+OPTIMIZERS = ("nesterov", "sgd")
+
+#: airbench94 as a recipe: 476 steps = ceil(9.9 epochs × ⌊50000/1024⌋ steps)
+AIRBENCH94 = Recipe(trainer="airbench", dataset="cifar10", model="airbench94", optimizer="nesterov", lr=11.5,
+                    momentum=0.85, weight_decay=0.0153, batch_size=1024, steps=476, schedule="airbench",
+                    probes=("logits",))
+
+
+def _loader(dataset: str):
+    # imported here: the data modules import DataUnavailable from the trainers package
+    from harness.data.cifar10 import load_cifar10
+    from harness.data.mnist import load_mnist
+
+    return {"cifar10": load_cifar10, "mnist": load_mnist}[dataset]
+
+
+def lr_factor(schedule: str, step: int, total: int) -> float:
+    if schedule == "constant":
+        return 1.0
+    if schedule == "linear_decay":
+        return 1.0 - step / total
+    warm = int(total * WARMUP_FRAC)
+    if step < warm:
+        f = step / warm
+        return WARMUP_START * (1 - f) + f
+    f = (step - warm) / max(1, total - warm)
+    return (1 - f) + f * FINAL_FACTOR
+
+
+@dataclass
+class DeviceData:
+    """One data set on one device, ready for many runs: decoded, normalised, whitening computed once."""
+
+    x_train: torch.Tensor      # uint8 N×C×H×W, augmented per epoch
+    y_train: torch.Tensor
+    x_test: torch.Tensor       # normalised, compute dtype
+    y_test: torch.Tensor
+    mean: torch.Tensor         # 1×C×1×1 float32, of x/255
+    std: torch.Tensor
+    whiten: torch.Tensor       # the frozen first layer's weight
+    num_classes: int
+    dtype: torch.dtype
+    channels_last: bool
+
+    @classmethod
+    def build(cls, images: ImageSet, device: torch.device, whiten_kernel: int) -> "DeviceData":
+        cuda = device.type == "cuda"
+        dtype = torch.float16 if cuda else torch.float32
+        x_train = images.x_train.to(device)
+        scaled = x_train.float() / 255
+        mean = scaled.mean(dim=(0, 2, 3), keepdim=True)
+        std = scaled.std(dim=(0, 2, 3), keepdim=True)
+        del scaled
+        x_test = _normalize(images.x_test.to(device), mean, std, dtype, cuda)
+        whiten = whitening_weight(_normalize(x_train[:WHITEN_IMAGES], mean, std, torch.float32, False), whiten_kernel)
+        return cls(x_train, images.y_train.to(device), x_test, images.y_test.to(device), mean, std, whiten,
+                   images.num_classes, dtype, cuda)
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        return _normalize(x, self.mean, self.std, self.dtype, self.channels_last)
+
+
+def _normalize(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, dtype: torch.dtype,
+               channels_last: bool) -> torch.Tensor:
+    x = ((x.float() / 255 - mean) / std).to(dtype)
+    return x.contiguous(memory_format=torch.channels_last) if channels_last else x
+
+
+class AirbenchTrainer:
+    name = "airbench"
+    salt = "airbench-v1"
+
+    def __init__(self) -> None:
+        # per-process caches: decoded data per (data set, device), a model (and its compiled
+        # graph) per shape; a run re-initialises the cached model's tensors in place.
+        self._data: dict[tuple, DeviceData] = {}
+        self._nets: dict[tuple, tuple[AirbenchNet, Any]] = {}
+
+    # ------------------------------------------------------------ recipe checks --
+    def validate(self, recipe: Recipe) -> None:
+        unknown = sorted(set(dict(recipe.options)) - set(_OPTIONS))
+        if unknown:
+            raise RecipeError(f"airbench trainer: unknown option(s) {unknown}; known: {sorted(_OPTIONS)}")
+        if recipe.dataset not in IMAGE_SHAPES:
+            raise RecipeError(f"airbench trainer: dataset must be one of {sorted(IMAGE_SHAPES)}, got {recipe.dataset!r}")
+        if recipe.model != "airbench94":
+            raise RecipeError(f"airbench trainer: model must be 'airbench94', got {recipe.model!r}")
+        if recipe.optimizer not in OPTIMIZERS:
+            raise RecipeError(f"airbench trainer: optimizer must be one of {OPTIMIZERS}, got {recipe.optimizer!r}")
+        if recipe.schedule not in SCHEDULES:
+            raise RecipeError(f"airbench trainer: schedule must be one of {SCHEDULES}, got {recipe.schedule!r}")
+        if set(recipe.probes) - {"logits"}:
+            raise RecipeError(f"airbench trainer: supports probes ['logits'], got {list(recipe.probes)}")
+        if recipe.lr <= 0 or not 0 <= recipe.momentum < 1 or recipe.weight_decay < 0:
+            raise RecipeError("airbench trainer: needs lr > 0, 0 <= momentum < 1, weight_decay >= 0")
+        if recipe.optimizer == "nesterov" and recipe.momentum == 0:
+            raise RecipeError("airbench trainer: nesterov needs momentum > 0")
+        o = self.options(recipe)
+        w = o["widths"]
+        if not (isinstance(w, tuple) and len(w) == 3 and all(isinstance(v, int) and v > 0 for v in w)):
+            raise RecipeError(f"airbench trainer: widths must be three positive ints, got {w!r}")
+        checks = {
+            "label_smoothing": 0 <= o["label_smoothing"] < 1,
+            "bias_scaler": o["bias_scaler"] > 0,
+            "bn_momentum": 0 <= o["bn_momentum"] < 1,
+            "whiten_bias_epochs": isinstance(o["whiten_bias_epochs"], int) and o["whiten_bias_epochs"] >= 0,
+            "lookahead": isinstance(o["lookahead"], bool),
+            "flip": isinstance(o["flip"], bool),
+            "translate": isinstance(o["translate"], int) and 0 <= o["translate"] <= 8,
+            "tta": o["tta"] in (0, 1, 2),
+            "n_train": isinstance(o["n_train"], int) and o["n_train"] >= 0,
+            "n_test": isinstance(o["n_test"], int) and o["n_test"] >= 0,
+            "logits_dtype": o["logits_dtype"] in ("float16", "float32"),
+        }
+        bad = [k for k, ok in checks.items() if not ok]
+        if bad:
+            raise RecipeError(f"airbench trainer: bad value for option(s) {bad}: {[o[k] for k in bad]}")
+        if o["n_train"] and o["n_train"] < recipe.batch_size:
+            raise RecipeError(f"airbench trainer: n_train {o['n_train']} < batch_size {recipe.batch_size}")
+
+    @staticmethod
+    def options(recipe: Recipe) -> dict[str, Any]:
+        return {k: recipe.option(k, v) for k, v in _OPTIONS.items()}
+
+    def check_data(self, recipe: Recipe, ctx: TrainContext) -> None:
+        _loader(recipe.dataset)(data_root(ctx.data_dir), download=ctx.download)
+
+    def chunk_size(self, recipe: Recipe, device: str) -> int:
+        return 1  # one run fills a GPU (the issue measured no gain from packing runs)
+
+    def estimate_seconds(self, recipe: Recipe, device: str) -> float:
+        rate = FLOPS_PER_SECOND["cuda" if device.startswith("cuda") else "cpu"]
+        return run_flops(recipe) / rate
+
+    # ------------------------------------------------------------------ training --
+    def train(self, recipe: Recipe, seeds: Sequence[int], ctx: TrainContext) -> Iterator[RunResult]:
+        self.validate(recipe)
+        dtype = np.dtype(self.options(recipe)["logits_dtype"])
+        for seed in seeds:
+            t0 = time.perf_counter()
+            run = self.run(recipe, int(seed), ctx)
+            logits = run.logits.cpu()
+            arrays = {"logits": logits.numpy().astype(dtype)} if "logits" in recipe.probes else {}
+            yield RunResult(seed=int(seed), arrays=arrays,
+                            metrics={"test_acc": run.test_acc(), "train_loss": float(run.train_loss)},
+                            status=DIVERGED if run.diverged() else OK, seconds=time.perf_counter() - t0)
+
+    def data(self, recipe: Recipe, ctx: TrainContext) -> DeviceData:
+        o = self.options(recipe)
+        device = torch.device(ctx.device)
+        root = data_root(ctx.data_dir)
+        key = (recipe.dataset, str(Path(root).resolve()), o["n_train"], o["n_test"], str(device))
+        if key not in self._data:
+            images = _loader(recipe.dataset)(root, download=ctx.download).subset(o["n_train"] or None,
+                                                                                o["n_test"] or None)
+            self._data.clear()  # one data set resident at a time: device memory is the scarce thing
+            self._data[key] = DeviceData.build(images, device, NetSpec().whiten_kernel)
+        return self._data[key]
+
+    def model(self, spec: NetSpec, data: DeviceData, device: torch.device, compile: bool) -> tuple[AirbenchNet, Any]:
+        """The cached module for this shape and its (maybe compiled) forward, built once per process."""
+        key = (spec, str(device), data.dtype, data.channels_last, compile)
+        if key not in self._nets:
+            net = AirbenchNet(spec).to(device=device, dtype=data.dtype)
+            for m in net.modules():
+                if isinstance(m, torch.nn.BatchNorm2d):
+                    m.float()  # BN statistics in fp32, as airbench
+            if data.channels_last:
+                net = net.to(memory_format=torch.channels_last)
+            self._nets[key] = (net, torch.compile(net) if compile else net)
+        return self._nets[key]
+
+    def run(self, recipe: Recipe, seed: int, ctx: TrainContext) -> "Run":
+        """Train one run; its test logits stay on the device (the bench's bare loop stops here)."""
+        o = self.options(recipe)
+        device = torch.device(ctx.device)
+        data = self.data(recipe, ctx)
+        spec = NetSpec(widths=tuple(o["widths"]), in_channels=data.x_train.shape[1], num_classes=data.num_classes,
+                       bn_momentum=o["bn_momentum"])
+        net, forward = self.model(spec, data, device, ctx.compile)
+        gen = torch.Generator().manual_seed(seed)
+        net.reset(gen, data.whiten)
+        n, batch = len(data.y_train), recipe.batch_size
+        per_epoch = n // batch
+        if per_epoch == 0:
+            raise RecipeError(f"airbench trainer: {n} training images < batch_size {batch}")
+        draws = draw_epochs(gen, math.ceil(recipe.steps / per_epoch), n, o["flip"], o["translate"]).to(device)
+        flags = torch.backends.cudnn.flags(enabled=True, benchmark=True, deterministic=False) \
+            if device.type == "cuda" else contextlib.nullcontext()
+        with flags:
+            bad, loss = _fit(net, forward, data, draws, recipe, o, per_epoch)
+            logits = evaluate(net, data.x_test, o["tta"])
+        return Run(logits, data.y_test, bad, loss / batch)
+
+
+@dataclass
+class Run:
+    """One finished run, still on the device."""
+
+    logits: torch.Tensor
+    labels: torch.Tensor
+    bad: torch.Tensor          # non-finite loss at some step
+    train_loss: torch.Tensor   # mean loss per example at the last step
+
+    def diverged(self) -> bool:
+        return bool(self.bad) or not bool(torch.isfinite(self.logits).all())
+
+    def test_acc(self) -> float:
+        return float((self.logits.argmax(1) == self.labels).float().mean())
+
+
+def _fit(net: AirbenchNet, forward, data: DeviceData, draws, recipe: Recipe, o: dict[str, Any],
+         per_epoch: int) -> tuple[torch.Tensor, torch.Tensor]:
+    batch, total = recipe.batch_size, recipe.steps
+    scale = 1024 * (1 + 1 / (1 - recipe.momentum))
+    lr = recipe.lr / scale
+    wd = recipe.weight_decay * batch / scale
+    lr_bias = lr * o["bias_scaler"]
+    norm_biases, others = net.param_groups()
+    groups = [dict(params=norm_biases, lr=lr_bias, weight_decay=wd / lr_bias),
+              dict(params=others, lr=lr, weight_decay=wd / lr)]
+    base_lrs = [lr_bias, lr]
+    opt = torch.optim.SGD(groups, momentum=recipe.momentum, nesterov=recipe.optimizer == "nesterov")
+    state = [t for t in net.state_dict().values() if t.is_floating_point()]
+    ema = [t.clone() for t in state] if o["lookahead"] else []
+    bad = torch.zeros((), dtype=torch.bool, device=data.x_train.device)
+    loss = torch.zeros((), device=data.x_train.device)
+    net.train()
+    x_epoch = y_epoch = None
+    for step in range(total):
+        epoch, i = divmod(step, per_epoch)
+        if i == 0:
+            net.whiten.bias.requires_grad_(epoch < o["whiten_bias_epochs"])
+            x_epoch, y_epoch = epoch_images(data.x_train, data.y_train, draws, epoch)
+            x_epoch = data.normalize(x_epoch)
+        factor = lr_factor(recipe.schedule, step, total)
+        for g, base in zip(opt.param_groups, base_lrs):
+            g["lr"] = base * factor
+        out = forward(x_epoch[i * batch:(i + 1) * batch])
+        loss = F.cross_entropy(out.float(), y_epoch[i * batch:(i + 1) * batch],
+                               label_smoothing=o["label_smoothing"], reduction="sum")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        bad |= ~torch.isfinite(loss.detach())
+        if ema and (step + 1) % LOOKAHEAD_EVERY == 0:
+            _lookahead(ema, state, LOOKAHEAD_BASE * ((step + 1) / total) ** 3)
+    if ema:
+        _lookahead(ema, state, 1.0)
+    return bad, loss.detach()
+
+
+@torch.no_grad()
+def _lookahead(ema: list[torch.Tensor], state: list[torch.Tensor], decay: float) -> None:
+    torch._foreach_lerp_(ema, state, 1 - decay)
+    torch._foreach_copy_(state, ema)
+
+
+@torch.no_grad()
+def evaluate(net: torch.nn.Module, x: torch.Tensor, tta: int) -> torch.Tensor:
+    """Test logits (float32) with test-time augmentation: 0 none, 1 mirror, 2 mirror + ±1 px translations."""
+    net.eval()
+
+    def mirror(v: torch.Tensor) -> torch.Tensor:
+        return 0.5 * net(v) + 0.5 * net(v.flip(-1)) if tta >= 1 else net(v)
+
+    outs = []
+    for xb in x.split(EVAL_BATCH):
+        logits = mirror(xb)
+        if tta >= 2:
+            h, w = xb.shape[-2:]
+            padded = F.pad(xb, (1, 1, 1, 1), mode="reflect")
+            logits = 0.5 * logits + 0.25 * (mirror(padded[..., :h, :w]) + mirror(padded[..., 2:, 2:]))
+        outs.append(logits.float())
+    return torch.cat(outs)
+
+
+def run_flops(recipe: Recipe, n_test: int | None = None) -> float:
+    """FLOPs of one run, counted analytically (convolutions and head; a multiply-add is 2).
+
+    Training costs forward + backward = 3× forward, less the frozen first layer's
+    weight and input gradients; evaluation costs 1, 2 or 6 forwards per test image
+    (``n_test`` of them: default the recipe's subset or the real test set's size).
+    """
+    o = AirbenchTrainer.options(recipe)
+    shape, n_test = IMAGE_SHAPES[recipe.dataset], n_test or o["n_test"] or TEST_SIZES[recipe.dataset]
+    fwd, first = forward_flops(NetSpec(widths=tuple(o["widths"]), in_channels=shape[0]), shape[1:])
+    train = recipe.steps * recipe.batch_size * (3 * fwd - 2 * first)
+    passes = {0: 1, 1: 2, 2: 6}[o["tta"]]
+    return float(train + passes * n_test * fwd)
