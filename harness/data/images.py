@@ -74,3 +74,15 @@ def try_download(fetch: Callable[[], object]) -> str:
     finally:
         socket.setdefaulttimeout(previous)
     return ""
+
+
+def load_images(dataset: str, root: Path | None, download: bool = True) -> ImageSet:
+    """``load_cifar10`` or ``load_mnist`` by recipe dataset name."""
+    # imported here: the loader modules import this one
+    from harness.data.cifar10 import load_cifar10
+    from harness.data.mnist import load_mnist
+
+    loaders = {"cifar10": load_cifar10, "mnist": load_mnist}
+    if dataset not in loaders:
+        raise ValueError(f"no image loader for dataset {dataset!r}; known: {sorted(loaders)}")
+    return loaders[dataset](root, download)

@@ -12,10 +12,9 @@ same network in any chunk and under every recipe that shares the architecture.
 """
 from __future__ import annotations
 
-import contextlib
 import math
 from dataclasses import dataclass
-from typing import Iterator, Sequence
+from typing import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -96,21 +95,3 @@ def stack(per_seed: Sequence[Sequence[torch.Tensor]], device: torch.device | str
     return [torch.stack([p[i] for p in per_seed]).to(device) for i in range(len(per_seed[0]))]
 
 
-@contextlib.contextmanager
-def torch_threads(n: int | None) -> Iterator[None]:
-    """Run a block with ``n`` intra-op threads (None: unchanged), restoring the previous count.
-
-    Batched tiny nets are dispatch-bound on the CPU: measured on the 2-core CI
-    box, one thread trains the gd trainer's smoke chunk in 6 s where two take
-    15–40 s as soon as another process competes for the cores (the second
-    thread spins). Trainers of small models therefore run single-threaded on CPU.
-    """
-    if n is None:
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)

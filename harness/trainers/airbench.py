@@ -36,10 +36,10 @@ import torch
 import torch.nn.functional as F
 
 from harness.data.augment import draw_epochs, epoch_images
-from harness.data.images import ImageSet, data_root
+from harness.data.images import ImageSet, data_root, load_images
 from harness.models.airbench import WHITEN_IMAGES, AirbenchNet, NetSpec, forward_flops, whitening_weight
 from harness.recipe import Recipe, RecipeError
-from harness.trainers.base import DIVERGED, OK, RunResult, TrainContext
+from harness.trainers.base import DIVERGED, OK, RunResult, TrainContext, resolve_options
 
 #: airbench94's schedule: warm up from 0.2× over the first 23% of steps, then decay linearly to 0.07×
 WARMUP_FRAC, WARMUP_START, FINAL_FACTOR = 0.23, 0.2, 0.07
@@ -75,14 +75,6 @@ OPTIMIZERS = ("nesterov", "sgd")
 AIRBENCH94 = Recipe(trainer="airbench", dataset="cifar10", model="airbench94", optimizer="nesterov", lr=11.5,
                     momentum=0.85, weight_decay=0.0153, batch_size=1024, steps=476, schedule="airbench",
                     probes=("logits",))
-
-
-def _loader(dataset: str):
-    # imported here: the data modules import DataUnavailable from the trainers package
-    from harness.data.cifar10 import load_cifar10
-    from harness.data.mnist import load_mnist
-
-    return {"cifar10": load_cifar10, "mnist": load_mnist}[dataset]
 
 
 def lr_factor(schedule: str, step: int, total: int) -> float:
@@ -149,9 +141,7 @@ class AirbenchTrainer:
 
     # ------------------------------------------------------------ recipe checks --
     def validate(self, recipe: Recipe) -> None:
-        unknown = sorted(set(dict(recipe.options)) - set(_OPTIONS))
-        if unknown:
-            raise RecipeError(f"airbench trainer: unknown option(s) {unknown}; known: {sorted(_OPTIONS)}")
+        resolve_options(self.name, recipe, _OPTIONS)  # unknown options are an error
         if recipe.dataset not in IMAGE_SHAPES:
             raise RecipeError(f"airbench trainer: dataset must be one of {sorted(IMAGE_SHAPES)}, got {recipe.dataset!r}")
         if recipe.model != "airbench94":
@@ -191,10 +181,10 @@ class AirbenchTrainer:
 
     @staticmethod
     def options(recipe: Recipe) -> dict[str, Any]:
-        return {k: recipe.option(k, v) for k, v in _OPTIONS.items()}
+        return resolve_options(AirbenchTrainer.name, recipe, _OPTIONS)
 
     def check_data(self, recipe: Recipe, ctx: TrainContext) -> None:
-        _loader(recipe.dataset)(data_root(ctx.data_dir), download=ctx.download)
+        load_images(recipe.dataset, ctx.data_dir, ctx.download)
 
     def chunk_size(self, recipe: Recipe, device: str) -> int:
         return 1  # one run fills a GPU (the issue measured no gain from packing runs)
@@ -222,7 +212,7 @@ class AirbenchTrainer:
         root = data_root(ctx.data_dir)
         key = (recipe.dataset, str(Path(root).resolve()), o["n_train"], o["n_test"], str(device))
         if key not in self._data:
-            images = _loader(recipe.dataset)(root, download=ctx.download).subset(o["n_train"] or None,
+            images = load_images(recipe.dataset, root, ctx.download).subset(o["n_train"] or None,
                                                                                 o["n_test"] or None)
             self._data.clear()  # one data set resident at a time: device memory is the scarce thing
             self._data[key] = DeviceData.build(images, device, NetSpec().whiten_kernel)

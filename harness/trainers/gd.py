@@ -38,9 +38,10 @@ import torch
 import torch.nn.functional as F
 
 from harness.hessian import flat_hvp, lanczos
-from harness.models.small_nets import ACTIVATIONS, MLPSpec, stack, torch_threads
-from harness.recipe import Recipe, RecipeError
-from harness.trainers.base import DIVERGED, OK, RunResult, TrainContext
+from harness.data.images import load_images
+from harness.models.small_nets import ACTIVATIONS, MLPSpec, stack
+from harness.recipe import Recipe
+from harness.trainers.base import DIVERGED, OK, RunResult, TrainContext, check_image_data, cpu_threads, require, resolve_options
 
 #: seed 003 §4.1 / issue 6: "loss above k× its start or non-finite"; 10× is far above any
 #: transient bump of a stable run and is reached within a few dozen steps once |1 − ηλ| > 1
@@ -81,13 +82,11 @@ class GDTrainer:
     salt = "gd-v1"
 
     def _options(self, recipe: Recipe) -> dict[str, Any]:
-        return {k: recipe.option(k, v) for k, v in _OPTIONS.items()}
+        return resolve_options(self.name, recipe, _OPTIONS)
 
     def validate(self, recipe: Recipe) -> None:
-        unknown = sorted(set(dict(recipe.options)) - set(_OPTIONS))
         o = self._options(recipe)
         bad = [
-            (bool(unknown), f"unknown option(s) {unknown}; known: {sorted(_OPTIONS)}"),
             ((recipe.dataset, recipe.model) not in PROBLEMS,
              f"dataset/model must be one of {sorted(PROBLEMS)}, got {(recipe.dataset, recipe.model)}"),
             (recipe.optimizer != "gd" or recipe.momentum != 0 or recipe.weight_decay != 0,
@@ -102,15 +101,10 @@ class GDTrainer:
             (o["depth"] < 2 or o["lanczos_iters"] < 2 or o["sharpness_every"] < 0,
              "options depth and lanczos_iters must be >= 2, sharpness_every >= 0"),
         ]
-        for cond, msg in bad:
-            if cond:
-                raise RecipeError(f"gd trainer: {msg}")
+        require(self.name, bad)
 
     def check_data(self, recipe: Recipe, ctx: TrainContext) -> None:
-        if recipe.dataset == "cifar10":
-            from harness.data.cifar10 import load_cifar10
-
-            load_cifar10(ctx.data_dir, ctx.download)
+        check_image_data(recipe, ctx)
 
     def chunk_size(self, recipe: Recipe, device: str) -> int:
         return 32 if device == "cpu" else 64
@@ -137,9 +131,7 @@ class GDTrainer:
                              classes=o["classes"], label_noise=o["label_noise"])
             x, y, classes = t.x_train, t.y_train, o["classes"]
         else:
-            from harness.data.cifar10 import load_cifar10
-
-            imgs = load_cifar10(ctx.data_dir, ctx.download)
+            imgs = load_images("cifar10", ctx.data_dir, ctx.download)
             g = torch.Generator().manual_seed(o["data_seed"])
             idx = torch.randperm(len(imgs.y_train), generator=g)[: o["n_train"]]
             x = imgs.x_train[idx].flatten(1).to(torch.float64)
@@ -165,7 +157,7 @@ class GDTrainer:
         o = self._options(recipe)
         dtype = getattr(torch, o["dtype"])
         seeds = [int(s) for s in seeds]
-        with torch_threads(1 if ctx.device == "cpu" else None):
+        with cpu_threads(ctx.device):
             prob = self._problem(recipe, o, seeds, ctx, dtype)
             run = gd_run(prob, seeds, recipe.lr, recipe.steps, relative=o["lr_unit"] == "2/lambda0",
                          lanczos_iters=o["lanczos_iters"], sharpness_every=o["sharpness_every"])

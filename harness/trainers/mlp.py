@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 from harness.data.synthetic import teacher_task
 from harness.recipe import Recipe, RecipeError
-from harness.trainers.base import DIVERGED, OK, RunResult, TrainContext
+from harness.trainers.base import DIVERGED, OK, RunResult, TrainContext, resolve_options
 
 #: a run counts as diverged once its loss is non-finite or this many times its start
 DIVERGENCE_FACTOR = 10.0
@@ -40,9 +40,7 @@ class MLPTrainer:
     salt = "mlp-v1"
 
     def validate(self, recipe: Recipe) -> None:
-        unknown = sorted(set(dict(recipe.options)) - set(_OPTIONS))
-        if unknown:
-            raise RecipeError(f"mlp trainer: unknown option(s) {unknown}; known: {sorted(_OPTIONS)}")
+        resolve_options(self.name, recipe, _OPTIONS)  # unknown options are an error
         if recipe.dataset != "teacher":
             raise RecipeError(f"mlp trainer: dataset must be 'teacher', got {recipe.dataset!r}")
         if recipe.model != "mlp":

@@ -44,7 +44,6 @@ same run in any chunk and at every LR / decay / init scale (common random number
 """
 from __future__ import annotations
 
-import contextlib
 import math
 import time
 from dataclasses import dataclass
@@ -58,7 +57,8 @@ from harness.models.convnets import MODELS, ConvNetSpec, model_spec, stack_param
 from harness.optim import check_points, gd_step, lars_step, lr_at, sgd_step, SCHEDULES
 from harness.probes import LayerStats
 from harness.recipe import Recipe, RecipeError
-from harness.trainers.base import DIVERGED, OK, DataUnavailable, RunResult, TrainContext
+from harness.data.images import load_images
+from harness.trainers.base import DIVERGED, OK, DataUnavailable, RunResult, TrainContext, check_image_data, cpu_threads, require, resolve_options
 
 OPTIMIZERS = ("sgd", "gd", "lars")
 PROBES = ("layer_stats", "snapshots", "loss", "logits", "final_weights")
@@ -103,34 +103,6 @@ _OPTIONS: dict[str, Any] = {
 }
 
 
-@contextlib.contextmanager
-def _one_thread_on_cpu(device: str) -> Iterator[None]:
-    """Train with one intra-op thread on the CPU, restoring the previous count after.
-
-    These nets' ops are ~1 ms each: two OpenMP threads gain little, and on a
-    shared 2-core machine threads spinning against other processes made a chunk
-    ~10× slower (measured: 1.1 s with one thread, 9–12 s with two, load ≈ 4).
-    """
-    if not str(device).startswith("cpu"):
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
-def _loader(dataset: str):
-    # imported lazily: the real-data modules are optional for the smoke tier
-    if dataset == "mnist":
-        from harness.data.mnist import load_mnist
-        return load_mnist
-    from harness.data.cifar10 import load_cifar10
-    return load_cifar10
-
-
 @dataclass
 class Data:
     x_train: torch.Tensor  # float [N, C, H, W] on the device, standardised per channel
@@ -153,12 +125,9 @@ class ScaleInvariantTrainer:
 
     # -- validation -------------------------------------------------------------
     def _options(self, recipe: Recipe) -> dict[str, Any]:
-        return {k: recipe.option(k, v) for k, v in _OPTIONS.items()}
+        return resolve_options(self.name, recipe, _OPTIONS)
 
     def validate(self, recipe: Recipe) -> None:
-        unknown = sorted(set(dict(recipe.options)) - set(_OPTIONS))
-        if unknown:
-            raise RecipeError(f"{self.name} trainer: unknown option(s) {unknown}; known: {sorted(_OPTIONS)}")
         bad = [
             (recipe.dataset not in DATASETS, f"dataset must be one of {DATASETS}, got {recipe.dataset!r}"),
             (recipe.model not in MODELS, f"model must be one of {sorted(MODELS)}, got {recipe.model!r}"),
@@ -182,9 +151,7 @@ class ScaleInvariantTrainer:
             (recipe.optimizer == "gd" and recipe.batch_size != o["n_train"],
              f"optimizer gd is full batch: batch_size must equal option n_train ({o['n_train']})"),
         ]
-        for cond, msg in bad:
-            if cond:
-                raise RecipeError(f"{self.name} trainer: {msg}")
+        require(self.name, bad)
         try:
             check_points(o["lr_points"])
             self._spec(recipe, o, 1, 2)
@@ -198,8 +165,7 @@ class ScaleInvariantTrainer:
 
     # -- data -----------------------------------------------------------------------
     def check_data(self, recipe: Recipe, ctx: TrainContext) -> None:
-        if recipe.dataset in ("mnist", "cifar10"):
-            _loader(recipe.dataset)(ctx.data_dir, ctx.download)
+        check_image_data(recipe, ctx)
 
     def _data(self, recipe: Recipe, o: dict[str, Any], ctx: TrainContext, dtype: torch.dtype) -> Data:
         n_train, n_test = o["n_train"], o["n_test"]
@@ -217,7 +183,7 @@ class ScaleInvariantTrainer:
                 s = o["image_size"]
                 imgs = learnable_images(n_train, n_test, (o["channels"], s, s), o["classes"], seed=o["data_seed"])
             else:
-                imgs = _loader(recipe.dataset)(ctx.data_dir, ctx.download).subset(n_train or None, n_test or None)
+                imgs = load_images(recipe.dataset, ctx.data_dir, ctx.download).subset(n_train or None, n_test or None)
             xtr, xte = _standardise(imgs.x_train, imgs.x_test, dtype)
             ytr, yte, classes = imgs.y_train, imgs.y_test, imgs.num_classes
         if recipe.optimizer == "gd" and recipe.batch_size != len(ytr):
@@ -252,7 +218,7 @@ class ScaleInvariantTrainer:
             block = seeds[start:start + size]
             # pad with copies of the last seed (trained, then dropped): see CPU_CHUNK
             padded = block + [block[-1]] * (size - len(block)) if on_cpu else block
-            with _one_thread_on_cpu(ctx.device):
+            with cpu_threads(ctx.device):
                 run = _Run(recipe, o, spec, data, padded, ctx.device, dtype)
                 run.fit()
             per_run = (time.perf_counter() - t0) / len(block)
@@ -408,17 +374,14 @@ class Toy2DTrainer:
     salt = "toy2d-v1"
 
     def validate(self, recipe: Recipe) -> None:
-        unknown = sorted(set(dict(recipe.options)) - set(_TOY_OPTIONS))
+        resolve_options(self.name, recipe, _TOY_OPTIONS)  # unknown options are an error
         bad = [
-            (bool(unknown), f"unknown option(s) {unknown}; known: {sorted(_TOY_OPTIONS)}"),
             (recipe.dataset != "none" or recipe.model != "x2_over_r2", "dataset must be 'none', model 'x2_over_r2'"),
             (recipe.optimizer != "gd" or recipe.momentum != 0, "optimizer must be gd without momentum"),
             (recipe.schedule != "constant", "schedule must be constant"),
             (set(recipe.probes) != {"loss"}, "probes must be ['loss']"),
         ]
-        for cond, msg in bad:
-            if cond:
-                raise RecipeError(f"{self.name} trainer: {msg}")
+        require(self.name, bad)
 
     def check_data(self, recipe: Recipe, ctx: TrainContext) -> None:
         return None

@@ -47,10 +47,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from harness.models.small_nets import MLPSpec, stack, torch_threads
+from harness.data.images import load_images
+from harness.models.small_nets import MLPSpec, stack
 from harness.optim import sgd_step
-from harness.recipe import Recipe, RecipeError
-from harness.trainers.base import DIVERGED, OK, RunResult, TrainContext
+from harness.recipe import Recipe
+from harness.trainers.base import DIVERGED, OK, RunResult, TrainContext, check_image_data, cpu_threads, require, resolve_options
 
 #: a run counts as diverged once its loss is non-finite or this many times its start
 DIVERGENCE_FACTOR = 10.0
@@ -107,17 +108,15 @@ class ScheduleTrainer:
     salt = "sched-v1"
 
     def _options(self, recipe: Recipe) -> dict[str, Any]:
-        return {k: recipe.option(k, v) for k, v in _OPTIONS.items()}
+        return resolve_options(self.name, recipe, _OPTIONS)
 
     def validate(self, recipe: Recipe) -> None:
         from harness.models.convnets import MODELS
 
-        unknown = sorted(set(dict(recipe.options)) - set(_OPTIONS))
         o = self._options(recipe)
         conv = recipe.model in MODELS
         ms = list(o["milestones"])
         bad = [
-            (bool(unknown), f"unknown option(s) {unknown}; known: {sorted(_OPTIONS)}"),
             (recipe.dataset not in DATASETS, f"dataset must be one of {DATASETS}, got {recipe.dataset!r}"),
             (recipe.model not in MLP_MODELS and not conv,
              f"model must be one of {MLP_MODELS + tuple(sorted(MODELS))}, got {recipe.model!r}"),
@@ -134,15 +133,10 @@ class ScheduleTrainer:
              "transfer needs schedule 'step' (its stages) and finetune_steps > 0"),
             (o["eval_every"] < 0 or o["depth"] < 2, "eval_every must be >= 0 and depth >= 2"),
         ]
-        for cond, msg in bad:
-            if cond:
-                raise RecipeError(f"sched trainer: {msg}")
+        require(self.name, bad)
 
     def check_data(self, recipe: Recipe, ctx: TrainContext) -> None:
-        if recipe.dataset == "cifar10":
-            from harness.data.cifar10 import load_cifar10
-
-            load_cifar10(ctx.data_dir, ctx.download)
+        check_image_data(recipe, ctx)
 
     def chunk_size(self, recipe: Recipe, device: str) -> int:
         return 16 if device == "cpu" else 32
@@ -179,9 +173,7 @@ class ScheduleTrainer:
                              classes=o["classes"], label_noise=o["label_noise"])
             xtr, ytr, xte, yte, classes = t.x_train, t.y_train, t.x_test, t.y_test, o["classes"]
         else:
-            from harness.data.cifar10 import load_cifar10
-
-            imgs = load_cifar10(ctx.data_dir, ctx.download).subset(o["n_train"] or None, o["n_test"] or None)
+            imgs = load_images("cifar10", ctx.data_dir, ctx.download).subset(o["n_train"] or None, o["n_test"] or None)
             mean = imgs.x_train.double().mean((0, 2, 3), keepdim=True)
             std = imgs.x_train.double().std((0, 2, 3), keepdim=True)
             xtr, xte = ((imgs.x_train - mean) / std).float(), ((imgs.x_test - mean) / std).float()
@@ -206,7 +198,7 @@ class ScheduleTrainer:
         t0 = time.perf_counter()
         o = self._options(recipe)
         seeds = [int(s) for s in seeds]
-        with torch_threads(1 if ctx.device == "cpu" else None):
+        with cpu_threads(ctx.device):
             source, target = self._tasks(recipe, o, ctx)
             net = _net(recipe, o, source, seeds, ctx.device)
             run = _Run(recipe, o, net, source, seeds)
