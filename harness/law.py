@@ -144,4 +144,5 @@ class LawContext:
         )
         if self.inconclusive == "fail":
             pytest.fail(reason + "\n" + lines, pytrace=False)
-        pytest.skip(reason)
+        # reported at the test, not at this line, in pytest's short summary (-rs)
+        raise pytest.skip.Exception(reason, _use_item_location=True)

@@ -27,6 +27,7 @@ from harness.trainers import DataUnavailable, TrainContext, get_trainer, recipe_
 TIERS = ("smoke", "gpu", "paper")
 INCONCLUSIVE_MODES = ("skip", "fail")
 DATA_ENV = "LRLAWS_DATA"
+XDIST_REFUSAL = "lrlaws: run laws without pytest-xdist's -n (each worker would train on its own); parallelism comes from --gpus N or --executor ray"
 
 
 @dataclass
@@ -35,6 +36,7 @@ class ItemNeeds:
     ensembles: dict[str, Ensemble] = field(default_factory=dict)
     keys: dict[str, str] = field(default_factory=dict)
     not_run: str | None = None  # reason the point cannot run this session
+    refused: str | None = None  # reason the point must fail without running (a misuse)
 
 
 @dataclass
@@ -187,8 +189,11 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     if not items:
         return
     if hasattr(session.config, "workerinput"):
-        # Each xdist worker would plan and train on its own: the plan must be one.
-        raise pytest.UsageError("lrlaws: run laws without pytest-xdist's -n; parallelism comes from --gpus N")
+        # Each xdist worker would plan and train on its own: the plan must be one. The
+        # controller collects nothing, so the refusal happens here, per law test.
+        for item in items:
+            ls.items[item.nodeid] = ItemNeeds(law=item.get_closest_marker("lrlaw").kwargs["name"], refused=XDIST_REFUSAL)
+        return
     try:
         check_writable(ls.store_root)
         ls.store = Store(ls.store_root)
@@ -312,6 +317,8 @@ def law(request: pytest.FixtureRequest):
     need = ls.items.get(item.nodeid)
     if need is None:
         pytest.fail("the `law` fixture is for tests marked with @lrlaw(...)", pytrace=False)
+    if need.refused:
+        pytest.fail(need.refused, pytrace=False)
     if ls.report is None:
         ls.report = Report.start(ls.report_dir, ls.tier)
     params = dict(item.callspec.params) if hasattr(item, "callspec") else {}

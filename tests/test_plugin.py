@@ -207,3 +207,27 @@ def test_two_sessions_at_once_train_no_run_twice(pytester):
     assert all("2 passed" in o for o in outs), outs
     assert sum(counts) == 600, counts
     assert _rows(store) == 600
+
+
+def test_inconclusive_is_a_skip_at_the_test_or_a_failure_on_request(pytester):
+    # accuracy is near chance on this tiny task: a threshold right at the mean cannot be decided
+    write_law(pytester, n=16)
+    store = str(pytester.path / "s")
+    probe = run(pytester, "--store", store, "--report-dir", "rep")
+    data = json.loads(next((pytester.path / "rep").glob("*/report.json")).read_text())
+    mean = data["entries"][0]["results"][0]["value"]
+    write_law(pytester, n=16, threshold=round(mean, 4))
+    res = run(pytester, "--store", store, "-rs", "-k", "lr0.1", "--compare-to", "none")
+    res.assert_outcomes(skipped=1)
+    assert re.search(r"SKIPPED \[1\] test_tiny_law.py:\d+: inconclusive: CI \[", res.stdout.str())
+    strict = run(pytester, "--store", store, "-k", "lr0.1", "--inconclusive", "fail", "--compare-to", "none")
+    strict.assert_outcomes(failed=1)
+    assert probe.ret == 0
+
+
+def test_laws_refuse_xdist(pytester):
+    write_law(pytester)
+    res = run(pytester, "--store", str(pytester.path / "s"), "-n", "1")
+    res.assert_outcomes(errors=2)
+    assert "run laws without pytest-xdist's -n" in res.stdout.str()
+    assert not (pytester.path / "s").exists()  # nothing planned or trained
