@@ -57,7 +57,8 @@ class FakeTrainer:
             rng = np.random.default_rng(s)
             out = recipe.lr * np.arange(6.0) + rng.normal(size=6)
             div = recipe.option("diverge_above") is not None and recipe.lr > recipe.option("diverge_above")
-            yield RunResult(s, {"out": out}, {"pid": os.getpid()}, DIVERGED if div else OK, 0.001)
+            metrics = {"pid": os.getpid(), "cuda_visible": os.environ.get("CUDA_VISIBLE_DEVICES", "")}
+            yield RunResult(s, {"out": out}, metrics, DIVERGED if div else OK, 0.001)
 
 
 @pytest.fixture

@@ -144,3 +144,31 @@ def test_pool_ctrl_c_stops_workers_and_keeps_finished_runs(fake_trainer, tmp_pat
     time.sleep(0.5)
     ps = subprocess.run(["pgrep", "-f", str(root)], capture_output=True, text=True).stdout.split()
     assert ps == []
+
+
+def test_pool_pins_each_worker_to_its_device(fake_trainer, tmp_path):
+    """Each worker sets CUDA_VISIBLE_DEVICES to its physical id before anything touches CUDA."""
+    store = Store(tmp_path)
+    ens = [Ensemble(fake_recipe(lr=0.1, options={"sleep": 0.05, "chunk": 1}), 12)]
+    workers = [WorkerSpec("cpu", physical="3"), WorkerSpec("cpu", physical="5")]
+    train_pool(store, make_tasks(make_plan(ens, store, "cpu"), "cpu"), workers, TrainContext(), lambda *a: None,
+               start_method="fork")
+    by_pid = {}
+    for rec in store.records(recipe_key(ens[0].recipe)).values():
+        by_pid.setdefault(rec.metrics["pid"], set()).add(rec.metrics["cuda_visible"])
+    assert sorted(v for vals in by_pid.values() for v in vals) == ["3", "5"]
+    assert all(len(v) == 1 for v in by_pid.values())
+
+
+def test_visible_devices_honour_cuda_visible_devices(monkeypatch):
+    import torch
+
+    from harness.executor import visible_cuda_devices
+
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,5")
+    assert visible_cuda_devices() == ["3", "5"]
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
+    assert visible_cuda_devices() == ["0", "1"]
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
+    assert visible_cuda_devices() == []
