@@ -18,6 +18,9 @@ from harness.plan import make_plan
 from harness.store import Store
 from harness.trainers import TrainContext, recipe_key
 
+# Keep every Ray process of these tests on loopback: Ray binds its node IP (eth0 here)
+# unless clusters are "disabled", as it does on macOS/Windows. Read once, when ray is imported.
+os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
 ray = pytest.importorskip("ray", reason="the ray extra is not installed: pip install -e '.[dev,ray]'")
 from harness.ray_executor import ray_missing, rechunk, train_ray  # noqa: E402
 
@@ -29,8 +32,10 @@ BASE = Recipe(trainer="mlp", dataset="teacher", model="mlp", lr=0.3, batch_size=
 def cluster():
     from ray.cluster_utils import Cluster
 
+    # loopback only: the test cluster must not listen on (or talk to) any other address
     c = Cluster(initialize_head=True, head_node_args={
-        "num_cpus": 2, "object_store_memory": 100 * 2**20, "include_dashboard": False})
+        "num_cpus": 2, "object_store_memory": 100 * 2**20, "include_dashboard": False,
+        "node_ip_address": "127.0.0.1"})
     yield c
     if ray.is_initialized():
         ray.shutdown()
