@@ -60,6 +60,11 @@ class EnsembleRuns:
     def n(self) -> int:
         return self.ensemble.n
 
+    @property
+    def loaded(self) -> bool:
+        """Whether the test read these runs (only runs it read count towards its compute)."""
+        return self._loaded is not None
+
     def array(self, name: str) -> np.ndarray:
         return np.stack([arrays[name] for _, arrays in self._load()])
 

@@ -6,6 +6,7 @@ missing → tests read runs from the store and decide → report.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from dataclasses import dataclass, field
@@ -261,7 +262,7 @@ def _train(session: pytest.Session, ls: LawSession) -> None:
     capman = session.config.pluginmanager.get_plugin("capturemanager")
     ctx = TrainContext(device="cuda:0" if ls.gpus else "cpu", data_dir=ls.data_dir, download=True, compile=ls.compile)
     t0 = time.perf_counter()
-    with (capman.global_and_fixture_disabled() if capman else _null()):
+    with (capman.global_and_fixture_disabled() if capman else contextlib.nullcontext()):
         bar = progress(ls.plan.runs_missing, desc=f"lrlaws train ({ls.tier})")
         diverged = 0
 
@@ -297,14 +298,6 @@ def _execute(ls: LawSession, tasks, ctx: TrainContext, on_run) -> Outcome:
     if len(workers) == 1:
         return train_in_process(ls.store, tasks, ctx, on_run)
     return train_pool(ls.store, tasks, workers, ctx, on_run)
-
-
-class _null:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *a: Any) -> None:
-        return None
 
 
 # -------------------------------------------------------------------- fixture --

@@ -83,9 +83,9 @@ class Report:
             nodeid=ctx.nodeid, law=ctx.name, params=_jsonable(ctx.params),
             decision=ctx.decision if ctx.results else "error",
             results=[_jsonable(r.to_dict()) for r in ctx.results], n=n, seeds=[0, n],
-            compute_seconds=sum(e.seconds for e in ctx.ensembles.values() if e._loaded is not None),
+            compute_seconds=sum(e.seconds for e in ctx.ensembles.values() if e.loaded),
             recipes={name: e.key for name, e in ctx.ensembles.items()},
-            devices=sorted({d for e in ctx.ensembles.values() if e._loaded is not None for d in e.devices}),
+            devices=sorted({d for e in ctx.ensembles.values() if e.loaded for d in e.devices}),
             plots=[os.path.relpath(p, self.run_dir) for p in ctx.plots], notes=list(ctx.notes),
         )
         self.entries.append(entry)
