@@ -7,9 +7,11 @@ instead of masquerading as a violation.
 """
 from __future__ import annotations
 
+import contextlib
 import math
+from contextvars import ContextVar
 from dataclasses import asdict, dataclass, field
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 from scipy import stats as sps
@@ -18,6 +20,28 @@ PASS, FAIL, INCONCLUSIVE, NOT_RUN = "pass", "fail", "inconclusive", "not_run"
 
 #: default two-sided confidence level of every interval
 CONFIDENCE = 0.95
+#: The level in force for the law point being decided. A sequential decision (several
+#: looks at a growing ensemble) lowers it per look to keep the error rate over all looks
+#: valid; every interval builder resolves ``confidence=None`` through ``current_confidence()``.
+_LEVEL: ContextVar[float] = ContextVar("lrlaws_confidence", default=CONFIDENCE)
+
+
+def current_confidence() -> float:
+    return _LEVEL.get()
+
+
+@contextlib.contextmanager
+def confidence_level(level: float) -> Iterator[None]:
+    """Within the block, intervals built with ``confidence=None`` use ``level``."""
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"confidence level must be in (0, 1), got {level}")
+    token = _LEVEL.set(level)
+    try:
+        yield
+    finally:
+        _LEVEL.reset(token)
+
+
 #: bootstrap resamples; 2000 keeps the Monte-Carlo error of a 95% bound ~0.5%
 N_BOOT = 2000
 #: runs are pooled into at most this many groups before resampling (bootstrap cost ~ G²)
