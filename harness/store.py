@@ -3,20 +3,23 @@
 Layout under the store root::
 
     index.sqlite            runs and recipes (WAL mode: many readers, one writer at a time)
-    runs/<k[:2]>/<k>/<seed>.npz   one artifact per run, written to a temp file then renamed
-    locks/<k>.lock          per-key advisory lock held while a process trains that key
+    runs/<k[:2]>/<k>/<seed>.npz   one self-describing artifact per run (see harness.artifacts)
+    locks/<k>.b<block>.lock  per-block lock held while a process trains that block
 
-The artifact is written and renamed *before* its index row is committed, so a
-crash leaves at worst an orphan file that the next session overwrites; a row
-always points at a complete file. Every row carries the artifact's sha256,
-checked before a run is used; a mismatch drops the row so the run is retrained.
+The artifact is written to a temp file and renamed *before* its index row is
+committed, so a crash leaves at worst an orphan file that the next session
+overwrites; a row always points at a complete file. Every row carries the
+artifact's sha256, checked before a run is used; a mismatch drops the row so the
+run is retrained. Each artifact describes its run, so a lost or damaged index is
+rebuilt from the artifacts (``python -m harness store rebuild``).
+
+A store that cannot be written is opened with ``readonly=True``: it can be
+planned against and read (``--plan``, ``--no-train``), never written.
 """
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
-import io
 import json
 import os
 import sqlite3
@@ -24,15 +27,20 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Any, Iterable, Iterator
 
 import numpy as np
+from filelock import FileLock, Timeout
 
+from harness import artifacts
 from harness.recipe import Recipe
-from harness.trainers.base import RunResult
+from harness.runs import RunResult
+from harness.store_errors import (  # noqa: F401  (re-exported: the store's public names)
+    DEFAULT_STORE, STORE_ENV, CorruptArtifact, IndexDamaged, StoreError, StoreWriteError, check_writable,
+    disk_is_full, rebuild_command, write_error,
+)
 
-DEFAULT_STORE = ".lrlaws/store"
-STORE_ENV = "LRLAWS_STORE"
+INDEX = "index.sqlite"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS recipes (
@@ -45,14 +53,6 @@ CREATE TABLE IF NOT EXISTS runs (
     PRIMARY KEY (key, seed)
 );
 """
-
-
-class StoreError(RuntimeError):
-    pass
-
-
-class CorruptArtifact(StoreError):
-    pass
 
 
 @dataclass(frozen=True)
@@ -68,39 +68,110 @@ class RunRecord:
 
 
 class Store:
-    """Process-safe: open one per process; SQLite and flock do the coordination."""
+    """Process-safe: open one per process; SQLite and file locks do the coordination."""
 
-    def __init__(self, root: str | os.PathLike) -> None:
+    def __init__(self, root: str | os.PathLike, readonly: bool = False) -> None:
         self.root = Path(root)
-        check_writable(self.root)
-        (self.root / "runs").mkdir(parents=True, exist_ok=True)
-        (self.root / "locks").mkdir(parents=True, exist_ok=True)
-        self._db_path = self.root / "index.sqlite"
+        self.readonly = readonly
+        self._db_path = self.root / INDEX
         self._conn: sqlite3.Connection | None = None
         self._conn_pid: int | None = None
-        self._connect().executescript(_SCHEMA)
+        self._recipes: dict[str, tuple[str, str, str] | None] = {}
+        if not readonly:
+            check_writable(self.root)
+            try:
+                (self.root / "runs").mkdir(parents=True, exist_ok=True)
+                (self.root / "locks").mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise write_error(e, self.root) from None
+        self._check_index_present()
+        with self._sql():
+            conn = self._connect()
+            if conn is not None:
+                if not readonly:
+                    conn.executescript(_SCHEMA)
+                # Catches a scrambled or truncated index at open, not half-way through a session.
+                bad = [r[0] for r in conn.execute("PRAGMA quick_check").fetchall() if r[0] != "ok"]
+                if bad:
+                    raise sqlite3.DatabaseError(f"database disk image is malformed: {bad[0]}")
+
+    def _check_index_present(self) -> None:
+        """A missing or zero-length index beside stored artifacts was lost, not new: say how to rebuild it."""
+        if self._db_path.is_file() and self._db_path.stat().st_size > 0:
+            return
+        if next((self.root / "runs").glob("*/*/*.npz"), None) is not None:
+            state = "is empty" if self._db_path.exists() else "is missing"
+            raise IndexDamaged(f"store index {self._db_path} {state} but the store holds artifacts: "
+                               f"run `{rebuild_command(self.root)}`")
 
     # -- sqlite ------------------------------------------------------------------
-    def _connect(self) -> sqlite3.Connection:
+    def _connect(self) -> sqlite3.Connection | None:
+        """The connection of this process; None for a read-only store without an index (nothing stored)."""
         if self._conn is None or self._conn_pid != os.getpid():
-            conn = sqlite3.connect(self._db_path, timeout=60.0, isolation_level=None)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA busy_timeout=60000")
+            if self.readonly:
+                conn = self._connect_readonly()
+                if conn is None:
+                    return None
+            else:
+                conn = sqlite3.connect(self._db_path, timeout=60.0, isolation_level=None)
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=NORMAL")
+                conn.execute("PRAGMA busy_timeout=60000")
             self._conn, self._conn_pid = conn, os.getpid()
         return self._conn
 
+    def _connect_readonly(self) -> sqlite3.Connection | None:
+        if not self._db_path.is_file():
+            return None
+        uri = self._db_path.absolute().as_uri()
+        try:
+            conn = sqlite3.connect(f"{uri}?mode=ro", uri=True, isolation_level=None)
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            return conn
+        except sqlite3.OperationalError:
+            # WAL needs its -shm file; a store on a read-only disk without one is read as it stands.
+            return sqlite3.connect(f"{uri}?immutable=1", uri=True, isolation_level=None)
+
+    def _index_error(self, e: sqlite3.Error) -> StoreError:
+        msg, db = str(e).lower(), self._db_path
+        if "full" in msg or ("disk i/o" in msg and disk_is_full(db.parent)):
+            return StoreWriteError(f"disk full at {db}: free space there, or pass --store DIR on another disk")
+        if "readonly" in msg or "read-only" in msg:
+            return StoreWriteError(f"store index {db} is read-only: make it writable, or pass --no-train to only read it")
+        if "malformed" in msg or "not a database" in msg or "corrupt" in msg:
+            return IndexDamaged(f"store index {db} is damaged ({e}): run `{rebuild_command(self.root)}`")
+        if "locked" in msg or "busy" in msg:
+            return StoreError(f"store index {db} stayed locked for 60 s by another process ({e}); try again")
+        return StoreError(f"store index {db}: {e}")
+
+    @contextlib.contextmanager
+    def _sql(self) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.Error as e:
+            raise self._index_error(e) from None
+
+    def _rows(self, sql: str, args: tuple = ()) -> list[tuple]:
+        with self._sql():
+            conn = self._connect()
+            return [] if conn is None else conn.execute(sql, args).fetchall()
+
     @contextlib.contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:
-        conn = self._connect()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        else:
-            conn.execute("COMMIT")
+        if self.readonly:
+            raise StoreWriteError(f"store {self.root} was opened read-only; it cannot record runs")
+        with self._sql():
+            conn = self._connect()
+            assert conn is not None
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+                raise
+            else:
+                conn.execute("COMMIT")
 
     def close(self) -> None:
         if self._conn is not None:
@@ -114,55 +185,112 @@ class Store:
                 "INSERT OR IGNORE INTO recipes(key, trainer, salt, recipe) VALUES (?,?,?,?)",
                 (key, recipe.trainer, salt, recipe.canonical_json()),
             )
+        self._recipes[key] = (recipe.trainer, salt, recipe.canonical_json())
+
+    def _recipe_row(self, key: str) -> tuple[str, str, str] | None:
+        if key not in self._recipes:
+            rows = self._rows("SELECT trainer, salt, recipe FROM recipes WHERE key = ?", (key,))
+            self._recipes[key] = tuple(rows[0]) if rows else None  # type: ignore[assignment]
+        return self._recipes[key]
 
     # -- runs ------------------------------------------------------------------------
     def _artifact_path(self, key: str, seed: int) -> Path:
-        return self.root / "runs" / key[:2] / key / f"{seed}.npz"
+        if not artifacts.KEY_RE.match(key):
+            raise StoreError(f"malformed recipe key {key[:40]!r}")
+        return self.root / "runs" / key[:2] / key / f"{int(seed)}.npz"
 
     def put(self, key: str, result: RunResult, device: str) -> RunRecord:
         path = self._artifact_path(key, result.seed)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        buf = io.BytesIO()
-        np.savez(buf, **result.arrays)
-        data = buf.getvalue()
+        trainer, salt, recipe = self._recipe_row(key) or (None, None, None)
+        meta = {"key": key, "seed": int(result.seed), "status": result.status, "metrics": dict(result.metrics),
+                "seconds": float(result.seconds), "device": device, "created": time.time(),
+                "trainer": trainer, "salt": salt, "recipe": recipe}
+        data = artifacts.encode(result.arrays, meta)
         digest = hashlib.sha256(data).hexdigest()
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{result.seed}.", suffix=".tmp")
+        tmp = self._write_tmp(path, data, result.seed)
+        rel = str(path.relative_to(self.root))
+        rec = RunRecord(key, result.seed, result.status, rel, digest, result.seconds, device, dict(result.metrics))
         try:
+            # Renamed inside the index's write transaction: concurrent writers of one run leave
+            # the file and the row of the same writer (the last), never a row that fails its file.
+            with self._db() as db:
+                try:
+                    os.replace(tmp, path)
+                except OSError as e:
+                    raise write_error(e, path.parent) from None
+                self._insert(db, rec, meta["created"])
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+        return rec
+
+    @staticmethod
+    def _insert(db: sqlite3.Connection, rec: RunRecord, created: float) -> None:
+        db.execute(
+            "INSERT OR REPLACE INTO runs(key, seed, status, file, sha256, seconds, device, created, metrics)"
+            " VALUES (?,?,?,?,?,?,?,?,?)",
+            (rec.key, rec.seed, rec.status, rec.file, rec.sha256, rec.seconds, rec.device, created,
+             json.dumps(rec.metrics)),
+        )
+
+    def _write_tmp(self, path: Path, data: bytes, seed: int) -> str:
+        """``data`` in a synced temp file beside ``path``; removed again if anything fails."""
+        if self.readonly:
+            raise StoreWriteError(f"store {self.root} was opened read-only; it cannot record runs")
+        tmp = None
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{seed}.", suffix=".tmp")
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
                 f.flush()
                 os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
+            return tmp
+        except BaseException as e:
+            if tmp is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+            if isinstance(e, OSError):
+                raise write_error(e, path.parent) from None
             raise
-        rel = str(path.relative_to(self.root))
-        rec = RunRecord(key, result.seed, result.status, rel, digest, result.seconds, device, dict(result.metrics))
-        with self._db() as db:
-            db.execute(
-                "INSERT OR REPLACE INTO runs(key, seed, status, file, sha256, seconds, device, created, metrics)"
-                " VALUES (?,?,?,?,?,?,?,?,?)",
-                (key, rec.seed, rec.status, rel, digest, rec.seconds, device, time.time(), json.dumps(rec.metrics)),
-            )
-        return rec
+
+    def clean_tmp(self, key: str, seeds: Iterable[int]) -> int:
+        """Remove temp files a killed writer left for ``seeds``. Call under the block's lock, so no live writer owns them."""
+        folder = self._artifact_path(key, 0).parent
+        removed = 0
+        for s in seeds:
+            for tmp in folder.glob(f".{int(s)}.*.tmp"):
+                with contextlib.suppress(FileNotFoundError):
+                    tmp.unlink()
+                    removed += 1
+        return removed
 
     def records(self, key: str, seeds: Iterable[int] | None = None) -> dict[int, RunRecord]:
-        rows = self._connect().execute(
-            "SELECT key, seed, status, file, sha256, seconds, device, metrics FROM runs WHERE key = ?", (key,)
-        ).fetchall()
+        rows = self._rows(
+            "SELECT key, seed, status, file, sha256, seconds, device, metrics FROM runs WHERE key = ?", (key,))
         wanted = None if seeds is None else set(seeds)
         out = {}
         for k, s, st, f, h, sec, dev, met in rows:
             if wanted is None or s in wanted:
-                out[s] = RunRecord(k, s, st, f, h, sec, dev, json.loads(met))
+                try:
+                    metrics = json.loads(met)
+                except ValueError:
+                    raise IndexDamaged(f"store index {self._db_path} has unreadable metrics for {k[:12]}…/{s}: "
+                                       f"run `{rebuild_command(self.root)}`") from None
+                out[s] = RunRecord(k, s, st, f, h, sec, dev, metrics)
         return out
 
     def _read_verified(self, rec: RunRecord) -> bytes:
+        # A row may only name its own artifact: a path elsewhere (absolute, ``..``) is never followed.
+        path = self._artifact_path(rec.key, rec.seed)
+        if rec.file != str(path.relative_to(self.root)):
+            raise CorruptArtifact(f"index row for {rec.key[:12]}…/{rec.seed} names {rec.file!r}, not its artifact")
         try:
-            data = (self.root / rec.file).read_bytes()
-        except FileNotFoundError:
+            data = path.read_bytes()
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             data = b""
+        except OSError as e:
+            raise StoreError(f"cannot read {path}: {e.strerror}") from None
         if hashlib.sha256(data).hexdigest() != rec.sha256:
             raise CorruptArtifact(f"artifact {rec.file} fails its checksum")
         return data
@@ -180,7 +308,8 @@ class Store:
                 try:
                     self._read_verified(rec)
                 except CorruptArtifact:
-                    self.drop(key, s)
+                    if not self.readonly:
+                        self.drop(key, s)
                     del recs[s]
         return [s for s in seeds if s not in recs]
 
@@ -188,55 +317,42 @@ class Store:
         rec = self.records(key, [seed]).get(seed)
         if rec is None:
             raise StoreError(f"run {key[:12]}…/{seed} is not in the store")
-        with np.load(io.BytesIO(self._read_verified(rec))) as z:
-            return rec, {name: z[name] for name in z.files}
+        try:
+            _, arrays = artifacts.decode(self._read_verified(rec))
+        except artifacts.BadArtifact as e:
+            raise CorruptArtifact(f"artifact {rec.file}: {e}") from None
+        return rec, arrays
 
     def median_seconds(self, key: str) -> float | None:
-        rows = self._connect().execute("SELECT seconds FROM runs WHERE key = ?", (key,)).fetchall()
+        rows = self._rows("SELECT seconds FROM runs WHERE key = ?", (key,))
         if not rows:
             return None
         return float(np.median([r[0] for r in rows]))
 
     def count(self) -> int:
-        return int(self._connect().execute("SELECT COUNT(*) FROM runs").fetchone()[0])
+        rows = self._rows("SELECT COUNT(*) FROM runs")
+        return int(rows[0][0]) if rows else 0
 
     # -- locking ---------------------------------------------------------------------
     @contextlib.contextmanager
     def lock(self, name: str, blocking: bool = True) -> Iterator[bool]:
-        """Exclusive lock across processes; the OS releases it if the holder dies.
+        """Exclusive lock across processes; the OS releases it if the holder dies (flock, never a marker file).
 
         Yields whether the lock is held (always True when ``blocking``).
         """
-        fd = os.open(self.root / "locks" / f"{name}.lock", os.O_CREAT | os.O_RDWR, 0o644)
+        if self.readonly:
+            raise StoreWriteError(f"store {self.root} was opened read-only; nothing can be trained into it")
+        # thread_local=False: the Ray driver enters and leaves locks from one thread but not as nested blocks.
+        fl = FileLock(self.root / "locks" / f"{name}.lock", thread_local=False, fallback_to_soft=False,
+                      preserve_lock_file=True)
         try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
-            except BlockingIOError:
-                yield False
-                return
-            try:
-                yield True
-            finally:
-                fcntl.flock(fd, fcntl.LOCK_UN)
+            fl.acquire(timeout=-1 if blocking else 0)
+        except Timeout:
+            yield False
+            return
+        except OSError as e:
+            raise write_error(e, self.root / "locks") from None
+        try:
+            yield True
         finally:
-            os.close(fd)
-
-
-def check_writable(root: str | os.PathLike) -> None:
-    """Raise ``StoreError`` unless ``root`` is, or could be created as, a writable directory.
-
-    Creates nothing, so a bad path is reported before any work and nothing is lost.
-    """
-    path = Path(root).absolute()
-    probe_dir = path
-    while not probe_dir.exists():
-        probe_dir = probe_dir.parent
-    fix = f"pass --store DIR (or set {STORE_ENV}) to a writable directory"
-    if not probe_dir.is_dir():
-        raise StoreError(f"store {path} is not usable: {probe_dir} is a file, not a directory; {fix}")
-    try:
-        fd, tmp = tempfile.mkstemp(dir=probe_dir, prefix=".lrlaws-write-test-")
-        os.close(fd)
-        os.unlink(tmp)
-    except OSError as e:
-        raise StoreError(f"store {path} is not writable ({e.strerror}); {fix}") from None
+            fl.release()

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import multiprocessing as mp
+import errno
 import os
 import sqlite3
 
@@ -70,10 +71,10 @@ def test_crash_mid_write_leaves_no_artifact(tmp_path, monkeypatch):
     s = Store(tmp_path)
 
     def boom(fd):
-        raise OSError("disk full")
+        raise OSError(errno.EIO, "I/O error")
 
     monkeypatch.setattr(os, "fsync", boom)
-    with pytest.raises(OSError):
+    with pytest.raises(StoreError, match="cannot write"):
         s.put("k", _result(0), "cpu")
     monkeypatch.undo()
     assert s.missing("k", [0]) == [0]

@@ -2,17 +2,14 @@
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping, Protocol, Sequence
 
-import numpy as np
 import torch
 
 from harness.recipe import Recipe, RecipeError
-
-#: run statuses stored in the index; a diverged run is data, not an error.
-OK, DIVERGED = "ok", "diverged"
+from harness.runs import DIVERGED, OK, RunResult  # noqa: F401  (re-exported: trainers import them from here)
 
 
 class DataUnavailable(RuntimeError):
@@ -26,15 +23,6 @@ class TrainContext:
     download: bool = True
     #: torch.compile the model (once per process, reused across runs); an execution option, not in the key
     compile: bool = False
-
-
-@dataclass
-class RunResult:
-    seed: int
-    arrays: dict[str, np.ndarray]
-    metrics: dict[str, float] = field(default_factory=dict)
-    status: str = OK
-    seconds: float = 0.0
 
 
 class Trainer(Protocol):

@@ -1,0 +1,75 @@
+"""The store's errors, each one line saying what to do, and the checks made before a store is opened."""
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+DEFAULT_STORE = ".lrlaws/store"
+STORE_ENV = "LRLAWS_STORE"
+
+
+class StoreError(RuntimeError):
+    """A store problem, said in one line. ``deterministic``: retrying cannot help (disk full, read-only, damage)."""
+
+    deterministic = False
+
+
+class CorruptArtifact(StoreError):
+    pass
+
+
+class StoreWriteError(StoreError):
+    deterministic = True
+
+
+class IndexDamaged(StoreError):
+    deterministic = True
+
+
+def rebuild_command(root: Path) -> str:
+    return f"python -m harness store rebuild --store {root}"
+
+
+def write_error(e: OSError, path: Path) -> StoreError:
+    """One line for a failed write; errors that a retry would meet again are ``deterministic``."""
+    if e.errno in (errno.ENOSPC, errno.EDQUOT):
+        return StoreWriteError(f"disk full at {path}: free space there, or pass --store DIR on another disk")
+    if e.errno == errno.EFBIG:
+        return StoreWriteError(f"file too large at {path} (file size limit reached): raise the limit (ulimit -f) "
+                               "or pass --store DIR on another file system")
+    if e.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return StoreWriteError(f"cannot write {path} ({e.strerror}): make the store writable, "
+                               "or pass --no-train to only read it")
+    return StoreError(f"cannot write {path}: {e.strerror or e}")
+
+
+def disk_is_full(path: Path) -> bool:
+    with contextlib.suppress(OSError):
+        return shutil.disk_usage(path).free == 0
+    return False
+
+
+def check_writable(root: str | os.PathLike) -> None:
+    """Raise ``StoreError`` unless ``root`` is, or could be created as, a writable directory.
+
+    Creates nothing, so a bad path is reported before any work and nothing is lost.
+    """
+    if str(root).strip() == "":
+        raise StoreError(f"--store is empty: pass --store DIR (or set {STORE_ENV}) to a writable directory")
+    path = Path(root).absolute()
+    probe_dir = path
+    while not probe_dir.exists():
+        probe_dir = probe_dir.parent
+    fix = f"pass --store DIR (or set {STORE_ENV}) to a writable directory"
+    if not probe_dir.is_dir():
+        raise StoreError(f"store {path} is not usable: {probe_dir} is a file, not a directory; {fix}")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=probe_dir, prefix=".lrlaws-write-test-")
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as e:
+        raise StoreError(f"store {path} is not writable ({e.strerror}); {fix}") from None
