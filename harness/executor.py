@@ -23,7 +23,7 @@ from typing import Callable, Iterable
 
 from harness.plan import Plan
 from harness.recipe import Recipe
-from harness.store import Store
+from harness.store import Store, StoreError
 from harness.trainers import TrainContext, get_trainer
 
 #: a task whose worker died or raised is tried this many more times, then recorded as failed
@@ -81,6 +81,7 @@ def run_task(store: Store, task: Task, ctx: TrainContext, on_run: Callable[[str,
         if not held:
             return False
         todo = store.missing(task.key, task.seeds, verify=False)
+        store.clean_tmp(task.key, todo)  # a killed writer's leftovers; we hold the block, so none is live
         if todo:
             store.register(task.key, recipe, trainer.salt)
             for result in trainer.train(recipe, todo, ctx):
@@ -90,6 +91,14 @@ def run_task(store: Store, task: Task, ctx: TrainContext, on_run: Callable[[str,
 
 
 # ------------------------------------------------------------------ in-process --
+
+def _retry(task: Task, queue: deque[Task], out: Outcome, why: str) -> None:
+    task.attempts += 1
+    if task.attempts > MAX_RETRIES:
+        out.failed.append((task.key, task.seeds, why))
+    else:
+        queue.append(task)
+
 
 def train_in_process(store: Store, tasks: Iterable[Task], ctx: TrainContext, on_run: Callable[[str, int, str], None]) -> Outcome:
     """One device, no worker processes: the path for CPU and single-GPU sessions."""
@@ -109,12 +118,14 @@ def train_in_process(store: Store, tasks: Iterable[Task], ctx: TrainContext, on_
         except KeyboardInterrupt:
             out.interrupted = True
             return out
+        except StoreError as e:
+            if e.deterministic:  # disk full, read-only, damaged index: a retry meets the same error
+                out.failed.append((task.key, task.seeds, str(e)))
+                continue
+            _retry(task, queue, out, str(e))
+            continue
         except Exception:
-            task.attempts += 1
-            if task.attempts > MAX_RETRIES:
-                out.failed.append((task.key, task.seeds, traceback.format_exc(limit=4)))
-            else:
-                queue.append(task)
+            _retry(task, queue, out, traceback.format_exc(limit=4))
             continue
         if done:
             busy_streak = 0
@@ -142,6 +153,8 @@ def _worker_main(conn: Connection, store_root: str, device: str, physical: str |
         try:
             run_task(store, task, ctx, lambda k, s, st: conn.send(("run", (k, s, st))))
             conn.send(("done", None))
+        except StoreError as e:
+            conn.send(("fatal" if e.deterministic else "error", str(e)))
         except Exception:
             conn.send(("error", traceback.format_exc(limit=6)))
 
@@ -183,11 +196,7 @@ def train_pool(
         next_id += 1
 
     def retry(task: Task, why: str) -> None:
-        task.attempts += 1
-        if task.attempts > MAX_RETRIES:
-            out.failed.append((task.key, task.seeds, why))
-        else:
-            queue.append(task)
+        _retry(task, queue, out, why)
 
     for spec in workers:
         start(spec)
@@ -211,6 +220,8 @@ def train_pool(
                         continue
                     if kind == "error" and task is not None:
                         retry(task, payload)
+                    elif kind == "fatal" and task is not None:
+                        out.failed.append((task.key, task.seeds, payload))
                     task = queue.popleft() if queue else None
                     live[wid] = (p, c, spec, task)
                     if task is not None:
@@ -226,6 +237,9 @@ def train_pool(
                         retry(task, f"worker on {spec.device} died (exit code {p.exitcode})")
                         if queue:
                             start(spec)
+        # Every worker died (e.g. before taking a task): what is left was not trained, and must say so.
+        out.failed += [(t.key, t.seeds, "every worker process died before training it") for t in queue]
+        queue.clear()
     except KeyboardInterrupt:
         out.interrupted = True
     finally:

@@ -23,6 +23,7 @@ from harness.plan import Plan, format_seconds, make_plan
 from harness.recipe import Ensemble, RecipeError
 from harness.report import Report
 from harness.store import DEFAULT_STORE, STORE_ENV, Store, StoreError, check_writable
+from harness.store_errors import dir_problem
 from harness.trainers import DataUnavailable, TrainContext, get_trainer, recipe_key
 
 TIERS = ("smoke", "gpu", "paper")
@@ -143,13 +144,20 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(f"--inconclusive must be one of {', '.join(INCONCLUSIVE_MODES)}; got {config.getoption('--inconclusive')!r}")
     gpus = _parse_gpus(config.getoption("--gpus"))
     tier = tier or ("gpu" if gpus > 0 else "smoke")
-    store_root = Path(config.getoption("--store") or os.environ.get(STORE_ENV) or DEFAULT_STORE)
+    store_opt = config.getoption("--store")
+    if store_opt is not None and store_opt.strip() == "":
+        raise pytest.UsageError(f"--store is empty: pass --store DIR, or leave it out for ${STORE_ENV} or {DEFAULT_STORE}")
+    store_root = Path(store_opt or os.environ.get(STORE_ENV) or DEFAULT_STORE)
+    report_dir = config.getoption("--report-dir")
+    if report_dir.strip() == "" or (why := dir_problem(Path(report_dir))) is not None:
+        raise pytest.UsageError(f"--report-dir {report_dir!r} is not usable: {why or 'it is empty'}; "
+                                "pass --report-dir DIR, a writable directory")
     data = config.getoption("--data-dir") or os.environ.get(DATA_ENV)
     data_dir = Path(data) if data else Path.home() / ".cache" / "lrlaws" / "data"
     if config.getoption("--plan") and config.getoption("--no-train"):
         raise pytest.UsageError("--plan and --no-train exclude each other: --plan trains nothing and runs no test")
     config.stash[SESSION] = LawSession(
-        tier=tier, gpus=gpus, store_root=store_root, report_dir=Path(config.getoption("--report-dir")),
+        tier=tier, gpus=gpus, store_root=store_root, report_dir=Path(report_dir),
         data_dir=data_dir, plan_only=config.getoption("--plan"), no_train=config.getoption("--no-train"),
         inconclusive=config.getoption("--inconclusive"), compile=config.getoption("--compile"),
     )
@@ -171,10 +179,15 @@ def _configure_compare_and_executor(config: pytest.Config, ls: LawSession) -> No
     if ls.executor not in ("local", "ray"):
         raise pytest.UsageError(f"--executor must be local or ray; got {ls.executor!r}")
     ls.ray_address = config.getoption("--ray-address") or os.environ.get("RAY_ADDRESS") or None
+    if config.getoption("--ray-address") is not None and ls.executor != "ray":
+        config.issue_config_time_warning(pytest.PytestConfigWarning(
+            "--ray-address is ignored without --executor ray: add --executor ray to train on that cluster"), stacklevel=2)
     if ls.executor == "ray":
-        from harness.ray_executor import ray_missing
+        from harness.ray_executor import check_address, ray_missing
 
         if (why := ray_missing()) is not None:
+            raise pytest.UsageError(why)
+        if ls.ray_address is not None and (why := check_address(ls.ray_address)) is not None:
             raise pytest.UsageError(why)
 
 
@@ -195,11 +208,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         for item in items:
             ls.items[item.nodeid] = ItemNeeds(law=item.get_closest_marker("lrlaw").kwargs["name"], refused=XDIST_REFUSAL)
         return
-    try:
-        check_writable(ls.store_root)
-        ls.store = Store(ls.store_root)
-    except StoreError as e:
-        raise pytest.UsageError(str(e)) from None
+    ls.store = _open_store(ls)
     ctx = TrainContext(device=ls.device, data_dir=ls.data_dir, download=True, compile=ls.compile)
     data_errors: dict[str, str] = {}
     for item in items:
@@ -236,6 +245,22 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         tr.write_line(ls.plan.summary(max(1, ls.gpus)) + f" [tier {ls.tier}, store {ls.store_root}]")
         for msg in sorted({m for m in data_errors.values() if m}):
             tr.write_line(f"lrlaws: {msg}", yellow=True)
+
+
+def _open_store(ls: LawSession) -> Store:
+    """The session's store; read-only where nothing will be written (--plan, or --no-train on a read-only store)."""
+    try:
+        if ls.plan_only:
+            return Store(ls.store_root, readonly=True)
+        try:
+            check_writable(ls.store_root)
+        except StoreError as e:
+            if ls.no_train and (ls.store_root / "runs").is_dir():
+                return Store(ls.store_root, readonly=True)
+            raise StoreError(f"{e} (a read-only store can be used with --no-train or --plan)") from None
+        return Store(ls.store_root)
+    except StoreError as e:
+        raise pytest.UsageError(str(e)) from None
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -284,8 +309,25 @@ def _train(session: pytest.Session, ls: LawSession) -> None:
     if tr is not None:
         tr.write_line(f"lrlaws: trained {ls.outcome.trained} runs in {format_seconds(ls.train_seconds)}"
                       + (f", {len(ls.outcome.failed)} tasks failed" if ls.outcome.failed else ""))
-        for key, seeds, why in ls.outcome.failed:
-            tr.write_line(f"lrlaws: training {key[:12]} seeds {seeds[0]}..{seeds[-1]} failed:\n{why}", red=True)
+        for line in failure_lines(ls.outcome):
+            tr.write_line(line, red=True)
+
+
+def failure_lines(outcome: Outcome) -> list[str]:
+    """One line per distinct cause (a full disk fails every task the same way), then its traceback if any."""
+    by_why: dict[str, list[tuple[str, tuple[int, ...]]]] = {}
+    for key, seeds, why in outcome.failed:
+        by_why.setdefault(why, []).append((key, seeds))
+    lines = []
+    for why, tasks in by_why.items():
+        runs = sum(len(seeds) for _, seeds in tasks)
+        first, *rest = why.strip().splitlines() or [""]
+        where = f"{tasks[0][0][:12]} seeds {tasks[0][1][0]}..{tasks[0][1][-1]}" + (
+            f" and {len(tasks) - 1} more task(s)" if len(tasks) > 1 else "")
+        lines.append(f"lrlaws: training failed for {runs} run(s) ({where}): {rest[-1] if rest else first}")
+        if rest:
+            lines.append("\n".join([first, *rest]))
+    return lines
 
 
 def _execute(ls: LawSession, tasks, ctx: TrainContext, on_run) -> Outcome:
@@ -341,6 +383,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     ls = session.config.stash.get(SESSION, None)
     if ls is None or ls.report is None or ls.plan_only:
         return
+    if ls.outcome is not None and ls.outcome.failed and session.exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED  # runs the session needed were not trained
     ls.report.finish(ls.plan, ls.store_root, ls.train_seconds)
     if ls.compare_to != "none" and not hasattr(session.config, "workerinput"):
         from harness.compare import compare_session

@@ -25,6 +25,7 @@ import contextlib
 import importlib.util
 import dataclasses
 import json
+import os
 import socket
 import time
 from collections import deque
@@ -34,7 +35,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 from harness.executor import split_blocks, MAX_RETRIES, Outcome, Task
 from harness.recipe import Recipe
-from harness.store import Store
+from harness.store import Store, StoreError
 from harness.trainers import TrainContext, get_trainer
 from harness.trainers.base import RunResult
 
@@ -42,6 +43,30 @@ from harness.trainers.base import RunResult
 IN_FLIGHT_PER_SLOT = 2
 #: seconds the driver waits for a result before re-checking blocks another session holds
 POLL_SECONDS = 0.5
+
+
+#: seconds ``check_address`` waits for a cluster address to accept a connection
+CONNECT_TIMEOUT = 5.0
+LOOPBACK = "127.0.0.1"
+
+
+def check_address(address: str, timeout: float = CONNECT_TIMEOUT) -> str | None:
+    """None if ``address`` (HOST:PORT, ray://HOST:PORT or auto) looks reachable, else the one-line fix."""
+    if address == "auto":
+        return None
+    host_port = address.removeprefix("ray://")
+    host, sep, port = host_port.rpartition(":")
+    host = host.strip("[]")
+    fix = "pass --ray-address HOST:PORT of a running Ray head (see `ray start --head`), or leave it out for a local instance"
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        return f"--ray-address {address!r} is not HOST:PORT: {fix}"
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout):
+            return None
+    except socket.timeout:
+        return f"--ray-address {address}: no answer within {timeout:g} s; {fix}"
+    except OSError as e:
+        return f"--ray-address {address}: cannot connect ({e.strerror or e}); {fix}"
 
 
 def ray_missing() -> str | None:
@@ -96,6 +121,10 @@ def _runtime_env() -> dict[str, Any]:
 def train_ray(store: Store, tasks: Iterable[Task], ctx: TrainContext, on_run: Callable[[str, int, str], None],
               address: str | None = None, max_retries: int = MAX_RETRIES) -> Outcome:
     """Train ``tasks`` on the Ray cluster at ``address`` (None: a local Ray instance) and store every run."""
+    if not address:
+        # Ray picks the node's network address unless clusters are off (its single-host mode);
+        # read when ray is first imported, so set before the import.
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     import ray
 
     out = Outcome()
@@ -104,13 +133,24 @@ def train_ray(store: Store, tasks: Iterable[Task], ctx: TrainContext, on_run: Ca
         return out
     owns_connection = not ray.is_initialized()
     if owns_connection:
-        kw: dict[str, Any] = {} if address else {"include_dashboard": False}
-        ray.init(address=address, runtime_env=_runtime_env(), log_to_driver=False, **kw)
+        try:
+            ray.init(address=address, runtime_env=_runtime_env(), log_to_driver=False, **_local_kwargs(address))
+        except (ConnectionError, RuntimeError, ValueError) as e:
+            why = f"cannot start or reach Ray at {address or 'a local instance'}: {str(e).splitlines()[0] if str(e) else type(e).__name__}"
+            out.failed += [(t.key, t.seeds, why) for t in tasks]
+            return out
     try:
         return _drive(ray, store, tasks, ctx, on_run, max_retries, out)
     finally:
         if owns_connection:
             ray.shutdown()
+
+
+def _local_kwargs(address: str | None) -> dict[str, Any]:
+    """A local instance listens on loopback only: nothing of it is reachable from the network."""
+    if address:
+        return {}
+    return {"include_dashboard": False, "_node_ip_address": LOOPBACK}
 
 
 def _drive(ray: Any, store: Store, tasks: list[Task], ctx: TrainContext, on_run: Callable[[str, int, str], None],
@@ -131,6 +171,7 @@ def _drive(ray: Any, store: Store, tasks: list[Task], ctx: TrainContext, on_run:
             lock.__exit__(None, None, None)
             return False
         todo = store.missing(task.key, task.seeds, verify=False)
+        store.clean_tmp(task.key, todo)
         if not todo:
             lock.__exit__(None, None, None)
             return True
@@ -167,7 +208,15 @@ def _drive(ray: Any, store: Store, tasks: list[Task], ctx: TrainContext, on_run:
             finish(gen, f"{type(e).__name__}: {e}"[:2000])
             return
         if result.seed in f.todo:
-            store.put(f.task.key, result, where)
+            try:
+                store.put(f.task.key, result, where)
+            except StoreError as e:
+                if e.deterministic:  # disk full, read-only: the next attempt would fail the same way
+                    f.task.attempts = max_retries
+                with contextlib.suppress(Exception):
+                    ray.cancel(gen, force=True)
+                finish(gen, str(e))
+                return
             f.todo.discard(result.seed)
             out.trained += 1
             on_run(f.task.key, result.seed, result.status)

@@ -53,6 +53,23 @@ def disk_is_full(path: Path) -> bool:
     return False
 
 
+def dir_problem(path: Path) -> str | None:
+    """Why ``path`` cannot be (or be created as) a writable directory, or None. Creates nothing."""
+    path = path.absolute()
+    probe_dir = path
+    while not probe_dir.exists():
+        probe_dir = probe_dir.parent
+    if not probe_dir.is_dir():
+        return f"{probe_dir} is a file, not a directory"
+    try:
+        fd, tmp = tempfile.mkstemp(dir=probe_dir, prefix=".lrlaws-write-test-")
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as e:
+        return f"{probe_dir} is not writable ({e.strerror})"
+    return None
+
+
 def check_writable(root: str | os.PathLike) -> None:
     """Raise ``StoreError`` unless ``root`` is, or could be created as, a writable directory.
 
@@ -60,16 +77,7 @@ def check_writable(root: str | os.PathLike) -> None:
     """
     if str(root).strip() == "":
         raise StoreError(f"--store is empty: pass --store DIR (or set {STORE_ENV}) to a writable directory")
-    path = Path(root).absolute()
-    probe_dir = path
-    while not probe_dir.exists():
-        probe_dir = probe_dir.parent
     fix = f"pass --store DIR (or set {STORE_ENV}) to a writable directory"
-    if not probe_dir.is_dir():
-        raise StoreError(f"store {path} is not usable: {probe_dir} is a file, not a directory; {fix}")
-    try:
-        fd, tmp = tempfile.mkstemp(dir=probe_dir, prefix=".lrlaws-write-test-")
-        os.close(fd)
-        os.unlink(tmp)
-    except OSError as e:
-        raise StoreError(f"store {path} is not writable ({e.strerror}); {fix}") from None
+    why = dir_problem(Path(root))
+    if why is not None:
+        raise StoreError(f"store {Path(root).absolute()} is not usable: {why}; {fix}")
