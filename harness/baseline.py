@@ -17,23 +17,50 @@ from pathlib import Path
 from harness.compare import BASELINE_DIR, CompareError, find_previous, load_report, report_path, strip_comparison
 
 
+#: the tiers a baseline can be of (harness.plugin.TIERS; not imported, so this command needs no pytest)
+TIERS = ("smoke", "gpu", "paper")
+
+
 def baseline_dir(root: Path, tier: str) -> Path:
+    """Where the baseline of ``tier`` goes; only a known tier names a directory, so no report can aim elsewhere."""
+    if tier not in TIERS:
+        raise CompareError(f"report has tier {tier!r}, not one of {', '.join(TIERS)}: not an lrlaws report of a known tier")
     return Path(root) / BASELINE_DIR / ("" if tier == "smoke" else tier)
+
+
+def _inside(path: Path, top: Path) -> Path:
+    """``path`` if it resolves (symlinks followed) inside ``top``; a link out of it is refused."""
+    real = path.resolve()
+    if real != top.resolve() and top.resolve() not in real.parents:
+        raise CompareError(f"{path} resolves to {real}, outside {top}: remove that link and run again")
+    return path
+
+
+def _no_links(folder: str, names: list[str]) -> list[str]:
+    # plots are plain files; a link in a run dir would copy whatever it points at into the baseline
+    return [n for n in names if Path(folder, n).is_symlink()]
 
 
 def promote(run_dir: Path, root: Path) -> Path:
     data = load_report(run_dir)
     src = report_path(run_dir).parent
-    dest = baseline_dir(root, str(data.get("tier")))
+    top = Path(root) / BASELINE_DIR
+    dest = _inside(baseline_dir(root, str(data.get("tier"))), top)
     dest.mkdir(parents=True, exist_ok=True)
-    shutil.rmtree(dest / "plots", ignore_errors=True)
+    plots = _inside(dest / "plots", top)
+    if plots.is_symlink():
+        plots.unlink()
+    shutil.rmtree(plots, ignore_errors=True)
     # a baseline is a reference, not a comparison: drop the one its session made
     data.pop("comparison", None)
+    for name in ("report.json", "report.md"):
+        if (dest / name).is_symlink():
+            (dest / name).unlink()  # write the file itself, not what a planted link points at
     (dest / "report.json").write_text(json.dumps(data, indent=1))
     if (src / "report.md").exists():
         (dest / "report.md").write_text(strip_comparison((src / "report.md").read_text()))
-    if (src / "plots").is_dir():
-        shutil.copytree(src / "plots", dest / "plots")
+    if (src / "plots").is_dir() and not (src / "plots").is_symlink():
+        shutil.copytree(src / "plots", plots, ignore=_no_links)
     return dest
 
 
@@ -53,6 +80,9 @@ def main(argv: list[str] | None = None) -> int:
         run = str(found.parent)
     try:
         dest = promote(Path(run), Path(args.root))
+    except OSError as e:
+        print(f"python -m harness baseline: cannot write the baseline: {e}", file=sys.stderr)
+        return 2
     except CompareError as e:
         print(f"python -m harness baseline: {e}", file=sys.stderr)
         return 2

@@ -12,6 +12,7 @@ import argparse
 import ast
 import dataclasses
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -22,9 +23,9 @@ from harness.data.formats import write_cifar10
 from harness.data.standin import learnable_images, random_images
 from harness.executor import make_tasks, train_in_process
 from harness.plan import make_plan
-from harness.recipe import Ensemble, Recipe
-from harness.store import Store
-from harness.trainers import TrainContext, get_trainer
+from harness.recipe import Ensemble, Recipe, RecipeError
+from harness.store import Store, StoreError
+from harness.trainers import DataUnavailable, TrainContext, get_trainer
 from harness.trainers.airbench import AIRBENCH94, run_flops
 
 #: the tiny configuration (``--tiny``): seconds per run on a CPU, for tests and a first look
@@ -40,14 +41,36 @@ def _parse_set(items: list[str], recipe: Recipe) -> Recipe:
     options: dict = {}
     for item in items:
         key, sep, raw = item.partition("=")
-        if not sep:
-            raise SystemExit(f"bench: --set wants key=value, got {item!r}")
+        if not sep or not key:
+            raise RecipeError(f"--set wants key=value, got {item!r}")
         try:
             value = ast.literal_eval(raw)
         except (ValueError, SyntaxError):
             value = raw
         (changes if key in fields else options)[key] = value
     return recipe.replace(**changes, options=options)
+
+
+def _arg_problem(a: argparse.Namespace) -> str | None:
+    """Why the arguments cannot run, in one line, or None; checked before any data is written or run."""
+    if a.runs < 1:
+        return f"--runs must be >= 1, got {a.runs}"
+    if a.threads is not None and a.threads < 1:
+        return f"--threads must be >= 1, got {a.threads}"
+    for name in ("n_train", "n_test"):
+        if getattr(a, name) is not None and getattr(a, name) < 1:
+            return f"--{name.replace('_', '-')} must be >= 1, got {getattr(a, name)}"
+    try:
+        device = torch.device(a.device)
+    except (RuntimeError, ValueError):
+        return f"--device {a.device!r} is not a torch device: use cpu, cuda or cuda:N"
+    if device.type == "cuda" and (not torch.cuda.is_available() or (device.index or 0) >= torch.cuda.device_count()):
+        return f"--device {a.device}: no such CUDA device here ({torch.cuda.device_count()} visible); use --device cpu"
+    if device.type not in ("cpu", "cuda"):
+        return f"--device {a.device}: only cpu and cuda devices are supported"
+    if a.data_dir is not None and not a.data_dir.is_dir():
+        return f"--data-dir {a.data_dir} is not a directory: pass one holding cifar-10-batches-py/, or leave it out"
+    return None
 
 
 def _sync(device: str) -> None:
@@ -72,14 +95,23 @@ def main(argv: list[str]) -> int:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="change a recipe field or trainer option, e.g. --set steps=200 --set widths=[32,128,128]")
     a = p.parse_args(argv)
-    if a.runs < 1:
-        raise SystemExit("bench: --runs must be >= 1")
+    if (why := _arg_problem(a)) is not None:
+        print(f"python -m harness bench: {why}", file=sys.stderr)
+        return 2
     if a.threads:
         torch.set_num_threads(a.threads)
+    try:
+        return _bench(a)
+    except (RecipeError, DataUnavailable, StoreError) as e:
+        print(f"python -m harness bench: {e}", file=sys.stderr)
+        return 2
 
+
+def _bench(a: argparse.Namespace) -> int:
     recipe = AIRBENCH94.replace(**TINY) if a.tiny else AIRBENCH94
     recipe = _parse_set(a.set, recipe)
     trainer = get_trainer(recipe)
+    trainer.validate(recipe)
     with tempfile.TemporaryDirectory(prefix="lrlaws-bench-") as tmp:
         root = a.data_dir
         if root is None:

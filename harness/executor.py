@@ -63,6 +63,22 @@ class Outcome:
     failed: list[tuple[str, tuple[int, ...], str]] = field(default_factory=list)
     interrupted: bool = False
 
+    def failure_lines(self) -> list[str]:
+        """One line per distinct cause (a full disk fails every task the same way), then its traceback if any."""
+        by_why: dict[str, list[tuple[str, tuple[int, ...]]]] = {}
+        for key, seeds, why in self.failed:
+            by_why.setdefault(why, []).append((key, seeds))
+        lines = []
+        for why, tasks in by_why.items():
+            runs = sum(len(seeds) for _, seeds in tasks)
+            first, *rest = why.strip().splitlines() or [""]
+            where = f"{tasks[0][0][:12]} seeds {tasks[0][1][0]}..{tasks[0][1][-1]}" + (
+                f" and {len(tasks) - 1} more task(s)" if len(tasks) > 1 else "")
+            lines.append(f"lrlaws: training failed for {runs} run(s) ({where}): {rest[-1] if rest else first}")
+            if rest:
+                lines.append("\n".join([first, *rest]))
+        return lines
+
 
 def make_tasks(plan: Plan, device: str) -> list[Task]:
     tasks = []

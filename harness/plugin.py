@@ -22,7 +22,7 @@ from harness.law import EnsembleRuns, LawContext, NotAtThisTier
 from harness.plan import Plan, format_seconds, make_plan
 from harness.recipe import Ensemble, RecipeError
 from harness.report import Report
-from harness.store import DEFAULT_STORE, STORE_ENV, Store, StoreError, check_writable
+from harness.store import DEFAULT_STORE, STORE_ENV, Store, StoreError, open_store
 from harness.store_errors import dir_problem
 from harness.trainers import DataUnavailable, TrainContext, get_trainer, recipe_key
 
@@ -208,7 +208,10 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         for item in items:
             ls.items[item.nodeid] = ItemNeeds(law=item.get_closest_marker("lrlaw").kwargs["name"], refused=XDIST_REFUSAL)
         return
-    ls.store = _open_store(ls)
+    try:
+        ls.store = open_store(ls.store_root, ls.plan_only, ls.no_train)
+    except StoreError as e:
+        raise pytest.UsageError(str(e)) from None
     ctx = TrainContext(device=ls.device, data_dir=ls.data_dir, download=True, compile=ls.compile)
     data_errors: dict[str, str] = {}
     for item in items:
@@ -245,22 +248,6 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         tr.write_line(ls.plan.summary(max(1, ls.gpus)) + f" [tier {ls.tier}, store {ls.store_root}]")
         for msg in sorted({m for m in data_errors.values() if m}):
             tr.write_line(f"lrlaws: {msg}", yellow=True)
-
-
-def _open_store(ls: LawSession) -> Store:
-    """The session's store; read-only where nothing will be written (--plan, or --no-train on a read-only store)."""
-    try:
-        if ls.plan_only:
-            return Store(ls.store_root, readonly=True)
-        try:
-            check_writable(ls.store_root)
-        except StoreError as e:
-            if ls.no_train and (ls.store_root / "runs").is_dir():
-                return Store(ls.store_root, readonly=True)
-            raise StoreError(f"{e} (a read-only store can be used with --no-train or --plan)") from None
-        return Store(ls.store_root)
-    except StoreError as e:
-        raise pytest.UsageError(str(e)) from None
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -309,25 +296,8 @@ def _train(session: pytest.Session, ls: LawSession) -> None:
     if tr is not None:
         tr.write_line(f"lrlaws: trained {ls.outcome.trained} runs in {format_seconds(ls.train_seconds)}"
                       + (f", {len(ls.outcome.failed)} tasks failed" if ls.outcome.failed else ""))
-        for line in failure_lines(ls.outcome):
+        for line in ls.outcome.failure_lines():
             tr.write_line(line, red=True)
-
-
-def failure_lines(outcome: Outcome) -> list[str]:
-    """One line per distinct cause (a full disk fails every task the same way), then its traceback if any."""
-    by_why: dict[str, list[tuple[str, tuple[int, ...]]]] = {}
-    for key, seeds, why in outcome.failed:
-        by_why.setdefault(why, []).append((key, seeds))
-    lines = []
-    for why, tasks in by_why.items():
-        runs = sum(len(seeds) for _, seeds in tasks)
-        first, *rest = why.strip().splitlines() or [""]
-        where = f"{tasks[0][0][:12]} seeds {tasks[0][1][0]}..{tasks[0][1][-1]}" + (
-            f" and {len(tasks) - 1} more task(s)" if len(tasks) > 1 else "")
-        lines.append(f"lrlaws: training failed for {runs} run(s) ({where}): {rest[-1] if rest else first}")
-        if rest:
-            lines.append("\n".join([first, *rest]))
-    return lines
 
 
 def _execute(ls: LawSession, tasks, ctx: TrainContext, on_run) -> Outcome:

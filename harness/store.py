@@ -356,3 +356,17 @@ class Store:
             yield True
         finally:
             fl.release()
+
+
+def open_store(root: Path, plan_only: bool = False, no_train: bool = False) -> Store:
+    """A session's store: read-only where nothing will be written (``--plan``; ``--no-train`` on a read-only store)."""
+    if plan_only:
+        return Store(root, readonly=True)
+    try:
+        check_writable(root)
+    except StoreError as e:
+        if no_train and (Path(root) / "runs").is_dir():
+            return Store(root, readonly=True)
+        raise StoreError(f"{e} (a read-only store can be used with --no-train or --plan)") from None
+    return Store(root)
+

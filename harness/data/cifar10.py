@@ -25,26 +25,47 @@ SHAPE = (3, 32, 32)
 NUM_CLASSES = 10
 
 
+#: every (module, name) a CIFAR-10 batch's pickle refers to, as written by numpy 1.x and 2.x; nothing else
+#: is imported, because importing a module can run code (``numpy.f2py.__main__`` runs f2py).
+ALLOWED = frozenset({
+    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
+    ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode"),
+})
+
+
 class _NumpyOnly(pickle.Unpickler):
     """Unpickles only what a CIFAR batch contains: a data set dir is not trusted to run code."""
 
     def find_class(self, module: str, name: str):
-        if (module.split(".")[0] == "numpy" and name in ("_reconstruct", "ndarray", "dtype", "scalar")) or (
-                module == "_codecs" and name == "encode"):
+        if (module, name) in ALLOWED:
             return super().find_class(module, name)
-        raise pickle.UnpicklingError(f"CIFAR-10 batch refers to {module}.{name}, which a data batch never does")
+        raise pickle.UnpicklingError(f"it refers to {module}.{name}, which a data batch never does")
+
+
+def _fix(path: Path) -> str:
+    return (f"delete {path.parent} and let lrlaws download CIFAR-10 again (or rewrite it with "
+            "`python -m harness make-data`)")
 
 
 def _read_batch(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
-    with open(path, "rb") as f:
-        raw = _NumpyOnly(f, encoding="latin1").load()
+    try:
+        with open(path, "rb") as f:
+            raw = _NumpyOnly(f, encoding="latin1").load()
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError,
+            MemoryError, OSError) as e:
+        why = "it is truncated" if isinstance(e, EOFError) else str(e) or type(e).__name__
+        raise DataUnavailable(f"{path}: not a readable CIFAR-10 batch ({why}); {_fix(path)}") from None
     d = {(k.decode() if isinstance(k, bytes) else k): v for k, v in raw.items()} if isinstance(raw, dict) else {}
     if "data" not in d or "labels" not in d:
-        raise DataUnavailable(f"{path}: not a CIFAR-10 batch (no 'data'/'labels' entries)")
-    data = np.asarray(d["data"], dtype=np.uint8)
-    labels = np.asarray(d["labels"], dtype=np.int64)
-    if data.ndim != 2 or data.shape[1] != int(np.prod(SHAPE)) or len(labels) != len(data):
-        raise DataUnavailable(f"{path}: not a CIFAR-10 batch (data {data.shape}, {len(labels)} labels)")
+        raise DataUnavailable(f"{path}: not a CIFAR-10 batch (no 'data'/'labels' entries); {_fix(path)}")
+    try:
+        data = np.asarray(d["data"], dtype=np.uint8)
+        labels = np.asarray(d["labels"], dtype=np.int64)
+    except (ValueError, TypeError, OverflowError) as e:
+        raise DataUnavailable(f"{path}: not a CIFAR-10 batch ({e}); {_fix(path)}") from None
+    if data.ndim != 2 or data.shape[1] != int(np.prod(SHAPE)) or labels.ndim != 1 or len(labels) != len(data):
+        raise DataUnavailable(f"{path}: not a CIFAR-10 batch (data {data.shape}, labels {labels.shape}); {_fix(path)}")
     return torch.from_numpy(data.reshape(-1, *SHAPE).copy()), torch.from_numpy(labels.copy())
 
 

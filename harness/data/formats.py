@@ -11,6 +11,7 @@ import gzip
 import os
 import pickle
 import struct
+import sys
 import tempfile
 from pathlib import Path
 
@@ -90,6 +91,27 @@ KINDS = {
 }
 
 
+def _arg_problem(folder: Path, n_train: int, n_test: int, seed: int, min_train: int = 1) -> str | None:
+    """Why make-data cannot write what it was asked, in one line, or None."""
+    if n_train < min_train:
+        return f"--n-train must be >= {min_train}" + (
+            f" (one image per training batch file)" if min_train > 1 else "") + f", got {n_train}"
+    if n_test < 1:
+        return f"--n-test must be >= 1, got {n_test}"
+    if not 0 <= seed < 2**32:
+        return f"--seed must be in 0..2**32-1, got {seed}"
+    if str(folder).strip() == "":
+        return "DIR is empty: pass the directory to write the data set into"
+    probe = Path(folder).absolute()
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir():
+        return f"DIR {folder}: {probe} is a file, not a directory; pass a directory"
+    if not os.access(probe, os.W_OK):
+        return f"DIR {folder}: {probe} is not writable; pass a writable directory"
+    return None
+
+
 def main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(
         prog="python -m harness make-data",
@@ -103,7 +125,17 @@ def main(argv: list[str]) -> int:
     p.add_argument("--seed", type=int, default=0)
     a = p.parse_args(argv)
     writer, make, shape, (n_train, n_test) = KINDS[a.kind]
-    data = make(a.n_train or n_train, a.n_test or n_test, shape=shape, seed=a.seed)
-    folder = writer(a.dir, data)
+    n_train, n_test = (n_train if a.n_train is None else a.n_train), (n_test if a.n_test is None else a.n_test)
+    min_train = len(cifar10.TRAIN_FILES) if writer is write_cifar10 else 1
+    if (why := _arg_problem(a.dir, n_train, n_test, a.seed, min_train)) is not None:
+        print(f"python -m harness make-data: {why}", file=sys.stderr)
+        return 2
+    data = make(n_train, n_test, shape=shape, seed=a.seed)
+    try:
+        folder = writer(a.dir, data)
+    except OSError as e:
+        print(f"python -m harness make-data: cannot write {e.filename or a.dir} ({e.strerror}); "
+              "pass a writable DIR with room for the data", file=sys.stderr)
+        return 2
     print(f"wrote {a.kind}: {len(data.x_train)} train + {len(data.x_test)} test images {shape} to {folder}")
     return 0

@@ -28,18 +28,30 @@ NUM_CLASSES = 10
 UBYTE = 0x08
 
 
+def _fix(path: Path) -> str:
+    return (f"delete {path} and let lrlaws download MNIST again (or rewrite it with "
+            "`python -m harness make-data mnist-synthetic DIR`)")
+
+
 def read_idx(path: Path) -> np.ndarray:
     """One IDX file of unsigned bytes as an array of its stated shape."""
-    raw = (gzip.open if path.suffix == ".gz" else open)(path, "rb").read()
+    try:
+        with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as f:
+            raw = f.read()
+    except (OSError, EOFError, gzip.BadGzipFile) as e:
+        why = "the .gz is truncated" if isinstance(e, EOFError) else str(e)
+        raise DataUnavailable(f"{path}: cannot be read ({why}); {_fix(path)}") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
-        raise DataUnavailable(f"{path}: not an IDX file (bad magic)")
+        raise DataUnavailable(f"{path}: not an IDX file (bad magic); {_fix(path)}")
     if raw[2] != UBYTE:
-        raise DataUnavailable(f"{path}: IDX type 0x{raw[2]:02x} is not unsigned byte (0x08)")
+        raise DataUnavailable(f"{path}: IDX type 0x{raw[2]:02x} is not unsigned byte (0x08); {_fix(path)}")
     ndim = raw[3]
+    if len(raw) < 4 + 4 * ndim:
+        raise DataUnavailable(f"{path}: IDX header is cut short ({len(raw)} bytes); {_fix(path)}")
     dims = tuple(int(d) for d in np.frombuffer(raw, dtype=">i4", count=ndim, offset=4))
     body = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
-    if body.size != int(np.prod(dims)):
-        raise DataUnavailable(f"{path}: IDX header says {dims} but holds {body.size} bytes")
+    if any(d < 0 for d in dims) or body.size != int(np.prod(dims, dtype=object)):
+        raise DataUnavailable(f"{path}: IDX header says {dims} but holds {body.size} bytes; {_fix(path)}")
     return body.reshape(dims)
 
 
