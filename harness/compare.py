@@ -30,6 +30,10 @@ from typing import Any
 
 from scipy import stats as sps
 
+from harness.report_find import (  # noqa: F401  (re-exported: where reports are found and read)
+    BASELINE_DIR, CompareError, find_baseline, find_previous, invalid_reason, load_report, report_path,
+    resolve_reference,
+)
 from harness.stats import CONFIDENCE, PASS
 
 #: two-sided level of the drift test. 0.05 makes "drifted" mean "the 95% CI of the
@@ -39,13 +43,8 @@ DRIFT_ALPHA = 0.05
 
 CLASSES = ("regressed", "drifted", "fixed", "new", "removed", "unchanged")
 FAIL_ON = ("regression", "drift", "never")
-BASELINE_DIR = Path("results") / "baseline"
 # report.md gets the comparison between these markers, replaced on a re-run
 _BEGIN, _END = "<!-- lrlaws-compare:begin -->", "<!-- lrlaws-compare:end -->"
-
-
-class CompareError(RuntimeError):
-    """A report cannot be read or compared; the message says which and why."""
 
 
 @dataclass(frozen=True)
@@ -172,27 +171,6 @@ def _meta(report: dict[str, Any]) -> dict[str, Any]:
             "salts": env.get("salts"), "packages": env.get("packages")}
 
 
-# ------------------------------------------------------------------- loading --
-
-def report_path(path: str | Path) -> Path:
-    """A report.json path, given the file or the run directory holding it."""
-    p = Path(path)
-    return p / "report.json" if p.is_dir() else p
-
-
-def load_report(path: str | Path) -> dict[str, Any]:
-    p = report_path(path)
-    try:
-        data = json.loads(p.read_text())
-    except FileNotFoundError:
-        raise CompareError(f"no report at {p}") from None
-    except (OSError, ValueError) as e:
-        raise CompareError(f"cannot read report {p}: {e}") from None
-    if not isinstance(data, dict) or not isinstance(data.get("entries"), list):
-        raise CompareError(f"{p} is not an lrlaws report (no 'entries' list)")
-    return data
-
-
 # --------------------------------------------------------------- classifying --
 
 def standard_error(ci: tuple[float, float] | None, confidence: float) -> float:
@@ -280,56 +258,6 @@ def compare_paths(old: str | Path, new: str | Path, alpha: float = DRIFT_ALPHA) 
     return compare(load_report(old), load_report(new), alpha, str(report_path(old)), str(report_path(new)))
 
 
-# ------------------------------------------------------- which report to compare --
-
-def _tier_and_start(path: Path) -> tuple[str | None, float] | None:
-    try:
-        data = json.loads(path.read_text())
-        return data.get("tier"), float(data.get("started", 0.0))
-    except (OSError, ValueError, TypeError, AttributeError):
-        return None
-
-
-def find_previous(report_dir: Path, tier: str, before: float, exclude: Path | None = None) -> Path | None:
-    """The newest report of ``tier`` in ``report_dir`` that started before ``before`` (baselines excluded)."""
-    best: tuple[float, Path] | None = None
-    for p in Path(report_dir).glob("*/report.json"):
-        if p.parent.name == BASELINE_DIR.name or (exclude is not None and p.parent.resolve() == exclude.resolve()):
-            continue
-        meta = _tier_and_start(p)
-        if meta is None or meta[0] != tier or meta[1] >= before:
-            continue
-        if best is None or meta[1] > best[0]:
-            best = (meta[1], p)
-    return None if best is None else best[1]
-
-
-def find_baseline(root: Path, tier: str) -> Path | None:
-    """The committed baseline of ``tier``: ``results/baseline/report.json`` or ``results/baseline/*/report.json``."""
-    base = Path(root) / BASELINE_DIR
-    for p in [base / "report.json", *sorted(base.glob("*/report.json"))]:
-        meta = _tier_and_start(p) if p.is_file() else None
-        if meta is not None and meta[0] == tier:
-            return p
-    return None
-
-
-def resolve_reference(compare_to: str, report_dir: Path, root: Path, new_report: Path) -> Path | None:
-    """What a session compares with: a path, or ``previous`` (else the baseline of the tier), or ``none``."""
-    if compare_to == "none":
-        return None
-    if compare_to != "previous":
-        p = report_path(compare_to)
-        if not p.is_file():
-            raise CompareError(f"--compare-to {compare_to}: no report there")
-        return p
-    meta = _tier_and_start(new_report)
-    if meta is None or meta[0] is None:
-        raise CompareError(f"cannot read the tier of {new_report}")
-    tier, started = meta
-    return find_previous(report_dir, tier, started, exclude=new_report.parent) or find_baseline(root, tier)
-
-
 def write_into_markdown(md: Path, text: str) -> None:
     """Put ``text`` into ``md`` between markers, replacing an earlier comparison."""
     body = md.read_text() if md.exists() else ""
@@ -358,8 +286,9 @@ def compare_session(run_dir: Path, report_dir: Path, root: Path, compare_to: str
     new = Path(run_dir) / "report.json"
     if not new.is_file():
         return None, ""
+    skipped: list[str] = []
     try:
-        ref = resolve_reference(compare_to, Path(report_dir), Path(root), new)
+        ref = resolve_reference(compare_to, Path(report_dir), Path(root), new, skipped)
         if ref is None:
             tier = load_report(new).get("tier")
             note = (f"no earlier {tier} report in {report_dir} and no committed {tier} baseline "
@@ -369,6 +298,7 @@ def compare_session(run_dir: Path, report_dir: Path, root: Path, compare_to: str
     except CompareError as e:
         ref, note = None, f"not compared: {e}"
     if ref is None:
+        note = "; ".join([*skipped, note])
         write_into_markdown(new.parent / "report.md", f"## Comparison\n\n{note}\n")
         return None, note
     write_into_markdown(new.parent / "report.md", cmp.markdown())
@@ -379,7 +309,7 @@ def compare_session(run_dir: Path, report_dir: Path, root: Path, compare_to: str
         "points": {p.nodeid: p.cls for p in cmp.points},
     }
     new.write_text(json.dumps(data, indent=1))
-    return cmp, ""
+    return cmp, "; ".join(skipped)
 
 
 # ----------------------------------------------------------------------- CLI --

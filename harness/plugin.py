@@ -166,7 +166,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def _configure_compare_and_executor(config: pytest.Config, ls: LawSession) -> None:
     """--compare-to/--fail-on and --executor/--ray-address: checked here, before anything is trained."""
-    from harness.compare import FAIL_ON, report_path
+    from harness.compare import FAIL_ON, invalid_reason, report_path
 
     ls.compare_to, ls.fail_on = config.getoption("--compare-to"), config.getoption("--fail-on")
     if ls.fail_on not in FAIL_ON:
@@ -175,6 +175,8 @@ def _configure_compare_and_executor(config: pytest.Config, ls: LawSession) -> No
         if not report_path(ls.compare_to).is_file():
             raise pytest.UsageError(f"--compare-to {ls.compare_to}: no report.json there; "
                                     "pass a report.json or its run directory, 'previous' or 'none'")
+        if (why := invalid_reason(report_path(ls.compare_to))) is not None:
+            raise pytest.UsageError(f"--compare-to: {why}; or pass 'previous' or 'none'")
     ls.executor = config.getoption("--executor")
     if ls.executor not in ("local", "ray"):
         raise pytest.UsageError(f"--executor must be local or ray; got {ls.executor!r}")
@@ -378,5 +380,5 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
             terminalreporter.write_line(line)
         bad = ls.comparison.exit_code(ls.fail_on)
         terminalreporter.write_line(f"lrlaws compare: {ls.comparison.headline()}", red=bool(bad), green=not bad)
-    elif ls.compare_note:
-        terminalreporter.write_line(f"lrlaws compare: {ls.compare_note}")
+    if ls.compare_note:
+        terminalreporter.write_line(f"lrlaws compare: {ls.compare_note}", yellow=ls.comparison is not None)

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.report_schema import result_ok
+
 TRENDS_DIR = "trends"
 
 
@@ -44,7 +46,14 @@ def load_reports(report_dir: Path) -> list[dict[str, Any]]:
             continue
         if isinstance(data, dict) and isinstance(data.get("entries"), list):
             reports.append(data)
-    return sorted(reports, key=lambda r: float(r.get("started", 0.0)))
+    return sorted(reports, key=_started)
+
+
+def _started(report: dict[str, Any]) -> float:
+    try:
+        return float(report.get("started", 0.0))
+    except (TypeError, ValueError):
+        return 0.0
 
 
 def collect(reports: list[dict[str, Any]]) -> dict[tuple[str, str, str], tuple[list[str], dict[str, Series]]]:
@@ -57,15 +66,19 @@ def collect(reports: list[dict[str, Any]]) -> dict[tuple[str, str, str], tuple[l
         labels = [str(r.get("run_id", i)) for i, r in enumerate(rs)]
         for i, r in enumerate(rs):
             for e in r["entries"]:
-                for res in e.get("results") or []:
-                    key = (tier, e["law"], res["statistic"])
+                # Older reports (and damaged ones) may lack fields: draw what is there, skip the rest.
+                if not isinstance(e, dict) or not isinstance(e.get("nodeid"), str):
+                    continue
+                results = e.get("results") if isinstance(e.get("results"), list) else []
+                for res in filter(result_ok, results):
+                    key = (tier, str(e.get("law", "?")), res["statistic"])
                     _, series = out.setdefault(key, (labels, {}))
                     s = series.setdefault(e["nodeid"], Series(e["nodeid"]))
                     s.x.append(i)
                     s.value.append(float(res["value"]))
                     s.lo.append(float(res["ci"][0]))
                     s.hi.append(float(res["ci"][1]))
-                    s.threshold, s.direction = res["threshold"], res["direction"]
+                    s.threshold, s.direction = res.get("threshold"), res.get("direction", "")
     return out
 
 
@@ -122,7 +135,12 @@ def main(argv: list[str] | None = None) -> int:
     if not Path(args.report_dir).is_dir():
         print(f"python -m harness trends: {args.report_dir} is not a directory", file=sys.stderr)
         return 2
-    paths = write_trends(Path(args.report_dir), Path(args.out) if args.out else None)
+    try:
+        paths = write_trends(Path(args.report_dir), Path(args.out) if args.out else None)
+    except OSError as e:
+        print(f"python -m harness trends: cannot write {e.filename or args.out} ({e.strerror}); "
+              "pass --out DIR, a writable directory", file=sys.stderr)
+        return 2
     if not paths:
         print(f"python -m harness trends: no report with results under {args.report_dir}", file=sys.stderr)
         return 1
