@@ -85,10 +85,17 @@ class Store:
             except OSError as e:
                 raise write_error(e, self.root) from None
         self._check_index_present()
+        try:
+            self._open_index()
+        except BaseException:
+            self.close()
+            raise
+
+    def _open_index(self) -> None:
         with self._sql():
             conn = self._connect()
             if conn is not None:
-                if not readonly:
+                if not self.readonly:
                     conn.executescript(_SCHEMA)
                 # Catches a scrambled or truncated index at open, not half-way through a session.
                 bad = [r[0] for r in conn.execute("PRAGMA quick_check").fetchall() if r[0] != "ok"]

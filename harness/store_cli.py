@@ -50,14 +50,17 @@ def check(root: Path) -> Scan:
         scan.problems.append(str(e))
         return scan
     seen = set()
-    for key, seed in rows:
-        rec = store.records(key, [seed])[seed]
-        seen.add((key, seed))
-        try:
-            store._read_verified(rec)
-            scan.indexed += 1
-        except StoreError as e:
-            scan.problems.append(f"{e} (it will be retrained)")
+    try:
+        for key, seed in rows:
+            rec = store.records(key, [seed])[seed]
+            seen.add((key, seed))
+            try:
+                store._read_verified(rec)
+                scan.indexed += 1
+            except StoreError as e:
+                scan.problems.append(f"{e} (it will be retrained)")
+    finally:
+        store.close()
     for path in _artifact_files(root):
         if (path.parent.name, _seed_of(path)) not in seen:
             scan.problems.append(f"{path} has no index row: `{PROG} rebuild --store {root}` indexes it")
