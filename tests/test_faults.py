@@ -329,3 +329,17 @@ def test_an_index_row_naming_another_file_is_never_followed(fake_trainer, tmp_pa
         mp.setattr(Path, "read_bytes", lambda self: read.append(self.resolve()) or real(self))
         assert store.missing(key, [0, 1]) == [0]  # the row is dropped, the run will be retrained
     assert all(p.is_relative_to(root.resolve()) for p in read)
+
+
+def test_a_read_only_index_file_fails_each_task_once_with_one_line(fake_trainer, tmp_path):
+    root, ens = _stored(tmp_path, n=4)
+    bigger = [Ensemble(e.recipe, 8) for e in ens]
+    db = root / "index.sqlite"
+    with read_only(db):
+        store = Store(root)
+        out, seen = _train(store, bigger)
+        store.close()
+    assert seen == [] and len(out.failed) == 2  # one per missing block, no retries
+    assert all(why == f"store index {db} is read-only: make it writable, or pass --no-train to only read it"
+               for _, _, why in out.failed)
+    assert not list(root.rglob("*.tmp"))
