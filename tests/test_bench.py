@@ -8,6 +8,7 @@ import torch
 
 from harness.__main__ import main as harness_main
 from harness.bench import _parse_set
+from harness.recipe import RecipeError
 from harness.trainers.airbench import AIRBENCH94
 
 
@@ -36,5 +37,5 @@ def test_bench_tiny_cpu(capsys: pytest.CaptureFixture) -> None:
 def test_set_fields_and_options() -> None:
     r = _parse_set(["steps=12", "widths=[4,4,4]", "lr=2.5", "optimizer=sgd"], AIRBENCH94)
     assert (r.steps, r.lr, r.optimizer, r.option("widths")) == (12, 2.5, "sgd", (4, 4, 4))
-    with pytest.raises(SystemExit):
+    with pytest.raises(RecipeError, match="key=value"):
         _parse_set(["steps"], AIRBENCH94)
