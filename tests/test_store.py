@@ -136,3 +136,13 @@ def test_unwritable_store_is_reported_without_creating_anything(tmp_path):
     with pytest.raises(StoreError):
         Store(f / "store")
     assert f.read_text() == "x"
+
+
+def test_the_store_imports_no_torch():
+    import subprocess
+    import sys
+
+    code = "import sys, harness.store, harness.store_cli; print('torch' in sys.modules)"
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert res.stdout.strip() == "False", res.stdout + res.stderr
