@@ -258,3 +258,22 @@ def test_commands_give_one_line_for_bad_values(tmp_path, args, needle):
     assert res.returncode == 2, res.stdout + res.stderr
     assert "Traceback" not in res.stderr and len(res.stderr.strip().splitlines()) == 1, res.stderr
     assert needle in res.stderr
+
+
+def test_trends_draw_what_older_or_damaged_reports_have(tmp_path):
+    from harness.trends import collect, load_reports
+
+    good = {"statistic": "r2", "value": 0.9, "ci": [0.8, 1.0], "threshold": 0.5, "direction": ">"}
+    old = {"statistic": "r2", "value": 0.7, "ci": [0.6, 0.8]}  # before thresholds were recorded
+    reports = [
+        {"tier": "smoke", "started": 1, "entries": [{"nodeid": "t::a", "law": "lin", "results": [old]}]},
+        {"version": 1, "tier": "smoke", "started": 2, "entries": [
+            {}, {"nodeid": "t::a", "law": "lin", "results": [good, {"statistic": "r2", "value": 1.0, "ci": None}]},
+            {"nodeid": "t::b", "law": "lin", "results": [{"statistic": "r2", "ci": [0, 1]}]}]},
+    ]
+    for i, r in enumerate(reports):
+        (tmp_path / f"run{i}").mkdir()
+        (tmp_path / f"run{i}" / "report.json").write_text(json.dumps(r))
+    out = collect(load_reports(tmp_path))
+    labels, series = out[("smoke", "lin", "r2")]
+    assert list(series) == ["t::a"] and series["t::a"].value == [0.7, 0.9]
