@@ -349,9 +349,9 @@ class Store:
         """
         if self.readonly:
             raise StoreWriteError(f"store {self.root} was opened read-only; nothing can be trained into it")
-        # thread_local=False: the Ray driver enters and leaves locks from one thread but not as nested blocks.
-        fl = FileLock(self.root / "locks" / f"{name}.lock", thread_local=False, fallback_to_soft=False,
-                      preserve_lock_file=True)
+        # No soft (marker-file) fallback: such a lock would outlive a SIGKILLed holder. The lock file
+        # is kept, so a waiter never locks a file that its holder is about to unlink.
+        fl = FileLock(self.root / "locks" / f"{name}.lock", fallback_to_soft=False, preserve_lock_file=True)
         try:
             fl.acquire(timeout=-1 if blocking else 0)
         except Timeout:
