@@ -24,7 +24,7 @@ from typing import Callable, Iterable
 from harness.plan import Plan
 from harness.recipe import Recipe
 from harness.store import Store
-from harness.trainers import TrainContext, get_trainer
+from harness.trainers import TrainContext, get_trainer, run_salt
 
 #: a task whose worker died or raised is tried this many more times, then recorded as failed
 MAX_RETRIES = 2
@@ -82,7 +82,7 @@ def run_task(store: Store, task: Task, ctx: TrainContext, on_run: Callable[[str,
             return False
         todo = store.missing(task.key, task.seeds, verify=False)
         if todo:
-            store.register(task.key, recipe, trainer.salt)
+            store.register(task.key, recipe, run_salt(recipe))
             for result in trainer.train(recipe, todo, ctx):
                 store.put(task.key, result, ctx.device)
                 on_run(task.key, result.seed, result.status)
