@@ -37,6 +37,7 @@ class LogReg:
     def validate(self, recipe: Recipe) -> None:
         if recipe.optimizer != "sgd" or recipe.momentum or recipe.weight_decay or recipe.options:
             raise RecipeError("logreg trainer: plain SGD only (no momentum, weight decay or options)")
+        get_dataset(recipe.dataset)  # an unknown data set is a bad recipe, reported before anything trains
 
     def check_data(self, recipe: Recipe, ctx: TrainContext) -> None:
         get_dataset(recipe.dataset).check(ctx.data_dir, ctx.download)
