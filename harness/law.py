@@ -84,10 +84,9 @@ def resolve_needs(mark: pytest.Mark, tier: str, params: Mapping[str, Any]) -> tu
     except NotAtThisTier:
         raise
     except Exception as e:
-        what = "configuration" if tiers is not None else "tier name"
+        args = ", ".join(["<configuration>" if tiers is not None else "<tier name>", *(f"{k}=..." for k in params)])
         raise NeedsError(f"needs of law {name!r} failed: {type(e).__name__}: {e} — it is called as "
-                         f"needs(<{what}>, {', '.join(f'{k}=...' for k in params)}); it is {_describe(needs)}"
-                         ) from None
+                         f"needs({args}); it is {_describe(needs)}") from None
     if not isinstance(found, Mapping) or not all(isinstance(v, Ensemble) for v in found.values()):
         raise NeedsError(f"needs of law {name!r} must give a dict name -> Ensemble, got {type(found).__name__}"
                          + ("" if needs is not None else f" as the configuration of tier {tier!r}"))
