@@ -15,6 +15,7 @@ COMMANDS = {
     "compare": ("harness.compare", "OLD NEW: classify each law point (regressed/drifted/fixed/...); exit 1 on regressions"),
     "trends": ("harness.trends", "DIR: a trend plot per law statistic across the reports in DIR"),
     "baseline": ("harness.baseline", "RUN_DIR|latest: copy a report into results/baseline/ (the committed baseline)"),
+    "store": ("harness.store_prune", "prune --keep-days N [--reports DIR]: drop the runs of recipes unused for N days"),
 }
 
 
