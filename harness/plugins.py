@@ -24,6 +24,7 @@ from __future__ import annotations
 import importlib
 import importlib.metadata as md
 import importlib.util
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Protocol, runtime_checkable
@@ -75,15 +76,23 @@ _INSTALLED: dict[str, dict[str, str]] = {g: {} for g in GROUPS}
 _LOADED: dict[tuple[str, str], Any] = {}
 
 
+#: (group, sys.path) -> the group's installed entry points: scanning the installed packages takes
+#: milliseconds, and recipe keys ask for every recipe's data set
+_DISCOVERED: dict[tuple[str, tuple[str, ...]], dict[str, str]] = {}
+
+
 def _entry_points(group: str) -> dict[str, str]:
     """name -> "module:attr" of a group; a name two packages both claim is an error."""
-    found: dict[str, str] = {}
-    for ep in md.entry_points(group=group):
-        if ep.name in found and found[ep.name] != ep.value:
-            raise PluginError(f"two installed packages register {group} entry point {ep.name!r} "
-                              f"({found[ep.name]} and {ep.value}); uninstall one of them")
-        found[ep.name] = ep.value
-    return found | _INSTALLED[group]
+    cache_key = (group, tuple(sys.path))
+    if cache_key not in _DISCOVERED:
+        found: dict[str, str] = {}
+        for ep in md.entry_points(group=group):
+            if ep.name in found and found[ep.name] != ep.value:
+                raise PluginError(f"two installed packages register {group} entry point {ep.name!r} "
+                                  f"({found[ep.name]} and {ep.value}); uninstall one of them")
+            found[ep.name] = ep.value
+        _DISCOVERED[cache_key] = found
+    return _DISCOVERED[cache_key] | _INSTALLED[group]
 
 
 def names(group: str) -> list[str]:

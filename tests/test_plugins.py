@@ -219,3 +219,18 @@ def test_negative_control_ray_workers_lack_a_plugin_the_driver_does_not_ship(clu
     out = train_ray(store, tasks, TrainContext("cpu"), lambda *a: None, address=cluster.address, max_retries=0)
     assert out.trained == 0 and out.failed
     assert all("No module named 'lrlaws_logreg'" in why for _, _, why in out.failed), out.failed
+
+
+def test_two_packages_claiming_one_name_is_one_line(site, tmp_path, monkeypatch):
+    other = tmp_path / "other-0.1.dist-info"
+    other.mkdir()
+    (other / "METADATA").write_text("Metadata-Version: 2.1\nName: other\nVersion: 0.1\n")
+    (other / "entry_points.txt").write_text("[lrlaws.trainers]\nlogreg = other:Trainer\n")
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        with pytest.raises(RecipeError, match=r"^two installed packages register lrlaws\.trainers entry point 'logreg' "
+                                              r"\(.*\); uninstall one of them$"):
+            get_trainer(SMOKE)
+    finally:
+        _forget()
