@@ -49,7 +49,7 @@ import torch.nn.functional as F
 
 from harness.data.images import load_images
 from harness.models.small_nets import MLPSpec, stack
-from harness.optim import sgd_step
+from harness.optim import lr_at, sgd_step
 from harness.recipe import Recipe
 from harness.trainers.base import DIVERGED, OK, RunResult, TrainContext, check_image_data, cpu_threads, require, resolve_options
 from harness.trainers.linear_probe import ridge_probe
@@ -277,10 +277,7 @@ def _batches(seeds: list[int], stream: int, n: int, batch: int, steps: int, devi
 
 
 def _lr(recipe: Recipe, o: dict[str, Any], step: int) -> float:
-    if recipe.schedule == "constant":
-        return recipe.lr
-    passed = sum(step >= round(f * recipe.steps) for f in o["milestones"])
-    return recipe.lr * o["gamma"] ** passed
+    return lr_at(recipe.schedule, recipe.lr, step, recipe.steps, milestones=o["milestones"], gamma=o["gamma"])
 
 
 def _sgd(net: _Net, params: list[torch.Tensor], task: Task, seeds: list[int], stream: int, steps: int,
