@@ -14,7 +14,8 @@ COMMANDS = {
     "make-data": ("harness.data.formats", "KIND DIR: write a stand-in data set in CIFAR-10/MNIST on-disk format"),
     "compare": ("harness.compare", "OLD NEW: classify each law point (regressed/drifted/fixed/...); exit 1 on regressions"),
     "trends": ("harness.trends", "DIR: a trend plot per law statistic across the reports in DIR"),
-    "store": ("harness.store_cli", "check|rebuild [--store DIR]: verify a store, or rebuild its index from the artifacts"),
+    "store": ("harness.store_cli", "check|rebuild|prune [--store DIR]: verify a store, rebuild its index from the "
+                                   "artifacts, or drop the runs of recipes unused for --keep-days N"),
     "baseline": ("harness.baseline", "RUN_DIR|latest: copy a report into results/baseline/ (the committed baseline)"),
 }
 

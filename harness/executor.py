@@ -24,7 +24,7 @@ from typing import Callable, Iterable
 from harness.plan import Plan
 from harness.recipe import Recipe
 from harness.store import Store, StoreError
-from harness.trainers import TrainContext, get_trainer
+from harness.trainers import TrainContext, get_trainer, run_salt
 
 #: a task whose worker died or raised is tried this many more times, then recorded as failed
 MAX_RETRIES = 2
@@ -99,7 +99,7 @@ def run_task(store: Store, task: Task, ctx: TrainContext, on_run: Callable[[str,
         todo = store.missing(task.key, task.seeds, verify=False)
         store.clean_tmp(task.key, todo)  # a killed writer's leftovers; we hold the block, so none is live
         if todo:
-            store.register(task.key, recipe, trainer.salt)
+            store.register(task.key, recipe, run_salt(recipe))
             for result in trainer.train(recipe, todo, ctx):
                 store.put(task.key, result, ctx.device)
                 on_run(task.key, result.seed, result.status)

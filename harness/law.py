@@ -1,21 +1,30 @@
 """The API law modules use: declare needs with ``@lrlaw``, read runs and decide through the ``law`` fixture.
 
-A law test looks like::
+A law test declares its configuration per tier on the law, and what it reads::
 
-    @lrlaw("linearity", needs=lambda tier, point: {"eta": Ensemble(...), ...})
+    @lrlaw("linearity", tiers={"smoke": SMOKE, "gpu": GPU},
+           needs=lambda cfg, point: {"eta": Ensemble(cfg.base.replace(lr=point), cfg.n), ...})
     @pytest.mark.parametrize("point", POINTS, ids=...)
     def test_linearity(law, point):
         logits = law.runs("eta").array("logits")        # N x ... stacked over seeds
         law.check(stats_result_1, stats_result_2)         # pass / fail / inconclusive
 
-``needs`` is called at collection time with the session's tier and the test's
-parameters, so the plugin knows every run the selected tests read before any
-test starts. It may raise ``NotAtThisTier(reason)`` for a tier where the claim
-is not tested (say why in the law's docstring).
+With ``tiers``, ``needs`` gets the session tier's configuration (any object; the
+test reads it back as ``law.config``), and a tier the law does not declare is
+reported as not tested there. Without ``needs``, each tier's configuration must
+be the ensembles themselves (a mapping name -> ``Ensemble``). The older form,
+``@lrlaw(name, needs=lambda tier, **params: ...)``, gets the tier's name and may
+raise ``NotAtThisTier(reason)``.
+
+``needs`` is called at collection time with the test's parameters, so the plugin
+knows every run the selected tests read before any test starts. A ``needs`` that
+raises (a wrong signature, a bug) fails its own test with one line; the other
+tests run.
 """
 from __future__ import annotations
 
 import contextlib
+import inspect
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,8 +46,51 @@ class NotAtThisTier(Exception):
     """Raised by a ``needs`` function: this law point is not tested at this tier."""
 
 
-def lrlaw(name: str, needs: NeedsFn) -> pytest.MarkDecorator:
-    return pytest.mark.lrlaw(name=name, needs=needs)
+class NeedsError(Exception):
+    """A law's ``needs`` could not say what the point reads; the message is one line."""
+
+
+def lrlaw(name: str, needs: NeedsFn | None = None, *, tiers: Mapping[str, Any] | None = None) -> pytest.MarkDecorator:
+    """Mark a test as a point of law ``name``; see the module docstring for ``needs`` and ``tiers``."""
+    if needs is None and tiers is None:
+        raise TypeError(f"@lrlaw({name!r}) needs `tiers=` or `needs=`: say which runs the law reads")
+    if tiers is not None and not isinstance(tiers, Mapping):
+        raise TypeError(f"@lrlaw({name!r}, tiers=...) takes a dict tier name -> configuration, got {type(tiers).__name__}")
+    return pytest.mark.lrlaw(name=name, needs=needs, tiers=None if tiers is None else dict(tiers))
+
+
+def _describe(fn: Callable[..., Any]) -> str:
+    try:
+        return f"{getattr(fn, '__qualname__', fn)}{inspect.signature(fn)}"
+    except (TypeError, ValueError):
+        return repr(fn)
+
+
+def resolve_needs(mark: pytest.Mark, tier: str, params: Mapping[str, Any]) -> tuple[dict[str, Ensemble], Any]:
+    """The ensembles an ``@lrlaw`` point reads at ``tier``, and the tier's configuration (None in the old form).
+
+    Raises ``NotAtThisTier`` for a tier the law does not test and ``NeedsError``
+    (one line) when ``needs`` raises or returns something that is not ensembles.
+    """
+    name, needs, tiers = mark.kwargs["name"], mark.kwargs.get("needs"), mark.kwargs.get("tiers")
+    config: Any = None
+    if tiers is not None:
+        if tier not in tiers:
+            raise NotAtThisTier(f"{name} declares tiers {', '.join(tiers)} only")
+        config = tiers[tier]
+    first = config if tiers is not None else tier
+    try:
+        found = config if needs is None else needs(first, **params)
+    except NotAtThisTier:
+        raise
+    except Exception as e:
+        args = ", ".join(["<configuration>" if tiers is not None else "<tier name>", *(f"{k}=..." for k in params)])
+        raise NeedsError(f"needs of law {name!r} failed: {type(e).__name__}: {e} — it is called as "
+                         f"needs({args}); it is {_describe(needs)}") from None
+    if not isinstance(found, Mapping) or not all(isinstance(v, Ensemble) for v in found.values()):
+        raise NeedsError(f"needs of law {name!r} must give a dict name -> Ensemble, got {type(found).__name__}"
+                         + ("" if needs is not None else f" as the configuration of tier {tier!r}"))
+    return dict(found), config
 
 
 @dataclass
@@ -95,6 +147,8 @@ class LawContext:
     ensembles: dict[str, EnsembleRuns]
     plot_dir: Path
     inconclusive: str = "skip"
+    #: the configuration ``@lrlaw(tiers=...)`` declares for this tier (None in the ``needs(tier, ...)`` form)
+    config: Any = None
     results: list[LawResult] = field(default_factory=list)
     plots: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)

@@ -22,6 +22,7 @@ from typing import Sequence
 
 import torch
 
+#: the schedules taking ``points`` (the scale-invariance trainers'); ``lr_factor`` knows ``step`` and ``airbench`` too
 SCHEDULES = ("constant", "linear_decay", "piecewise")
 
 
@@ -100,27 +101,49 @@ def lars_step(params: Sequence[torch.Tensor], grads: Sequence[torch.Tensor], buf
         p.sub_(_gate(lr * d, mask))
 
 
-def lr_at(schedule: str, base: float, step: int, total: int,
-          points: Sequence[Sequence[float]] = ()) -> float:
-    """The LR at ``step`` (0-based) of ``total``.
+#: airbench94's schedule: warm up from 0.2× over the first 23% of steps, then decay linearly to 0.07×
+WARMUP_FRAC, WARMUP_START, FINAL_FACTOR = 0.23, 0.2, 0.07
 
-    * ``constant``: ``base``;
-    * ``linear_decay``: ``base·(1 − step/total)``;
-    * ``piecewise``: ``base·factor`` where ``points`` = ((start_step, factor), …)
+
+def lr_factor(schedule: str, step: int, total: int, points: Sequence[Sequence[float]] = (),
+              milestones: Sequence[float] = (), gamma: float = 0.1) -> float:
+    """The LR multiplier at ``step`` (0-based) of ``total``: the one implementation of every trainer's schedule.
+
+    * ``constant``: 1;
+    * ``linear_decay``: ``1 − step/total``;
+    * ``piecewise``: ``factor`` where ``points`` = ((start_step, factor), …)
       sorted by start; before the first start the factor is 1. E.g.
-      ((0, 4), (100, 1)) trains at 4× the LR for 100 steps, then at the LR.
+      ((0, 4), (100, 1)) trains at 4× the LR for 100 steps, then at the LR;
+    * ``step``: ``gamma`` to the number of ``milestones`` (fractions of
+      ``total``) passed, e.g. ÷10 at 1/2 and 3/4 of training;
+    * ``airbench``: airbench94's warm-up then linear decay (``WARMUP_FRAC``, …).
     """
     if schedule == "constant":
-        return base
+        return 1.0
     if schedule == "linear_decay":
-        return base * (1.0 - step / total)
+        return 1.0 - step / total
     if schedule == "piecewise":
         factor = 1.0
         for start, f in points:
             if step >= start:
                 factor = float(f)
-        return base * factor
-    raise ValueError(f"unknown schedule {schedule!r}; known: {SCHEDULES}")
+        return factor
+    if schedule == "step":
+        return gamma ** sum(step >= round(f * total) for f in milestones)
+    if schedule == "airbench":
+        warm = int(total * WARMUP_FRAC)
+        if step < warm:
+            f = step / warm
+            return WARMUP_START * (1 - f) + f
+        f = (step - warm) / max(1, total - warm)
+        return (1 - f) + f * FINAL_FACTOR
+    raise ValueError(f"unknown schedule {schedule!r}; known: {SCHEDULES + ('step', 'airbench')}")
+
+
+def lr_at(schedule: str, base: float, step: int, total: int, points: Sequence[Sequence[float]] = (),
+          milestones: Sequence[float] = (), gamma: float = 0.1) -> float:
+    """The LR at ``step`` of ``total``: ``base`` × ``lr_factor(...)``."""
+    return base * lr_factor(schedule, step, total, points, milestones, gamma)
 
 
 def check_points(points: Sequence[Sequence[float]]) -> None:

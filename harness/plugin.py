@@ -18,7 +18,7 @@ import pytest
 from harness.executor import (
     Outcome, WorkerSpec, make_tasks, progress, train_in_process, train_pool, visible_cuda_devices,
 )
-from harness.law import EnsembleRuns, LawContext, NotAtThisTier
+from harness.law import EnsembleRuns, LawContext, NeedsError, NotAtThisTier, resolve_needs
 from harness.plan import Plan, format_seconds, make_plan
 from harness.recipe import Ensemble, RecipeError
 from harness.report import Report
@@ -39,6 +39,7 @@ class ItemNeeds:
     keys: dict[str, str] = field(default_factory=dict)
     not_run: str | None = None  # reason the point cannot run this session
     refused: str | None = None  # reason the point must fail without running (a misuse)
+    config: Any = None  # the tier's configuration from @lrlaw(tiers=...)
 
 
 @dataclass
@@ -136,7 +137,7 @@ def _parse_gpus(value: str) -> int:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "lrlaw(name, needs): an lrlaws law point (see harness.law)")
+    config.addinivalue_line("markers", "lrlaw(name, needs, tiers): an lrlaws law point (see harness.law)")
     tier = config.getoption("--tier")
     if tier is not None and tier not in TIERS:
         raise pytest.UsageError(f"--tier must be one of {', '.join(TIERS)}; got {tier!r}")
@@ -221,10 +222,12 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         params = dict(getattr(item, "callspec", None).params) if hasattr(item, "callspec") else {}
         need = ItemNeeds(law=mark.kwargs["name"])
         try:
-            need.ensembles = dict(mark.kwargs["needs"](ls.tier, **params))
+            need.ensembles, need.config = resolve_needs(mark, ls.tier, params)
             need.keys = {name: recipe_key(e.recipe) for name, e in need.ensembles.items()}
         except NotAtThisTier as e:
             need.not_run = f"not tested at tier {ls.tier}: {e}"
+        except NeedsError as e:
+            need.ensembles, need.refused = {}, str(e)
         except RecipeError as e:
             raise pytest.UsageError(f"{item.nodeid}: bad recipe: {e}") from None
         for name, ens in need.ensembles.items():
@@ -341,7 +344,7 @@ def law(request: pytest.FixtureRequest):
     ctx = LawContext(
         nodeid=item.nodeid, name=need.law, tier=ls.tier, params=params,
         ensembles={name: EnsembleRuns(name, need.keys[name], e, ls.store) for name, e in need.ensembles.items()},
-        plot_dir=ls.report.run_dir / "plots", inconclusive=ls.inconclusive,
+        plot_dir=ls.report.run_dir / "plots", inconclusive=ls.inconclusive, config=need.config,
     )
     yield ctx
     entry = ls.report.add(ctx)

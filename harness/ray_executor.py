@@ -16,8 +16,10 @@ twice, and a run already stored is never re-trained. Ctrl-C cancels the tasks
 in flight after storing the runs that already arrived.
 
 The driver's ``harness`` package is shipped to the workers (``py_modules``), so
-the cluster trains with the driver's code and salts; the workers' environment
-must provide torch and the rest of lrlaws' dependencies.
+the cluster trains with the driver's code and salts; so are the packages of the
+plug-in trainers and data sets (``harness.plugins``) and their entry points,
+which workers therefore need not have installed. The workers' environment must
+provide torch and the rest of lrlaws' dependencies.
 """
 from __future__ import annotations
 
@@ -33,10 +35,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
+from harness import plugins
 from harness.executor import split_blocks, MAX_RETRIES, Outcome, Task
 from harness.recipe import Recipe
 from harness.store import Store, StoreError
-from harness.trainers import TrainContext, get_trainer
+from harness.trainers import TrainContext, get_trainer, run_salt
 from harness.trainers.base import RunResult
 
 #: tasks kept in flight per schedulable slot (GPU or CPU) so no slot idles between tasks
@@ -88,8 +91,10 @@ def rechunk(tasks: Iterable[Task], device: str) -> list[Task]:
     return out
 
 
-def train_block(recipe_json: str, seeds: tuple[int, ...], device: str, ctx: TrainContext) -> Iterator[tuple[RunResult, str]]:
+def train_block(recipe_json: str, seeds: tuple[int, ...], device: str, ctx: TrainContext,
+                entry_points: dict[str, dict[str, str]] | None = None) -> Iterator[tuple[RunResult, str]]:
     """The body of one Ray task, run on a worker: yields each run with where it was trained."""
+    plugins.install(entry_points or {})
     recipe = Recipe.from_dict(json.loads(recipe_json))
     ctx = dataclasses.replace(ctx, device=device)
     where = f"ray:{socket.gethostname()}:{_device_name(device)}"
@@ -115,7 +120,8 @@ class _Flight:
 def _runtime_env() -> dict[str, Any]:
     import harness
 
-    return {"py_modules": [str(Path(harness.__file__).parent)], "excludes": ["__pycache__", "*.pyc"]}
+    return {"py_modules": [str(Path(harness.__file__).parent), *plugins.ray_py_modules()],
+            "excludes": ["__pycache__", "*.pyc"]}
 
 
 def train_ray(store: Store, tasks: Iterable[Task], ctx: TrainContext, on_run: Callable[[str, int, str], None],
@@ -162,6 +168,7 @@ def _drive(ray: Any, store: Store, tasks: list[Task], ctx: TrainContext, on_run:
     remote = ray.remote(train_block).options(
         num_returns="streaming", max_retries=0, **({"num_gpus": 1} if gpus else {"num_cpus": 1}))
     queue = deque(rechunk(tasks, device))
+    entry_points = plugins.exported()
     flights: dict[Any, _Flight] = {}  # ObjectRefGenerator -> what it trains
 
     def submit(task: Task) -> bool:
@@ -176,8 +183,8 @@ def _drive(ray: Any, store: Store, tasks: list[Task], ctx: TrainContext, on_run:
             lock.__exit__(None, None, None)
             return True
         recipe = task.recipe()
-        store.register(task.key, recipe, get_trainer(recipe).salt)
-        gen = remote.remote(task.recipe_json, tuple(todo), device, ctx)
+        store.register(task.key, recipe, run_salt(recipe))
+        gen = remote.remote(task.recipe_json, tuple(todo), device, ctx, entry_points)
         flights[gen] = _Flight(task, lock, set(todo))
         return True
 

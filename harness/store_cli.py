@@ -133,8 +133,13 @@ def _swap_in(root: Path, new_path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["prune"]:
+        from harness import store_prune
+
+        return store_prune.main(argv)
     ap = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
-    ap.add_argument("action", choices=("check", "rebuild"))
+    ap.add_argument("action", choices=("check", "rebuild", "prune"))
     ap.add_argument("--store", default=None, metavar="DIR", help=f"the store (default ${STORE_ENV} or {DEFAULT_STORE})")
     args = ap.parse_args(argv)
     root = Path(args.store if args.store is not None else os.environ.get(STORE_ENV) or DEFAULT_STORE)

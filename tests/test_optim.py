@@ -118,3 +118,13 @@ def test_schedules():
 def test_check_points_rejects_bad_schedules(bad):
     with pytest.raises(ValueError):
         check_points(bad)
+
+
+def test_step_schedule_divides_at_each_milestone_and_unknown_names_are_refused():
+    from harness.optim import lr_at, lr_factor
+
+    got = [lr_at("step", 0.5, s, 100, milestones=(0.5, 0.75), gamma=0.1) for s in (0, 49, 50, 74, 75, 99)]
+    assert got == pytest.approx([0.5, 0.5, 0.05, 0.05, 0.005, 0.005])
+    assert lr_factor("step", 99, 100) == 1.0  # no milestones: constant
+    with pytest.raises(ValueError, match="unknown schedule 'cosine'"):
+        lr_factor("cosine", 0, 10)

@@ -88,8 +88,9 @@ def test_nightly_is_a_cron_gpu_job_that_compares_and_fails_on_regressions():
     assert "self-hosted" in job["runs-on"] and "gpu" in job["runs-on"]
     assert job["env"]["LRLAWS_STORE"].startswith("/")  # persistent on the runner, not the workspace
     cmds = runs(wf)
-    pytest_cmd = next(s["run"] for s in steps(wf) if "--tier gpu" in s.get("run", ""))
-    for flag in ("--tier gpu", "--gpus all", '--store "$LRLAWS_STORE"', "--compare-to previous", "--fail-on"):
+    pytest_cmd = next(s["run"] for s in steps(wf) if "dev.py laws" in s.get("run", ""))
+    for flag in ("--tier gpu", "--gpus all", '--store "$LRLAWS_STORE"', '--compare-to "${{ steps.ref.outputs.report }}"',
+                 "--fail-on"):
         assert flag in pytest_cmd
     # the pytest step must not swallow its exit status: that is how the job fails on regressions
     assert "|| true" not in pytest_cmd and "continue-on-error" not in next(
@@ -115,3 +116,107 @@ def test_workflow_pytest_options_exist(pytester):
     assert {"--tier", "--compare-to", "--fail-on", "--junitxml"} <= used
     unknown = used - known
     assert not unknown, f"options not known to pytest: {sorted(unknown)}"
+
+
+# ------------------------------------------------------------ nightly robustness --
+
+def step(wf: dict, name_part: str) -> dict:
+    (s,) = [s for s in steps(wf) if name_part in s.get("name", "")]
+    return s
+
+
+def bash(script: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
+    import os
+
+    return subprocess.run(["bash", "-e", "-c", script], env={**os.environ, **env}, cwd=cwd,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_every_nightly_step_has_a_timeout_within_the_job_s():
+    wf = load(NIGHTLY)
+    (job,) = wf["jobs"].values()
+    for s in job["steps"]:
+        assert isinstance(s.get("timeout-minutes"), int), f"step {s.get('name') or s.get('uses')} has no timeout-minutes"
+    laws = step(wf, "Laws, gpu tier")
+    assert sum(s["timeout-minutes"] for s in job["steps"] if s is not laws) < 120
+    assert laws["timeout-minutes"] < job["timeout-minutes"]
+
+
+def test_preflight_fails_in_seconds_without_cuda(tmp_path):
+    import time
+
+    wf = load(NIGHTLY)
+    names = [s.get("name", "") for s in steps(wf)]
+    pre = step(wf, "Pre-flight")
+    assert names.index(pre["name"]) < names.index(step(wf, "Laws, gpu tier")["name"]) and pre["timeout-minutes"] <= 5
+    t0 = time.time()
+    r = bash(pre["run"].replace('"$LRLAWS_VENV/bin/python"', f'"{sys.executable}"'), {}, tmp_path)
+    import torch
+
+    if torch.cuda.device_count() == 0:
+        assert r.returncode != 0 and time.time() - t0 < 60
+        assert r.stderr.strip().splitlines()[-1].startswith("pre-flight: --tier gpu needs a CUDA device and torch")
+    else:
+        assert r.returncode == 0 and r.stdout.startswith("pre-flight: "), r.stderr
+
+
+def test_summary_shows_this_run_s_report_only(tmp_path):
+    import os
+    import time
+
+    script = step(load(NIGHTLY), "job summary")["run"]
+    reports, temp = tmp_path / "reports", tmp_path / "temp"
+    (reports / "20260101-000000-gpu-1").mkdir(parents=True)
+    (reports / "20260101-000000-gpu-1" / "report.md").write_text("# last night's report\n")
+    temp.mkdir()
+    env = {"REPORTS": str(reports), "RUNNER_TEMP": str(temp), "GITHUB_STEP_SUMMARY": str(tmp_path / "summary.md")}
+
+    assert bash(script, env, tmp_path).returncode == 0  # crashed before the laws step: no report of this run
+    assert "This run wrote no report" in (tmp_path / "summary.md").read_text()
+    (temp / "laws-started").touch()
+    old = time.time() - 3600
+    os.utime(reports / "20260101-000000-gpu-1" / "report.md", (old, old))
+    (tmp_path / "summary.md").unlink()
+    assert bash(script, env, tmp_path).returncode == 0  # crashed in the laws step, before any report
+    assert "This run wrote no report" in (tmp_path / "summary.md").read_text()
+    (reports / "20260102-000000-gpu-2").mkdir()
+    (reports / "20260102-000000-gpu-2" / "report.md").write_text("# tonight's report\n")
+    (tmp_path / "summary.md").unlink()
+    assert bash(script, env, tmp_path).returncode == 0
+    assert (tmp_path / "summary.md").read_text() == "# tonight's report\n"
+
+
+def test_reference_is_the_last_good_night_of_this_branch_and_event_and_history_keeps_failed_nights():
+    wf = load(NIGHTLY)
+    script = step(wf, "Find the last good night")["with"]["script"]
+    assert "branch: process.env.GITHUB_REF_NAME" in script and "event: context.eventName" in script
+    assert "status: 'success'" in script and "status: 'completed'" in script
+    history, good = step(wf, "trend history"), step(wf, "last good night (the reference)")
+    assert history["with"]["run-id"] == "${{ steps.last.outputs.last_id }}"
+    assert history["with"]["path"] == "${{ env.REPORTS }}"
+    assert good["with"]["run-id"] == "${{ steps.last.outputs.good_id }}"
+    assert good["with"]["path"] != history["with"]["path"]
+
+
+def test_reference_report_is_the_good_night_s_newest_or_previous(tmp_path):
+    script = step(load(NIGHTLY), "pick the reference report")["run"]
+    reports, temp = tmp_path / "reports", tmp_path / "temp"
+    env = {"REPORTS": str(reports), "RUNNER_TEMP": str(temp), "KEEP_NIGHTS": "60", "GITHUB_OUTPUT": str(tmp_path / "out")}
+    temp.mkdir()
+    assert bash(script, env, tmp_path).returncode == 0
+    assert (tmp_path / "out").read_text() == "report=previous\n"
+    for night in ("20260101-000000-gpu-1", "20260102-000000-gpu-2"):
+        (temp / "last-good" / night).mkdir(parents=True)
+        (temp / "last-good" / night / "report.json").write_text("{}")
+    (tmp_path / "out").unlink()
+    assert bash(script, env, tmp_path).returncode == 0
+    assert (tmp_path / "out").read_text() == f"report={temp}/last-good/20260102-000000-gpu-2/report.json\n"
+
+
+def test_the_store_is_pruned_at_the_end():
+    wf = load(NIGHTLY)
+    last = steps(wf)[-1]
+    assert "-m harness store prune --keep-days" in last["run"] and last["if"] == "always()"
+    assert '--store "$LRLAWS_STORE"' in last["run"]
+    (job,) = wf["jobs"].values()
+    assert float(job["env"]["KEEP_STORE_DAYS"]) > 0

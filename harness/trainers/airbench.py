@@ -38,11 +38,10 @@ import torch.nn.functional as F
 from harness.data.augment import draw_epochs, epoch_images
 from harness.data.images import ImageSet, data_root, load_images
 from harness.models.airbench import WHITEN_IMAGES, AirbenchNet, NetSpec, forward_flops, whitening_weight
+from harness.optim import lr_factor
 from harness.recipe import Recipe, RecipeError
 from harness.trainers.base import DIVERGED, OK, RunResult, TrainContext, resolve_options
 
-#: airbench94's schedule: warm up from 0.2× over the first 23% of steps, then decay linearly to 0.07×
-WARMUP_FRAC, WARMUP_START, FINAL_FACTOR = 0.23, 0.2, 0.07
 #: lookahead: every this many steps, weights ← EMA with decay 0.95⁵·(t/T)³ (airbench94)
 LOOKAHEAD_EVERY, LOOKAHEAD_BASE = 5, 0.95**5
 #: test images per evaluation batch
@@ -75,19 +74,6 @@ OPTIMIZERS = ("nesterov", "sgd")
 AIRBENCH94 = Recipe(trainer="airbench", dataset="cifar10", model="airbench94", optimizer="nesterov", lr=11.5,
                     momentum=0.85, weight_decay=0.0153, batch_size=1024, steps=476, schedule="airbench",
                     probes=("logits",))
-
-
-def lr_factor(schedule: str, step: int, total: int) -> float:
-    if schedule == "constant":
-        return 1.0
-    if schedule == "linear_decay":
-        return 1.0 - step / total
-    warm = int(total * WARMUP_FRAC)
-    if step < warm:
-        f = step / warm
-        return WARMUP_START * (1 - f) + f
-    f = (step - warm) / max(1, total - warm)
-    return (1 - f) + f * FINAL_FACTOR
 
 
 @dataclass

@@ -26,6 +26,15 @@ class TrainContext:
 
 
 class Trainer(Protocol):
+    """What a trainer provides: built-ins are listed in ``harness.trainers.TRAINERS``; other packages
+    add theirs through a ``lrlaws.trainers`` entry point (``harness.plugins``).
+
+    The harness calls ``validate`` and ``check_data`` before anything trains, then
+    ``train`` on blocks of ``chunk_size`` seeds, in-process, in spawned worker
+    processes or on Ray workers, so a trainer keeps no state between calls that
+    changes its results (caches of loaded data are fine).
+    """
+
     #: the name recipes use in their ``trainer`` field
     name: str
     #: code-version salt: bump when a change alters what runs produce

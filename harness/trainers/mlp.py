@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from harness.data.synthetic import teacher_task
+from harness.optim import lr_at
 from harness.recipe import Recipe, RecipeError
 from harness.trainers.base import DIVERGED, OK, RunResult, TrainContext, resolve_options
 
@@ -92,7 +93,7 @@ class MLPTrainer:
         start_loss = None
 
         for step in range(recipe.steps):
-            lr = recipe.lr * (1.0 - step / recipe.steps if recipe.schedule == "linear_decay" else 1.0)
+            lr = lr_at(recipe.schedule, recipe.lr, step, recipe.steps)
             idx = order[:, step]                                  # [M, B]
             x, y = task.x_train[idx], task.y_train[idx]           # [M, B, d], [M, B]
             logits = self._forward(weights, biases, x)

@@ -36,15 +36,14 @@ parameters or only the ``invariant`` ones) and the model's ``widths`` /
 becomes non-finite; loss *spikes* are data here (seed 002's GD never settles),
 so no threshold on the loss's size is used.
 
-``toy2d`` runs full-batch GD with weight decay on seed 002's toy loss
-L(x, y) = x²/(x² + y²) from a seed-drawn angle (probe ``loss``).
+``toy2d`` (``harness.trainers.toy2d``) runs full-batch GD with weight decay on seed 002's
+toy loss L(x, y) = x²/(x² + y²) from a seed-drawn angle (probe ``loss``).
 
 Seeds give init and data order from their own generators, so seed *s* is the
 same run in any chunk and at every LR / decay / init scale (common random numbers).
 """
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
 from typing import Any, Iterator, Sequence
@@ -354,61 +353,3 @@ class _Run:
     def metrics(self, i: int) -> dict[str, float]:
         acc = (self.test_logits[i].argmax(-1) == self.data.y_test).double().mean()
         return {"test_acc": float(acc), "train_loss": float(self.last_loss[i])}
-
-
-# ------------------------------------------------------------------------------ the toy loss --
-
-_TOY_OPTIONS: dict[str, Any] = {"init_radius": 1.0, "min_angle": 0.2}
-
-
-class Toy2DTrainer:
-    """Full-batch GD + WD on seed 002's L(x, y) = x²/(x² + y²), in float64, all seeds as one vector.
-
-    Seed s starts at radius ``init_radius`` and an angle from the minimum
-    (the y axis) drawn uniformly in [min_angle, π/2 − min_angle]. The gradient
-    (2xy², −2x²y)/r⁴ is orthogonal to (x, y) and shrinks as 1/r, so the
-    effective step grows as weight decay shrinks r.
-    """
-
-    name = "toy2d"
-    salt = "toy2d-v1"
-
-    def validate(self, recipe: Recipe) -> None:
-        resolve_options(self.name, recipe, _TOY_OPTIONS)  # unknown options are an error
-        bad = [
-            (recipe.dataset != "none" or recipe.model != "x2_over_r2", "dataset must be 'none', model 'x2_over_r2'"),
-            (recipe.optimizer != "gd" or recipe.momentum != 0, "optimizer must be gd without momentum"),
-            (recipe.schedule != "constant", "schedule must be constant"),
-            (set(recipe.probes) != {"loss"}, "probes must be ['loss']"),
-        ]
-        require(self.name, bad)
-
-    def check_data(self, recipe: Recipe, ctx: TrainContext) -> None:
-        return None
-
-    def chunk_size(self, recipe: Recipe, device: str) -> int:
-        return 1024
-
-    def estimate_seconds(self, recipe: Recipe, device: str) -> float:
-        return 2e-5 * recipe.steps / 64 + 1e-4
-
-    def train(self, recipe: Recipe, seeds: Sequence[int], ctx: TrainContext) -> Iterator[RunResult]:
-        t0 = time.perf_counter()
-        r0, lo = recipe.option("init_radius", 1.0), recipe.option("min_angle", 0.2)
-        phi = torch.tensor([lo + (math.pi / 2 - 2 * lo) * torch.rand(1, generator=torch.Generator().manual_seed(int(s))).item()
-                            for s in seeds], dtype=torch.float64)
-        x, y = r0 * torch.sin(phi), r0 * torch.cos(phi)
-        losses = torch.empty(recipe.steps, len(seeds), dtype=torch.float64)
-        decay = 1.0 - recipe.lr * recipe.weight_decay
-        for t in range(recipe.steps):
-            r2 = x * x + y * y
-            losses[t] = x * x / r2
-            gx, gy = 2 * x * y * y / r2**2, -2 * x * x * y / r2**2
-            x, y = decay * x - recipe.lr * gx, decay * y - recipe.lr * gy
-        per_run = (time.perf_counter() - t0) / len(seeds)
-        steps = np.arange(recipe.steps, dtype=np.int64)
-        for i, s in enumerate(seeds):
-            ok = bool(torch.isfinite(losses[:, i]).all())
-            yield RunResult(seed=int(s), arrays={"loss": losses[:, i].numpy().copy(), "loss_steps": steps},
-                            metrics={"train_loss": float(losses[-1, i])}, status=OK if ok else DIVERGED,
-                            seconds=per_run)

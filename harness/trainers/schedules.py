@@ -49,14 +49,13 @@ import torch.nn.functional as F
 
 from harness.data.images import load_images
 from harness.models.small_nets import MLPSpec, stack
-from harness.optim import sgd_step
+from harness.optim import lr_at, sgd_step
 from harness.recipe import Recipe
 from harness.trainers.base import DIVERGED, OK, RunResult, TrainContext, check_image_data, cpu_threads, require, resolve_options
+from harness.trainers.linear_probe import ridge_probe
 
 #: a run counts as diverged once its loss is non-finite or this many times its start
 DIVERGENCE_FACTOR = 10.0
-#: ridge penalty of the linear probe, relative to the mean feature variance (standardised: 1)
-PROBE_RIDGE = 1e-3
 #: stream offsets: a seed's data order, and its fine-tuning order, apart from its init
 _ORDER_STREAM, _FINETUNE_STREAM = 7_919, 15_485
 #: effective rates for ``--plan`` estimates (batched bmm on the 2-core CI box, one thread)
@@ -278,10 +277,7 @@ def _batches(seeds: list[int], stream: int, n: int, batch: int, steps: int, devi
 
 
 def _lr(recipe: Recipe, o: dict[str, Any], step: int) -> float:
-    if recipe.schedule == "constant":
-        return recipe.lr
-    passed = sum(step >= round(f * recipe.steps) for f in o["milestones"])
-    return recipe.lr * o["gamma"] ** passed
+    return lr_at(recipe.schedule, recipe.lr, step, recipe.steps, milestones=o["milestones"], gamma=o["gamma"])
 
 
 def _sgd(net: _Net, params: list[torch.Tensor], task: Task, seeds: list[int], stream: int, steps: int,
@@ -376,18 +372,6 @@ class _Run:
 
 # ------------------------------------------------------------------------------ transfer --
 
-def _ridge_probe(ftr: torch.Tensor, ytr: torch.Tensor, fte: torch.Tensor, classes: int) -> torch.Tensor:
-    """Test predictions [M, N_test] of a ridge-regression classifier on standardised features, per seed."""
-    mean, std = ftr.mean(1, keepdim=True), ftr.std(1, keepdim=True).clamp_min(1e-6)
-    a = torch.cat([(ftr - mean) / std, torch.ones_like(ftr[..., :1])], -1).double()
-    b = torch.cat([(fte - mean) / std, torch.ones_like(fte[..., :1])], -1).double()
-    y = F.one_hot(ytr, classes).double().expand(a.shape[0], -1, -1)
-    gram = a.transpose(1, 2) @ a
-    reg = PROBE_RIDGE * len(ytr) * torch.eye(gram.shape[-1], dtype=gram.dtype, device=gram.device)
-    w = torch.linalg.solve(gram + reg, a.transpose(1, 2) @ y)
-    return (b @ w).argmax(-1)
-
-
 def _transfer(recipe: Recipe, o: dict[str, Any], net: _Net, snapshots: list[list[torch.Tensor]], target: Task,
               seeds: list[int]) -> dict[str, np.ndarray]:
     fix, fine = [], []
@@ -395,7 +379,7 @@ def _transfer(recipe: Recipe, o: dict[str, Any], net: _Net, snapshots: list[list
         with torch.no_grad():
             ftr = torch.cat([net.features(snap, target.x_train[i:i + 2048]) for i in range(0, len(target.y_train), 2048)], 1)
             fte = torch.cat([net.features(snap, target.x_test[i:i + 2048]) for i in range(0, len(target.y_test), 2048)], 1)
-        fix.append((_ridge_probe(ftr, target.y_train, fte, target.classes) == target.y_test).float().mean(1))
+        fix.append((ridge_probe(ftr, target.y_train, fte, target.classes) == target.y_test).float().mean(1))
         params = [p.clone() for p in net.fresh_head(snap, target.classes, seeds)]
         alive = torch.ones(len(seeds), dtype=torch.bool, device=target.y_train.device)
         _sgd(net, params, target, seeds, _FINETUNE_STREAM, o["finetune_steps"], lambda step: o["finetune_lr"],

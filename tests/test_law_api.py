@@ -1,0 +1,106 @@
+"""The law-author API: tiers declared on the law, and a ``needs`` error that fails only its own test."""
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from harness import Ensemble, Recipe
+from harness.law import NeedsError, NotAtThisTier, lrlaw, resolve_needs
+
+BASE = Recipe(trainer="mlp", dataset="teacher", model="mlp", lr=0.1, batch_size=16, steps=10,
+              options={"n_train": 64, "n_test": 32, "width": 8, "dim": 4})
+
+
+def mark_of(decorator: pytest.MarkDecorator) -> pytest.Mark:
+    return decorator.mark
+
+
+def test_tiers_pass_the_tier_configuration_to_needs():
+    m = mark_of(lrlaw("x", tiers={"smoke": BASE, "gpu": BASE.replace(steps=99)},
+                      needs=lambda base, lr: {"runs": Ensemble(base.replace(lr=lr), 3)}))
+    ensembles, config = resolve_needs(m, "gpu", {"lr": 0.5})
+    assert config.steps == 99 and ensembles["runs"].recipe == BASE.replace(steps=99, lr=0.5)
+    with pytest.raises(NotAtThisTier, match="x declares tiers smoke, gpu only"):
+        resolve_needs(m, "paper", {"lr": 0.5})
+
+
+def test_tiers_without_needs_are_the_ensembles():
+    runs = {"a": Ensemble(BASE, 2)}
+    assert resolve_needs(mark_of(lrlaw("x", tiers={"smoke": runs})), "smoke", {}) == (runs, runs)
+    with pytest.raises(NeedsError, match="must give a dict name -> Ensemble, got Recipe as the configuration of tier 'smoke'"):
+        resolve_needs(mark_of(lrlaw("x", tiers={"smoke": BASE})), "smoke", {})
+
+
+def test_the_old_form_gets_the_tier_name():
+    m = mark_of(lrlaw("x", needs=lambda tier: {"r": Ensemble(BASE.replace(steps=len(tier)), 2)}))
+    ensembles, config = resolve_needs(m, "smoke", {})
+    assert ensembles["r"].recipe.steps == 5 and config is None
+
+
+def test_bad_declarations_are_one_line_type_errors():
+    with pytest.raises(TypeError, match="needs `tiers=` or `needs=`"):
+        lrlaw("x")
+    with pytest.raises(TypeError, match="takes a dict tier name -> configuration, got list"):
+        lrlaw("x", tiers=["smoke"])
+
+
+def test_a_needs_with_the_wrong_signature_is_a_needs_error_of_one_line():
+    m = mark_of(lrlaw("x", needs=lambda tier: {}))
+    with pytest.raises(NeedsError) as e:
+        resolve_needs(m, "smoke", {"lr": 0.1})
+    msg = str(e.value)
+    assert "\n" not in msg
+    assert msg.startswith("needs of law 'x' failed: TypeError:") and "called as needs(<tier name>, lr=...)" in msg
+
+
+LAWS = textwrap.dedent("""
+    import pytest
+    from harness import Ensemble, Recipe
+    from harness.law import lrlaw
+    from harness.stats import LawResult
+
+    BASE = Recipe(trainer="mlp", dataset="teacher", model="mlp", lr=0.1, batch_size=16, steps=10,
+                  options={"n_train": 64, "n_test": 32, "width": 8, "dim": 4})
+
+    @lrlaw("good", tiers={"smoke": {"runs": Ensemble(BASE, 2)}})
+    def test_good(law):
+        assert law.config == {"runs": Ensemble(BASE, 2)}
+        acc = law.runs("runs").metric("test_acc")
+        law.check(LawResult("good", "n", len(acc), (2, 2), 1, ">", "pass", n=2))
+
+    @lrlaw("gpu_only", tiers={"gpu": {"runs": Ensemble(BASE, 2)}})
+    def test_gpu_only(law):
+        raise AssertionError("must not run at the smoke tier")
+
+    @lrlaw("bad_signature", needs=lambda tier: {"runs": Ensemble(BASE, 2)})
+    @pytest.mark.parametrize("lr", [0.1])
+    def test_bad_signature(law, lr):
+        raise AssertionError("must not run")
+
+    def broken(cfg):
+        return {"runs": Ensemble(cfg.replace(lr=1 / 0), 2)}
+
+    @lrlaw("raises", tiers={"smoke": BASE}, needs=broken)
+    def test_raises(law):
+        raise AssertionError("must not run")
+""")
+
+
+def test_a_bad_needs_fails_only_its_test_with_one_line(pytester):
+    pytester.makeini("[pytest]\n")
+    pytester.makepyfile(test_laws=LAWS)
+    r = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--gpus=0", "--store=s", "--report-dir=rep",
+                                      "--compare-to=none", "-rfEs", timeout=300)
+    out = r.stdout.str()
+    assert "INTERNALERROR" not in out and "Traceback" not in out
+    r.assert_outcomes(passed=1, errors=2, skipped=1)  # failed in the `law` fixture's setup
+    r.stdout.fnmatch_lines([  # the error section: one line each, no traceback
+        "*ERROR at setup of test_bad_signature*",
+        "needs of law 'bad_signature' failed: TypeError: *called as needs(<tier name>, lr=...); it is <lambda>(tier)",
+        "*ERROR at setup of test_raises*",
+        "needs of law 'raises' failed: ZeroDivisionError: division by zero *"
+        "called as needs(<configuration>); it is broken(cfg)",
+        "=*= lrlaws =*=",
+    ], consecutive=True)
+    r.stdout.fnmatch_lines(["SKIPPED * not tested at tier smoke: gpu_only declares tiers gpu only"])

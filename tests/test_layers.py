@@ -1,0 +1,132 @@
+"""Layering and size limits of the library: the core imports no torch, no import cycles, small modules and functions."""
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "harness"
+#: the project's limits (CTO's rules): a module is read in one sitting, a function on one screen
+MAX_MODULE_LINES = 400
+MAX_FUNCTION_LINES = 60
+#: the core a user can use without torch: recipes, plans, the store, the statistics (and the plug-in registry)
+TORCH_FREE = ["harness.recipe", "harness.plan", "harness.store", "harness.stats", "harness.plugins"]
+
+
+@pytest.mark.parametrize("module", TORCH_FREE)
+def test_core_module_imports_no_torch(module):
+    code = f"import sys, {module}; print(sorted(m for m in ('torch', 'torchvision') if m in sys.modules))"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "[]", f"importing {module} imports {r.stdout.strip()}"
+
+
+def test_the_torch_check_can_fail():
+    code = "import sys, harness.trainers; print('torch' in sys.modules)"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert r.stdout.strip() == "True"
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _type_checking(node: ast.AST) -> bool:
+    return isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+
+
+def imported(tree: ast.AST, modules: set[str]) -> set[str]:
+    """harness modules a module imports, at any depth (lazy imports count), except under TYPE_CHECKING."""
+    out: set[str] = set()
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        if _type_checking(node):
+            continue
+        stack.extend(ast.iter_child_nodes(node))
+        if isinstance(node, ast.Import):
+            out |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            out.add(node.module)
+            out |= {f"{node.module}.{a.name}" for a in node.names}
+    return {m for m in out if m in modules}
+
+
+def import_graph(files: list[Path]) -> dict[str, set[str]]:
+    modules = {module_name(f) for f in files}
+    return {module_name(f): imported(ast.parse(f.read_text()), modules) - {module_name(f)} for f in files}
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The groups of modules that import each other (strongly connected, more than one module)."""
+    def reach(start: str) -> set[str]:
+        seen, todo = set(), [start]
+        while todo:
+            for m in graph.get(todo.pop(), ()):
+                if m not in seen:
+                    seen.add(m)
+                    todo.append(m)
+        return seen
+
+    reachable = {m: reach(m) for m in graph}
+    groups = {frozenset({m} | {o for o in reachable[m] if m in reachable[o]}) for m in graph if m in reachable[m]}
+    return sorted(sorted(g) for g in groups if len(g) > 1)
+
+
+def harness_files() -> list[Path]:
+    return sorted(p for p in PACKAGE.rglob("*.py") if "__pycache__" not in p.parts)
+
+
+def test_no_import_cycles_in_harness():
+    found = cycles(import_graph(harness_files()))
+    assert not found, "modules that import each other: " + "; ".join(" <-> ".join(g) for g in found)
+
+
+def test_the_cycle_check_finds_a_cycle(tmp_path):
+    pkg = tmp_path / "harness"
+    pkg.mkdir()
+    (pkg / "a.py").write_text("def f():\n    from harness.b import g\n")
+    (pkg / "b.py").write_text("from harness import a\n")
+    (pkg / "c.py").write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from harness.a import f\n")
+    files = sorted(pkg.glob("*.py"))
+    modules = {"harness." + f.stem for f in files}
+    graph = {"harness." + f.stem: imported(ast.parse(f.read_text()), modules) - {"harness." + f.stem} for f in files}
+    assert graph["harness.c"] == set()
+    assert cycles(graph) == [["harness.a", "harness.b"]]
+
+
+def line_count(path: Path) -> int:
+    return len(path.read_text().splitlines())
+
+
+def test_no_module_over_the_limit():
+    files = harness_files() + sorted((ROOT / "laws").glob("*.py"))
+    over = {str(f.relative_to(ROOT)): n for f in files if (n := line_count(f)) > MAX_MODULE_LINES}
+    assert not over, f"modules over {MAX_MODULE_LINES} lines: {over}"
+
+
+def long_functions(path: Path, root: Path = ROOT) -> dict[str, int]:
+    out = {}
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            n = node.end_lineno - node.lineno + 1
+            if n > MAX_FUNCTION_LINES:
+                out[f"{path.relative_to(root)}:{node.lineno} {node.name}"] = n
+    return out
+
+
+def test_no_function_over_the_limit():
+    over = {k: v for f in harness_files() + sorted((ROOT / "laws").glob("*.py")) for k, v in long_functions(f).items()}
+    assert not over, f"functions over {MAX_FUNCTION_LINES} lines: {over}"
+
+
+def test_the_size_checks_can_fail(tmp_path):
+    f = tmp_path / "big.py"
+    f.write_text("def f():\n" + "    x = 1\n" * MAX_FUNCTION_LINES + "\n" * (MAX_MODULE_LINES - MAX_FUNCTION_LINES))
+    assert long_functions(f, tmp_path) == {"big.py:1 f": MAX_FUNCTION_LINES + 1}
+    assert line_count(f) > MAX_MODULE_LINES
