@@ -9,7 +9,6 @@ then removes left-over temp files. Run it while no session uses the store.
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
 import hashlib
 import os
@@ -20,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness import artifacts
+from harness.cli import OneLineParser
 from harness.store import _SCHEMA, INDEX, RunRecord, Store
 from harness.store_errors import DEFAULT_STORE, STORE_ENV, StoreError
 
@@ -138,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         from harness import store_prune
 
         return store_prune.main(argv)
-    ap = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
+    ap = OneLineParser(prog=PROG, description=__doc__.split("\n\n")[0])
     ap.add_argument("action", choices=("check", "rebuild", "prune"))
     ap.add_argument("--store", default=None, metavar="DIR", help=f"the store (default ${STORE_ENV} or {DEFAULT_STORE})")
     args = ap.parse_args(argv)

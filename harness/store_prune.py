@@ -11,7 +11,6 @@ would let two processes hold "the" lock).
 """
 from __future__ import annotations
 
-import argparse
 import fcntl
 import json
 import os
@@ -23,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
+from harness.cli import OneLineParser
 from harness.store import DEFAULT_STORE, STORE_ENV
 
 DAY = 86400.0
@@ -128,19 +128,13 @@ def prune(root: Path, keep_days: float, report_dir: Path | None = None, now: flo
         conn.close()
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, not a usage dump
-        print(f"{self.prog}: {message} (see --help)", file=sys.stderr)
-        raise SystemExit(2)
-
-
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] != "prune":
         print("python -m harness store: the subcommand is prune (python -m harness store prune --keep-days N)",
               file=sys.stderr)
         return 2
-    ap = _Parser(prog="python -m harness store prune", description=__doc__.split("\n\n")[0])
+    ap = OneLineParser(prog="python -m harness store prune", description=__doc__.split("\n\n")[0])
     ap.add_argument("--keep-days", type=float, required=True, metavar="N",
                     help="keep recipes trained or read by a report within the last N days")
     ap.add_argument("--store", default=None, metavar="DIR", help=f"the store (default ${STORE_ENV} or {DEFAULT_STORE})")

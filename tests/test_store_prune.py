@@ -82,7 +82,7 @@ def test_command_line(store, tmp_path):
         (("prune", "--keep-days", "3", "--store", str(tmp_path / "nowhere")), "no store at"),
         (("prune", "--keep-days", "3", "--store", str(store.root), "--reports", str(tmp_path / "no")), "is not a directory"),
         (("prune",), "the following arguments are required: --keep-days"),
-        (("gc",), "the subcommand is prune"),
+        (("gc",), "invalid choice: 'gc'"),
     ]:
         r = run(*args)
         assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and message in r.stderr, (args, r.stderr)
