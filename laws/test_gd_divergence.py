@@ -51,7 +51,7 @@ from dataclasses import dataclass
 import numpy as np
 from harness import Ensemble, Recipe
 from harness.law import NotAtThisTier, lrlaw
-from harness.stats import LawResult, decide
+from harness.stats import CHECK, CLAIM, LawResult, decide
 from harness.stats.schedules import (
     band_result, curve_band, late_window, normalized_sharpness, rate_result,
 )
@@ -121,14 +121,17 @@ def grid_needs(tier: str, kind: str) -> dict[str, Ensemble]:
 # ----------------------------------------------------------------------- assertions --
 
 def divergence_results(diverged: dict[float, np.ndarray], law: str = "gd_divergence",
-                       sides: tuple[str, ...] = ("below", "above")) -> list[LawResult]:
-    """Diverged fraction < ½ for each f < 1 and > ½ for each f > 1 (only the ``sides`` asked for)."""
+                       sides: tuple[str, ...] = ("below", "above"), kind: str = CLAIM) -> list[LawResult]:
+    """Diverged fraction < ½ for each f < 1 and > ½ for each f > 1 (only the ``sides`` asked for).
+
+    On a quadratic the threshold is a theorem of least squares (a ``check`` of the
+    trainer and probe); on a net it is the seed's empirical claim."""
     out = []
     for f, flags in sorted(diverged.items()):
         if f < 1 and "below" in sides:
-            out.append(rate_result(law, f"diverged_fraction_f{f:g}", flags, DIVERGED_FRACTION, "<", f=f))
+            out.append(rate_result(law, f"diverged_fraction_f{f:g}", flags, DIVERGED_FRACTION, "<", kind=kind, f=f))
         elif f > 1 and "above" in sides:
-            out.append(rate_result(law, f"diverged_fraction_f{f:g}", flags, DIVERGED_FRACTION, ">", f=f))
+            out.append(rate_result(law, f"diverged_fraction_f{f:g}", flags, DIVERGED_FRACTION, ">", kind=kind, f=f))
     return out
 
 
@@ -155,15 +158,15 @@ def eos_results(runs: dict[float, dict[str, np.ndarray]], steps: int, law: str =
         if reaches.any():
             # adapting means surviving: a diverged run is a run whose sharpness did not come down
             out.append(rate_result(law, f"diverged_fraction_at_edge_f{f:g}", ~np.asarray(r["ok"])[reaches],
-                                   DIVERGED_FRACTION, "<", f=f))
-            out.append(band_result(law, f"late_eta_sharpness_over_2_f{f:g}", per_seed[reaches], EOS_BAND, f=f,
+                                   DIVERGED_FRACTION, "<", kind=CLAIM, f=f))
+            out.append(band_result(law, f"late_eta_sharpness_over_2_f{f:g}", per_seed[reaches], EOS_BAND, kind=CLAIM, f=f,
                                    seeds_at_edge=int(reaches.sum())))
         if (~reaches).any():
             vals = per_seed[~reaches]
             hi = float(np.nanmax(vals)) if np.isfinite(vals).any() else float("nan")
             ci = (hi, hi)
             out.append(LawResult(law, f"late_eta_sharpness_over_2_below_edge_f{f:g}", hi, ci, EOS_BAND[1], "<",
-                                 decide(ci, EOS_BAND[1], "<"), n=int((~reaches).sum()), extra={"f": f}))
+                                 decide(ci, EOS_BAND[1], "<"), n=int((~reaches).sum()), extra={"f": f}, kind=CLAIM))
     return out
 
 
@@ -171,7 +174,8 @@ def probe_result(lambda_hat: np.ndarray, lambda_exact: np.ndarray, law: str = "g
     """Largest relative error of the probe over seeds (deterministic: a point, no sampling interval)."""
     err = float(np.max(np.abs(np.asarray(lambda_hat) - lambda_exact) / np.abs(lambda_exact)))
     return LawResult(law, "probe_max_rel_error", err, (err, err), PROBE_REL_TOL, "<",
-                     decide((err, err), PROBE_REL_TOL, "<"), n=len(lambda_exact), seeds=(0, len(lambda_exact)))
+                     decide((err, err), PROBE_REL_TOL, "<"), n=len(lambda_exact), seeds=(0, len(lambda_exact)),
+                     kind=CHECK)
 
 
 # ------------------------------------------------------------------------------ plots --
@@ -219,7 +223,7 @@ def test_gd_divergence_quadratic(law) -> None:
     runs = law.runs(_name("quadratic", F_GRID[0]))
     _loss_plot(law, "loss", "quadratic", "least squares: η = f·2/λ_max (probe)")
     law.note("diverged per f: " + ", ".join(f"f={f:g}: {int(d.sum())}/{d.size}" for f, d in diverged.items()))
-    law.check(*divergence_results(diverged), probe_result(runs.metric("lambda0"), runs.metric("lambda_exact")))
+    law.check(*divergence_results(diverged, kind=CHECK), probe_result(runs.metric("lambda0"), runs.metric("lambda_exact")))
 
 
 @lrlaw("gd_divergence", needs=lambda tier: grid_needs(tier, "net"))
@@ -229,7 +233,7 @@ def test_gd_divergence_net(law) -> None:
     above = ", ".join(f"f={f:g}: {int(d.sum())}/{d.size}" for f, d in diverged.items() if f > 1)
     law.note(f"finding: diverged above the threshold on the net: {above} (seed 003 predicts all; "
              "sharpness adapts instead, see the edge_of_stability point)")
-    law.check(*divergence_results(diverged, sides=("below",)))
+    law.check(*divergence_results(diverged, sides=("below",), kind=CLAIM))
 
 
 @lrlaw("gd_divergence", needs=lambda tier: grid_needs(tier, "net"))

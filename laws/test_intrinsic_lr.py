@@ -69,7 +69,7 @@ import pytest
 
 from harness import Ensemble, Recipe
 from harness.law import NotAtThisTier, lrlaw
-from harness.stats import LawResult, decide, mean_ci
+from harness.stats import CHECK, CLAIM, LawResult, decide, mean_ci
 from harness.stats.scale_invariance import (
     count_spikes, excess_disagreement, l1_distance, l1_permutation_null, poisson_rate_ci,
 )
@@ -220,7 +220,7 @@ def exact_results(base: np.ndarray, others: dict[str, np.ndarray], seeds: tuple[
         diff = np.linalg.norm((logits - base).reshape(len(base), -1), axis=1)
         rel = float(np.max(diff / np.linalg.norm(base.reshape(len(base), -1), axis=1)))
         out.append(LawResult("intrinsic_lr", f"exact_{name}:max_rel_logit_diff", rel, (rel, rel), EXACT_REL_TOL, "<",
-                             decide((rel, rel), EXACT_REL_TOL, "<"), n=len(base), seeds=seeds))
+                             decide((rel, rel), EXACT_REL_TOL, "<"), n=len(base), seeds=seeds, kind=CHECK))
     return out
 
 
@@ -243,7 +243,8 @@ def distance_result(stat: str, a: np.ndarray, b: np.ndarray, classes: int, direc
     d = excess_disagreement(a, b, classes, rng=rng)
     ci = d.ci()
     return LawResult("intrinsic_lr", stat, d.distance, ci, FN_DISTANCE, direction, decide(ci, FN_DISTANCE, direction),
-                     n=d.n, seeds=(0, n), extra={"excess": d.excess, "d_ab": d.d_ab, "d_aa": d.d_aa, "d_bb": d.d_bb})
+                     n=d.n, seeds=(0, n), extra={"excess": d.excess, "d_ab": d.d_ab, "d_aa": d.d_aa, "d_bb": d.d_bb},
+                     kind=CLAIM)
 
 
 def _predictions(law, names) -> tuple[dict[str, np.ndarray], np.ndarray, int]:
@@ -324,13 +325,13 @@ def gd_results(system: str, wd_loss: np.ndarray, no_wd_loss: np.ndarray, seeds: 
         ci = poisson_rate_ci(int(s.sum()), len(s))
         out.append(LawResult("intrinsic_lr", f"{system}:{stat}", float(s.mean()), ci, SPIKES_PER_RUN, direction,
                              decide(ci, SPIKES_PER_RUN, direction), n=len(s), seeds=seeds,
-                             extra={"per_run": s.tolist()}))
+                             extra={"per_run": s.tolist()}, kind=CLAIM))
     # converged: the final loss is "near zero" — log10 of final/initial below log10(LOW_FRAC)
     final = np.log10(np.maximum(no_wd_loss[:, -1], 1e-300) / no_wd_loss[:, 0])
     m, ci = mean_ci(final)
     thr = math.log10(LOW_FRAC)
     out.append(LawResult("intrinsic_lr", f"{system}:log10_final_loss_ratio_no_wd", m, ci, thr, "<",
-                         decide(ci, thr, "<"), n=len(final), seeds=seeds))
+                         decide(ci, thr, "<"), n=len(final), seeds=seeds, kind=CLAIM))
     return out
 
 

@@ -37,7 +37,7 @@ import pytest
 
 from harness import Ensemble, Recipe
 from harness.law import NotAtThisTier, lrlaw
-from harness.stats import MAX_GROUPS, LawResult, decide
+from harness.stats import CLAIM, MAX_GROUPS, LawResult, decide
 from harness.stats.linearity import bootstrap_weights, linearity_estimate, paired_difference_ci
 from harness.trainers.airbench import AIRBENCH94
 
@@ -147,9 +147,9 @@ def linearity_results(f0, fa, fb, point: Point, tier: str, n_total: int) -> tupl
     extra = {"r2_raw": est.r2_raw, "r2_law": est.r2_law, "r2_law_ci": list(est.ci("r2_law")), "b_over_a": k}
     return [
         LawResult("linearity", "r2_inf", est.r2, r2_ci, R2_MIN[tier], ">", decide(r2_ci, R2_MIN[tier], ">"),
-                  n=est.n, seeds=(0, n_total), extra=extra),
+                  n=est.n, seeds=(0, n_total), extra=extra, kind=CLAIM),
         LawResult("linearity", "slope_inf", est.slope, slope_ci, band, "in", decide(slope_ci, band, "in"),
-                  n=est.n, seeds=(0, n_total), extra={"b_over_a": k}),
+                  n=est.n, seeds=(0, n_total), extra={"b_over_a": k}, kind=CLAIM),
     ], est
 
 
@@ -183,4 +183,4 @@ def test_linearity_breakdown(law) -> None:
     _scatter(law, "scatter-large", l0, la, lb, LARGE, large)
     law.check(LawResult("linearity", "r2_inf_small_minus_large", diff, ci, 0.0, ">", decide(ci, 0.0, ">"),
                         n=small.n, seeds=(0, law.runs("small_eta").n),
-                        extra={"r2_small": small.r2, "r2_large": large.r2}))
+                        extra={"r2_small": small.r2, "r2_large": large.r2}, kind=CLAIM))
