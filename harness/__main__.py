@@ -14,6 +14,8 @@ COMMANDS = {
     "make-data": ("harness.data.formats", "KIND DIR: write a stand-in data set in CIFAR-10/MNIST on-disk format"),
     "compare": ("harness.compare", "OLD NEW: classify each law point (regressed/drifted/fixed/...); exit 1 on regressions"),
     "trends": ("harness.trends", "DIR: a trend plot per law statistic across the reports in DIR"),
+    "calibrate": ("harness.calibrate.cli", "[--quick]: CI coverage and false-pass rate of every claim statistic"),
+    "confirm": ("harness.confirm", "FIXED HELDOUT [--md OUT]: claims decided on tuning vs held-out seeds, side by side"),
     "baseline": ("harness.baseline", "RUN_DIR|latest: copy a report into results/baseline/ (the committed baseline)"),
 }
 

@@ -71,7 +71,7 @@ from harness import Ensemble, Recipe
 from harness.law import NotAtThisTier, lrlaw
 from harness.stats import CHECK, CLAIM, LawResult, decide, mean_ci
 from harness.stats.scale_invariance import (
-    count_spikes, excess_disagreement, l1_distance, l1_permutation_null, poisson_rate_ci,
+    count_spikes, excess_disagreement, l1_distance, l1_permutation_null, spike_rate_ci,
 )
 
 # Exactness "up to float error": float64 rounds at 1.1e-16 and this training amplifies
@@ -322,7 +322,7 @@ def gd_results(system: str, wd_loss: np.ndarray, no_wd_loss: np.ndarray, seeds: 
     s_wd, s_free = spikes(wd_loss), spikes(no_wd_loss)
     out = []
     for stat, s, direction in (("spikes_per_run_wd", s_wd, ">"), ("spikes_per_run_no_wd", s_free, "<")):
-        ci = poisson_rate_ci(int(s.sum()), len(s))
+        ci = spike_rate_ci(s)
         out.append(LawResult("intrinsic_lr", f"{system}:{stat}", float(s.mean()), ci, SPIKES_PER_RUN, direction,
                              decide(ci, SPIKES_PER_RUN, direction), n=len(s), seeds=seeds,
                              extra={"per_run": s.tolist()}, kind=CLAIM))

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats as sps
 
-from harness.stats import N_BOOT, bootstrap_interval, current_confidence
+from harness.stats import N_BOOT, bootstrap_interval, current_confidence, mean_ci
 from harness.stats.builders import proportion_ci  # noqa: F401 (kept importable from here)
 
 #: largest possible E_x|p_A(x) − p_B(x)|²₂ between two predicted-label distributions (disjoint one-hots)
@@ -199,6 +199,23 @@ def settled(loss: np.ndarray, low: float, high: float) -> bool:
     if hit.size == 0 or not np.isfinite(loss).all():
         return False
     return bool(loss[hit[0]:].max() <= high and loss[-1] < low)
+
+
+def spike_rate_ci(counts: np.ndarray, confidence: float | None = None) -> tuple[float, float]:
+    """Interval for the mean events per run that holds whether runs spike alike or not.
+
+    The exact Poisson (Garwood) interval assumes every run has the same rate; runs
+    in different basins (some spiking far more than others) over-disperse the
+    counts and it under-covers. The union with the Student-t interval over runs
+    covers both cases: Garwood where all counts are equal (e.g. all zero, where
+    the t-interval degenerates), t where the counts scatter more than Poisson.
+    """
+    c = np.asarray(counts, dtype=float)
+    g = poisson_rate_ci(int(c.sum()), len(c), confidence)
+    if len(c) < 2:
+        return g
+    _, t = mean_ci(c, confidence)
+    return (max(0.0, min(g[0], t[0])), max(g[1], t[1]))
 
 
 def poisson_rate_ci(total: int, runs: int, confidence: float | None = None) -> tuple[float, float]:
