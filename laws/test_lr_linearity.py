@@ -46,10 +46,15 @@ from harness.trainers.airbench import AIRBENCH94
 # on a synthetic task is a different function class, so the smoke tier asks only
 # that the linear term explain 99% of the variance of the response. It can fail:
 # the breakdown point of this very recipe sits at ≈ 0.967.
+# Provenance: committed with the law and its smoke findings, so not shown to predate the smoke data: treat as
+# set after they were seen (the --seed-base confirmatory table tests it). gpu/paper: the seed's 0.999, set
+# before.
 R2_MIN = {"smoke": 0.99, "gpu": 0.999, "paper": 0.999}
 # The seed states the law with "≈" and reports no slope. We call a slope within
 # ±10% of b/a "≈ b/a": a second-order term (b−a)·f''/(2f') of up to 10% at
 # b/η ≤ 0.5, the edge of the regime the seed says the law covers.
+# Provenance: committed with the law and its smoke findings, so not shown to predate the smoke data: treat as
+# set after they were seen (the --seed-base confirmatory table tests it).
 SLOPE_REL_TOL = 0.10
 
 

@@ -57,6 +57,7 @@ LR_FACTOR = 0.01
 LONG_FACTOR = 10
 #: "matches performance": read as within 1 percentage point of test accuracy, the resolution at
 #: which CIFAR-10 accuracies are conventionally called equal; fixed before any run, at every tier
+# Provenance: before any run (see above).
 NONINFERIORITY_MARGIN = 0.01
 
 
