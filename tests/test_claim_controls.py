@@ -18,6 +18,7 @@ import pytest
 
 import harness.stats.builders as builders
 import harness.stats.schedules as schedules
+import laws.test_gd_divergence as gd
 import laws.test_intrinsic_lr as intrinsic
 import laws.test_lars_equilibrium as lars
 import laws.test_lr_linearity as linearity
@@ -110,6 +111,21 @@ def _spikes(wd_spiky: bool) -> list[LawResult]:
     return intrinsic.gd_results("toy", wd, free, (0, 8))
 
 
+def _final_loss(converges: bool) -> LawResult:
+    t = np.arange(400)
+    free = np.stack([np.exp(-t / 20.0) + 1e-9 if converges else 1.0 + 0.01 * np.cos(t + s) for s in range(8)])
+    return intrinsic.gd_results("toy", free, free, (0, 8))[2]
+
+
+def _below_edge(sharpness: float) -> LawResult:
+    """gd_divergence's edge-of-stability row for an f < 1 run that never reaches the edge."""
+    steps = np.arange(0, 100, 10)
+    n = 8
+    runs = {f: {"sharp_steps": steps, "sharpness": np.full((n, steps.size), 1.0 if f == gd.REF_F else sharpness),
+                "eta": np.full(n, 2 * f), "ok": np.ones(n, bool)} for f in (gd.REF_F, 0.9)}
+    return next(r for r in gd.eos_results(runs, 100) if r.statistic == "late_eta_sharpness_over_2_below_edge_f0.9")
+
+
 # ------------------------------------------------------------------------ lars --
 
 def _lars_arrays(step_factor: float = 1.0, growth: float = 0.0, corr: float = 0.0) -> dict[str, np.ndarray]:
@@ -145,6 +161,8 @@ CONTROLS: dict[str, tuple[Callable[[], LawResult], Callable[[], LawResult]]] = {
     "fn_distance_different": (lambda: _distance(">", 0.5), lambda: _distance(">", 0.0)),
     "spikes_wd": (lambda: _spikes(True)[0], lambda: _spikes(False)[0]),
     "spikes_no_wd": (lambda: _spikes(True)[1], lambda: _spikes(False)[1]),
+    "final_loss_no_wd": (lambda: _final_loss(True), lambda: _final_loss(False)),
+    "eos_below_edge": (lambda: _below_edge(1.0), lambda: _below_edge(2.0)),
     "lars_step_over_lars": (lambda: _lars("step_over_lars"), lambda: _lars("step_over_lars", step_factor=2.0)),
     "lars_growth_over_shrink": (lambda: _lars("growth_over_shrink"), lambda: _lars("growth_over_shrink", growth=1.0)),
     "lars_grad_ema_corr": (lambda: _lars("grad_ema_corr"), lambda: _lars("grad_ema_corr", corr=0.5)),
@@ -174,6 +192,7 @@ def _const_mean_ci(c: float):
 MUTATIONS = {
     "t-interval (builders.mean_ci)": (builders, "mean_ci", _const_mean_ci),
     "t-interval (lars.mean_ci)": (lars, "mean_ci", _const_mean_ci),
+    "t-interval (intrinsic.mean_ci)": (intrinsic, "mean_ci", _const_mean_ci),
     "proportion_ci": (builders, "proportion_ci", lambda c: lambda k, n, confidence=None: (c, c)),
     "transferability_drop": (schedules, "transferability_drop",
                              lambda c: lambda tacc, acc, **kw: (c, (c, c), np.array([c, c]))),
