@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import dataclasses
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +35,7 @@ import numpy as np
 import pytest
 
 from harness.recipe import Ensemble
-from harness.stats import FAIL, INCONCLUSIVE, PASS, LawResult, combine
+from harness.stats import CHECK, CLAIM, FAIL, INCONCLUSIVE, PASS, LawResult, combine
 
 if TYPE_CHECKING:
     from harness.store import RunRecord, Store
@@ -149,6 +150,7 @@ class LawContext:
     inconclusive: str = "skip"
     #: the configuration ``@lrlaw(tiers=...)`` declares for this tier (None in the ``needs(tier, ...)`` form)
     config: Any = None
+    seed_base: int = 0
     results: list[LawResult] = field(default_factory=list)
     plots: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -183,19 +185,46 @@ class LawContext:
             plt.close(fig)
 
     @property
+    def claims(self) -> list[LawResult]:
+        return [r for r in self.results if r.kind == CLAIM]
+
+    @property
+    def broken_checks(self) -> list[LawResult]:
+        """Checks (identities, probe correctness) that did not pass: errors of the harness."""
+        return [r for r in self.results if r.kind == CHECK and r.decision != PASS]
+
+    @property
     def decision(self) -> str:
-        return combine([r.decision for r in self.results]) if self.results else INCONCLUSIVE
+        """The point's verdict, made of its claims only; a point with checks alone passes when they hold."""
+        if self.broken_checks:
+            return "error"
+        claims = self.claims
+        if claims:
+            return combine([r.decision for r in claims])
+        return PASS if self.results else INCONCLUSIVE
+
+    def _rebase(self, r: LawResult) -> LawResult:
+        # rows count seeds from 0 (the i-th run of an ensemble); the report wants the seeds trained
+        return dataclasses.replace(r, seeds=(r.seeds[0] + self.seed_base, r.seeds[1] + self.seed_base))
 
     def check(self, *results: LawResult) -> None:
-        """Record the point's assertions and turn their combined decision into a test outcome."""
-        self.results.extend(results)
+        """Record the point's rows and turn their decision into a test outcome.
+
+        Claims decide the point; a check that does not hold is an error of the
+        harness (its probe or trainer is wrong), reported as such and never as a
+        verdict on the law.
+        """
+        self.results.extend(self._rebase(r) for r in results)
         lines = "\n".join(f"  {r.law}: {r.summary()}" for r in self.results)
+        if self.broken_checks:
+            pytest.fail(f"harness error: a check of law {self.name} is broken (this is no verdict on the law):\n"
+                        f"{lines}", pytrace=False)
         decision = self.decision
         if decision == PASS:
             return
         if decision == FAIL:
             pytest.fail(f"law {self.name} does not hold:\n{lines}", pytrace=False)
-        worst = next(r for r in self.results if r.decision == INCONCLUSIVE)
+        worst = next(r for r in self.claims if r.decision == INCONCLUSIVE)
         thr = worst.threshold
         reason = (
             f"inconclusive: CI [{worst.ci[0]:.4g}, {worst.ci[1]:.4g}] straddles threshold "

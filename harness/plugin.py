@@ -7,6 +7,7 @@ missing → tests read runs from the store and decide → report.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import time
 from dataclasses import dataclass, field
@@ -67,6 +68,7 @@ class LawSession:
     fail_on: str = "regression"
     comparison: Any = None  # harness.compare.Comparison of this session's report with its reference
     compare_note: str = ""
+    seed_base: int = 0  # every ensemble uses seeds seed_base .. seed_base + N - 1
 
     @property
     def device(self) -> str:
@@ -80,6 +82,7 @@ class LawSession:
 
 
 SESSION = pytest.StashKey[LawSession]()
+CALL_PASSED = pytest.StashKey[bool]()
 
 
 # ------------------------------------------------------------------- options --
@@ -112,6 +115,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                      "newest earlier report of the tier in --report-dir, else the committed results/baseline/.")
     g.addoption("--fail-on", default="regression", metavar="{regression,drift,never}",
                 help="make the session fail when the comparison finds regressions (default), regressions or drift, or never.")
+    g.addoption("--seed-base", default="0", metavar="K",
+                help="every ensemble uses seeds K .. K+N-1 (default 0, the seeds the laws were tuned on); "
+                     "K != 0 makes a confirmatory session on held-out seeds.")
     g.addoption("--executor", default="local", metavar="{local,ray}",
                 help="who trains missing runs: local processes (default) or a Ray cluster (pip install 'lrlaws[ray]').")
     g.addoption("--ray-address", default=None, metavar="ADDR",
@@ -162,7 +168,18 @@ def pytest_configure(config: pytest.Config) -> None:
         data_dir=data_dir, plan_only=config.getoption("--plan"), no_train=config.getoption("--no-train"),
         inconclusive=config.getoption("--inconclusive"), compile=config.getoption("--compile"),
     )
+    config.stash[SESSION].seed_base = _parse_seed_base(config.getoption("--seed-base"))
     _configure_compare_and_executor(config, config.stash[SESSION])
+
+
+def _parse_seed_base(value: str) -> int:
+    try:
+        k = int(value)
+    except (TypeError, ValueError):
+        raise pytest.UsageError(f"--seed-base must be a whole number >= 0, got {value!r}") from None
+    if k < 0 or k > 2**31 - 2**20:
+        raise pytest.UsageError(f"--seed-base must be in 0 .. {2**31 - 2**20} (seeds are 32-bit), got {k}")
+    return k
 
 
 def _configure_compare_and_executor(config: pytest.Config, ls: LawSession) -> None:
@@ -222,7 +239,8 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         params = dict(getattr(item, "callspec", None).params) if hasattr(item, "callspec") else {}
         need = ItemNeeds(law=mark.kwargs["name"])
         try:
-            need.ensembles, need.config = resolve_needs(mark, ls.tier, params)
+            ensembles, need.config = resolve_needs(mark, ls.tier, params)
+            need.ensembles = {name: dataclasses.replace(e, seed_base=ls.seed_base) for name, e in ensembles.items()}
             need.keys = {name: recipe_key(e.recipe) for name, e in need.ensembles.items()}
         except NotAtThisTier as e:
             need.not_run = f"not tested at tier {ls.tier}: {e}"
@@ -266,7 +284,7 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
             tr.write_line(ls.plan.table())
             tr.write_line(ls.plan.summary(max(1, ls.gpus)))
         return True  # nothing trained, no test run
-    ls.report = Report.start(ls.report_dir, ls.tier)
+    ls.report = Report.start(ls.report_dir, ls.tier, ls.seed_base)
     if ls.no_train or ls.plan.runs_missing == 0:
         return None
     _train(session, ls)
@@ -330,7 +348,7 @@ def law(request: pytest.FixtureRequest):
     if need.refused:
         pytest.fail(need.refused, pytrace=False)
     if ls.report is None:
-        ls.report = Report.start(ls.report_dir, ls.tier)
+        ls.report = Report.start(ls.report_dir, ls.tier, ls.seed_base)
     params = dict(item.callspec.params) if hasattr(item, "callspec") else {}
     if need.not_run is None:
         missing = {name: ls.store.missing(need.keys[name], e.seeds, verify=False) for name, e in need.ensembles.items()}
@@ -345,11 +363,22 @@ def law(request: pytest.FixtureRequest):
         nodeid=item.nodeid, name=need.law, tier=ls.tier, params=params,
         ensembles={name: EnsembleRuns(name, need.keys[name], e, ls.store) for name, e in need.ensembles.items()},
         plot_dir=ls.report.run_dir / "plots", inconclusive=ls.inconclusive, config=need.config,
+        seed_base=ls.seed_base,
     )
     yield ctx
     entry = ls.report.add(ctx)
+    if not ctx.results and item.stash.get(CALL_PASSED, False):
+        pytest.fail(f"{item.nodeid}: the law test never called law.check(...), so it decided nothing", pytrace=False)
     for k, v in entry.junit_properties():
         item.user_properties.append((k, v))
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: Any):
+    # the `law` fixture's teardown needs to know whether the test body ran to its end
+    outcome = yield
+    if call.when == "call":
+        item.stash[CALL_PASSED] = outcome.get_result().passed
 
 
 # --------------------------------------------------------------------- report --
@@ -377,6 +406,8 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     terminalreporter.section("lrlaws")
     for line in ls.report.summary_lines():
         terminalreporter.write_line(line)
+    for line in ls.report.law_summary_lines():
+        terminalreporter.write_line(line, bold=line.startswith("total"))
     terminalreporter.write_line(f"report: {ls.report.run_dir / 'report.md'}")
     if ls.comparison is not None:
         for line in ls.comparison.context_lines() + ls.comparison.table().splitlines():

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from harness.report_summary import law_summary, law_summary_lines
 from harness.stats import CONFIDENCE, NOT_RUN
 
 if TYPE_CHECKING:
@@ -62,9 +63,10 @@ class Report:
     tier: str
     started: float
     entries: list[Entry] = field(default_factory=list)
+    seed_base: int = 0
 
     @classmethod
-    def start(cls, report_dir: Path, tier: str) -> "Report":
+    def start(cls, report_dir: Path, tier: str, seed_base: int = 0) -> "Report":
         stamp = time.strftime("%Y%m%d-%H%M%S")
         run_dir = Path(report_dir) / f"{stamp}-{tier}-{os.getpid()}"
         Path(report_dir).mkdir(parents=True, exist_ok=True)
@@ -75,14 +77,14 @@ class Report:
                 break
             except FileExistsError:
                 run_dir = Path(report_dir) / f"{stamp}-{tier}-{os.getpid()}-{i}"
-        return cls(run_dir, tier, time.time())
+        return cls(run_dir, tier, time.time(), seed_base=seed_base)
 
     def add(self, ctx: "LawContext") -> Entry:
         n = max((e.n for e in ctx.ensembles.values()), default=0)
         entry = Entry(
             nodeid=ctx.nodeid, law=ctx.name, params=_jsonable(ctx.params),
             decision=ctx.decision if ctx.results else "error",
-            results=[_jsonable(r.to_dict()) for r in ctx.results], n=n, seeds=[0, n],
+            results=[_jsonable(r.to_dict()) for r in ctx.results], n=n, seeds=[ctx.seed_base, ctx.seed_base + n],
             compute_seconds=sum(e.seconds for e in ctx.ensembles.values() if e.loaded),
             recipes={name: e.key for name, e in ctx.ensembles.items()},
             devices=sorted({d for e in ctx.ensembles.values() if e.loaded for d in e.devices}),
@@ -104,6 +106,7 @@ class Report:
             "version": REPORT_VERSION,
             "run_id": self.run_dir.name,
             "tier": self.tier,
+            "seed_base": self.seed_base,
             "started": self.started,
             "finished": time.time(),
             "store": str(store_root),
@@ -114,6 +117,7 @@ class Report:
             "confidence": CONFIDENCE,
             "entries": [e.__dict__ for e in self.entries],
         }
+        data["summary"] = law_summary(data["entries"])
         (self.run_dir / "report.json").write_text(json.dumps(_jsonable(data), indent=1))
         (self.run_dir / "report.md").write_text(self.markdown(data))
 
@@ -124,24 +128,32 @@ class Report:
             lines.append(f"{e.decision.upper():13} {e.nodeid}  {stat or e.reason}")
         return lines
 
+    def law_summary_lines(self) -> list[str]:
+        return law_summary_lines(law_summary([e.__dict__ for e in self.entries]))
+
     def markdown(self, data: dict[str, Any]) -> str:
         env = data["environment"]
+        base = data.get("seed_base", 0)
+        seeds = (f"**confirmatory (held-out seeds)**: seeds from {base}" if base
+                 else "seeds from 0 (the seeds the laws' constants were tuned on: a regression check)")
         out = [
             f"# lrlaws report `{data['run_id']}`", "",
+            *[f"    {line}" for line in law_summary_lines(data["summary"])], "",
+            seeds, "",
             f"tier **{self.tier}** · commit `{env.get('git_commit') or 'unknown'}` · torch {env.get('torch')} · "
             f"devices {', '.join(env.get('devices', [])) or 'cpu'} · trained {data['runs_trained']} runs in "
             f"{data['train_seconds']:.1f} s", "",
-            "| law point | decision | statistic | value | CI | threshold | N | compute s |",
-            "|---|---|---|---|---|---|---|---|",
+            "| law point | decision | kind | statistic | value | CI | threshold | N | compute s |",
+            "|---|---|---|---|---|---|---|---|---|",
         ]
         for e in self.entries:
             if not e.results:
-                out.append(f"| `{e.nodeid}` | {e.decision} | | | | | | {e.reason} |")
+                out.append(f"| `{e.nodeid}` | {e.decision} | | | | | | | {e.reason} |")
             for r in e.results:
                 thr = r["threshold"]
                 thr_s = f"[{thr[0]:.4g}, {thr[1]:.4g}]" if isinstance(thr, list) else f"{thr:.4g}"
                 out.append(
-                    f"| `{e.nodeid}` | {r['decision']} | {r['statistic']} | {r['value']:.4g} | "
+                    f"| `{e.nodeid}` | {r['decision']} | {r.get('kind', 'claim')} | {r['statistic']} | {r['value']:.4g} | "
                     f"[{r['ci'][0]:.4g}, {r['ci'][1]:.4g}] | {r['direction']} {thr_s} | {r['n']} | {e.compute_seconds:.1f} |"
                 )
         for e in self.entries:

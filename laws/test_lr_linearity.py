@@ -37,7 +37,7 @@ import pytest
 
 from harness import Ensemble, Recipe
 from harness.law import NotAtThisTier, lrlaw
-from harness.stats import MAX_GROUPS, LawResult, decide
+from harness.stats import CLAIM, MAX_GROUPS, LawResult, decide
 from harness.stats.linearity import bootstrap_weights, linearity_estimate, paired_difference_ci
 from harness.trainers.airbench import AIRBENCH94
 
@@ -46,10 +46,15 @@ from harness.trainers.airbench import AIRBENCH94
 # on a synthetic task is a different function class, so the smoke tier asks only
 # that the linear term explain 99% of the variance of the response. It can fail:
 # the breakdown point of this very recipe sits at ≈ 0.967.
+# Provenance: committed with the law and its smoke findings, so not shown to predate the smoke data: treat as
+# set after they were seen (the --seed-base confirmatory table tests it). gpu/paper: the seed's 0.999, set
+# before.
 R2_MIN = {"smoke": 0.99, "gpu": 0.999, "paper": 0.999}
 # The seed states the law with "≈" and reports no slope. We call a slope within
 # ±10% of b/a "≈ b/a": a second-order term (b−a)·f''/(2f') of up to 10% at
 # b/η ≤ 0.5, the edge of the regime the seed says the law covers.
+# Provenance: committed with the law and its smoke findings, so not shown to predate the smoke data: treat as
+# set after they were seen (the --seed-base confirmatory table tests it).
 SLOPE_REL_TOL = 0.10
 
 
@@ -147,9 +152,9 @@ def linearity_results(f0, fa, fb, point: Point, tier: str, n_total: int) -> tupl
     extra = {"r2_raw": est.r2_raw, "r2_law": est.r2_law, "r2_law_ci": list(est.ci("r2_law")), "b_over_a": k}
     return [
         LawResult("linearity", "r2_inf", est.r2, r2_ci, R2_MIN[tier], ">", decide(r2_ci, R2_MIN[tier], ">"),
-                  n=est.n, seeds=(0, n_total), extra=extra),
+                  n=est.n, seeds=(0, n_total), extra=extra, kind=CLAIM),
         LawResult("linearity", "slope_inf", est.slope, slope_ci, band, "in", decide(slope_ci, band, "in"),
-                  n=est.n, seeds=(0, n_total), extra={"b_over_a": k}),
+                  n=est.n, seeds=(0, n_total), extra={"b_over_a": k}, kind=CLAIM),
     ], est
 
 
@@ -183,4 +188,4 @@ def test_linearity_breakdown(law) -> None:
     _scatter(law, "scatter-large", l0, la, lb, LARGE, large)
     law.check(LawResult("linearity", "r2_inf_small_minus_large", diff, ci, 0.0, ">", decide(ci, 0.0, ">"),
                         n=small.n, seeds=(0, law.runs("small_eta").n),
-                        extra={"r2_small": small.r2, "r2_large": large.r2}))
+                        extra={"r2_small": small.r2, "r2_large": large.r2}, kind=CLAIM))

@@ -48,6 +48,7 @@ import numpy as np
 
 from harness import Ensemble, Recipe
 from harness.law import NotAtThisTier, lrlaw
+from harness.stats import CLAIM
 from harness.stats.schedules import curve_band, noninferiority_result, paired_difference_result
 
 #: seed 002: "100 times smaller initial LR"
@@ -56,6 +57,7 @@ LR_FACTOR = 0.01
 LONG_FACTOR = 10
 #: "matches performance": read as within 1 percentage point of test accuracy, the resolution at
 #: which CIFAR-10 accuracies are conventionally called equal; fixed before any run, at every tier
+# Provenance: before any run (see above).
 NONINFERIORITY_MARGIN = 0.01
 
 
@@ -135,11 +137,12 @@ def test_small_lr_noninferior(law) -> None:
     _curves_plot(law, tier_config(law.tier).base.steps)
     law.note(f"final test accuracy: baseline {np.nanmean(base):.4f}, small LR at {LONG_FACTOR}× budget "
              f"{np.nanmean(long_):.4f}")
-    law.check(noninferiority_result("small_lr", "small_long_minus_base_acc", long_, base, NONINFERIORITY_MARGIN))
+    law.check(noninferiority_result("small_lr", "small_long_minus_base_acc", long_, base, NONINFERIORITY_MARGIN,
+                                   kind=CLAIM))
 
 
 @lrlaw("small_lr", needs=lambda tier: needs(tier, ("base", "small_short")))
 def test_small_lr_behind_short(law) -> None:
     base, short = _final(law, "base"), _final(law, "small_short")
     law.note(f"with the baseline's budget: baseline {np.nanmean(base):.4f}, small LR {np.nanmean(short):.4f}")
-    law.check(paired_difference_result("small_lr", "small_short_minus_base_acc", short, base, 0.0, "<"))
+    law.check(paired_difference_result("small_lr", "small_short_minus_base_acc", short, base, 0.0, "<", kind=CLAIM))

@@ -59,6 +59,7 @@ import pytest
 
 from harness import Ensemble, Recipe
 from harness.law import NotAtThisTier, lrlaw
+from harness.stats import CLAIM
 from harness.stats.schedules import (
     curve_band, drop_result, paired_difference_result, transferability,
 )
@@ -163,9 +164,9 @@ def test_transferability_ps10_decay(law) -> None:
     law.check(
         paired_difference_result("transferability", "decay_minus_const_complex_acc",
                                  _metric(law, "decay", "acc_complex"), _metric(law, "const_stage1", "acc_complex"),
-                                 0.0, ">"),
+                                 0.0, ">", kind=CLAIM),
         paired_difference_result("transferability", "complex_gain_minus_simple_gain", gain["complex"],
-                                 gain["simple"], 0.0, ">"),
+                                 gain["simple"], 0.0, ">", kind=CLAIM),
     )
 
 
@@ -177,7 +178,7 @@ def test_transferability_ps10_noise(law, request) -> None:
     law.note(f"memorised noisy data: lrDecay {np.nanmean(decay):.4f}, small constant LR {np.nanmean(small):.4f}")
     if law.tier in NOISE_FAILS_AT:
         request.applymarker(pytest.mark.xfail(strict=True, reason=f"finding at {law.tier}: {NOISE_FAILS_AT[law.tier]}"))
-    law.check(paired_difference_result("transferability", "decay_minus_small_const_noisy_acc", decay, small, 0.0, "<"))
+    law.check(paired_difference_result("transferability", "decay_minus_small_const_noisy_acc", decay, small, 0.0, "<", kind=CLAIM))
 
 
 # --------------------------------------------------------------------------- transfer --
@@ -211,7 +212,7 @@ def test_transferability_stages(law) -> None:
     for mode in MODES:
         tacc = runs.array(f"tacc_{mode}")[ok]
         t[mode] = transferability(tacc, acc)
-        results.append(drop_result("transferability", f"T3_minus_T2_{mode}", tacc, acc, mode=mode))
+        results.append(drop_result("transferability", f"T3_minus_T2_{mode}", tacc, acc, kind=CLAIM, mode=mode))
     _bars(law, t, acc)
     law.note("source accuracy by stage " + np.array2string(acc.mean(0), precision=4)
              + "; transferability (stage 2, 3): " + ", ".join(f"{m} {np.array2string(t[m], precision=3)}" for m in MODES))

@@ -137,10 +137,12 @@ def test_compile_option_reaches_train_context(pytester: pytest.Pytester, fake_tr
     pytester.makepyfile(test_c=textwrap.dedent("""
         from harness import Ensemble, Recipe
         from harness.law import lrlaw
+        from harness.stats import CHECK, PASS, LawResult
 
         @lrlaw("c", needs=lambda tier: {"r": Ensemble(Recipe(trainer="fake", dataset="none", model="none"), 2)})
         def test_c(law):
-            assert law.runs("r").n == 2
+            n = law.runs("r").n
+            law.check(LawResult("c", "n", n, (n, n), (2, 2), "in", PASS if n == 2 else "fail", n=n, kind=CHECK))
     """))
     for flag in ([], ["--compile"]):
         store = pytester.path / f"store{len(flag)}"

@@ -17,6 +17,10 @@ import numpy as np
 from scipy import stats as sps
 
 PASS, FAIL, INCONCLUSIVE, NOT_RUN = "pass", "fail", "inconclusive", "not_run"
+#: a row's kind: a *claim* is a seed's empirical statement and makes a point's decision; a *check*
+#: is an identity, a theorem or a probe's correctness, and failing it is an error of the harness
+CLAIM, CHECK = "claim", "check"
+KINDS = (CLAIM, CHECK)
 
 #: default two-sided confidence level of every interval
 CONFIDENCE = 0.95
@@ -62,6 +66,11 @@ class LawResult:
     n: int
     seeds: tuple[int, int] = (0, 0)  # half-open range of seeds used
     extra: dict[str, Any] = field(default_factory=dict)
+    kind: str = CLAIM
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"LawResult kind must be one of {KINDS}, got {self.kind!r}")
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -75,7 +84,7 @@ class LawResult:
         thr = self.threshold
         t = f"[{thr[0]:.4g}, {thr[1]:.4g}]" if isinstance(thr, tuple) else f"{thr:.4g}"
         return (
-            f"{self.statistic} = {self.value:.4g}, {int(CONFIDENCE * 100)}% CI "
+            f"[{self.kind}] {self.statistic} = {self.value:.4g}, {int(CONFIDENCE * 100)}% CI "
             f"[{self.ci[0]:.4g}, {self.ci[1]:.4g}], needs {self.direction} {t} (N={self.n}): {self.decision}"
         )
 
@@ -108,8 +117,9 @@ def combine(decisions: Sequence[str]) -> str:
 
 
 
-def mean_ci(values: Sequence[float] | np.ndarray, confidence: float = CONFIDENCE) -> tuple[float, tuple[float, float]]:
+def mean_ci(values: Sequence[float] | np.ndarray, confidence: float | None = None) -> tuple[float, tuple[float, float]]:
     """Mean and Student-t interval over independent runs (e.g. one value per seed)."""
+    confidence = current_confidence() if confidence is None else confidence
     x = np.asarray(values, dtype=float)
     x = x[np.isfinite(x)]
     if x.size < 2:
@@ -119,8 +129,31 @@ def mean_ci(values: Sequence[float] | np.ndarray, confidence: float = CONFIDENCE
     return m, (m - half, m + half)
 
 
+def bootstrap_interval(theta: float, reps: np.ndarray, confidence: float | None = None,
+                       method: str = "basic", expected: int | None = None) -> tuple[float, float]:
+    """The one bootstrap interval of the package, from replicates ``reps`` of an estimate ``theta``.
+
+    ``basic`` (pivotal: 2θ̂ − q_hi, 2θ̂ − q_lo) or ``percentile`` (q_lo, q_hi). Non-finite
+    replicates (e.g. a resample whose ratio's denominator vanished) are dropped; if more
+    than 10% of ``expected`` (default: all replicates) are, the interval is (−inf, inf).
+    """
+    confidence = current_confidence() if confidence is None else confidence
+    reps = np.asarray(reps, dtype=float)
+    total = reps.size if expected is None else expected
+    reps = reps[np.isfinite(reps)]
+    if not math.isfinite(theta) or total == 0 or reps.size < 0.9 * total:
+        return (-math.inf, math.inf)
+    alpha = (1 - confidence) / 2
+    qlo, qhi = np.quantile(reps, [alpha, 1 - alpha])
+    if method == "percentile":
+        return (float(qlo), float(qhi))
+    if method != "basic":
+        raise ValueError(f"unknown bootstrap method {method!r}")
+    return (float(2 * theta - qhi), float(2 * theta - qlo))
+
+
 def bootstrap_ci(
-    values: np.ndarray, fn, n_boot: int = N_BOOT, confidence: float = CONFIDENCE, rng: np.random.Generator | int = 0
+    values: np.ndarray, fn, n_boot: int = N_BOOT, confidence: float | None = None, rng: np.random.Generator | int = 0
 ) -> tuple[float, tuple[float, float]]:
     """``fn`` over runs (axis 0) with a basic-bootstrap interval from resampling runs."""
     rng = np.random.default_rng(rng)
@@ -128,9 +161,23 @@ def bootstrap_ci(
     theta = float(fn(values))
     idx = rng.integers(0, len(values), size=(n_boot, len(values)))
     reps = np.array([fn(values[i]) for i in idx], dtype=float)
-    reps = reps[np.isfinite(reps)]
-    if reps.size < 0.9 * n_boot:
-        return theta, (-math.inf, math.inf)
-    alpha = (1 - confidence) / 2
-    qlo, qhi = np.quantile(reps, [alpha, 1 - alpha])
-    return theta, (2 * theta - qhi, 2 * theta - qlo)
+    return theta, bootstrap_interval(theta, reps, confidence)
+
+
+# The generic result builders live in their own module; they are re-exported here so that law
+# authors import every builder from ``harness.stats``.
+from harness.stats.builders import (  # noqa: E402
+    band_result,
+    noninferiority_result,
+    paired_difference_result,
+    proportion_ci,
+    rate_result,
+    ratio_result,
+)
+
+__all__ = [
+    "CHECK", "CLAIM", "CONFIDENCE", "FAIL", "INCONCLUSIVE", "KINDS", "NOT_RUN", "PASS", "LawResult",
+    "band_result", "bootstrap_ci", "bootstrap_interval", "combine", "confidence_level", "current_confidence",
+    "decide", "mean_ci", "noninferiority_result", "paired_difference_result", "proportion_ci", "rate_result",
+    "ratio_result",
+]

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats as sps
 
-from harness.stats import CONFIDENCE, MAX_GROUPS, N_BOOT
+from harness.stats import MAX_GROUPS, N_BOOT, bootstrap_interval, current_confidence
 
 
 # ---------------------------------------------------------------- linearity --
@@ -81,17 +81,9 @@ class LinearityEstimate:
     boot: dict[str, np.ndarray]  # bootstrap replicates, for paired comparisons
     n: int
 
-    def ci(self, name: str, confidence: float = CONFIDENCE) -> tuple[float, float]:
+    def ci(self, name: str, confidence: float | None = None) -> tuple[float, float]:
         """Basic (pivotal) bootstrap interval: 2θ̂ − q_hi, 2θ̂ − q_lo."""
-        reps = self.boot[name]
-        total = reps.size
-        reps = reps[np.isfinite(reps)]
-        if reps.size < 0.9 * total:
-            return (-math.inf, math.inf)
-        alpha = (1 - confidence) / 2
-        qlo, qhi = np.quantile(reps, [alpha, 1 - alpha])
-        theta = getattr(self, name)
-        return (2 * theta - qhi, 2 * theta - qlo)
+        return bootstrap_interval(getattr(self, name), self.boot[name], confidence)
 
 
 def linearity_estimate(
@@ -143,21 +135,16 @@ def bootstrap_weights(groups: int, n_boot: int = N_BOOT, rng: np.random.Generato
 
 
 def paired_difference_ci(
-    first: LinearityEstimate, second: LinearityEstimate, name: str, confidence: float = CONFIDENCE
+    first: LinearityEstimate, second: LinearityEstimate, name: str, confidence: float | None = None
 ) -> tuple[float, tuple[float, float]]:
     """CI of first.name − second.name from bootstrap replicates drawn with shared weights."""
     d = getattr(first, name) - getattr(second, name)
-    reps = first.boot[name] - second.boot[name]
-    reps = reps[np.isfinite(reps)]
-    if reps.size < 0.9 * len(first.boot[name]):
-        return d, (-math.inf, math.inf)
-    alpha = (1 - confidence) / 2
-    qlo, qhi = np.quantile(reps, [alpha, 1 - alpha])
-    return d, (2 * d - qhi, 2 * d - qlo)
+    return d, bootstrap_interval(d, first.boot[name] - second.boot[name], confidence)
 
 
-def one_sided_p_from_ci(value: float, ci: tuple[float, float], confidence: float = CONFIDENCE) -> float:
+def one_sided_p_from_ci(value: float, ci: tuple[float, float], confidence: float | None = None) -> float:
     """Normal-approximation one-sided p-value for value > 0, from a two-sided CI."""
+    confidence = current_confidence() if confidence is None else confidence
     se = (ci[1] - ci[0]) / (2 * sps.norm.ppf(0.5 + confidence / 2))
     if not math.isfinite(se) or se <= 0:
         return float("nan")

@@ -16,7 +16,11 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats as sps
 
-from harness.stats import CONFIDENCE, N_BOOT
+from harness.stats import N_BOOT, bootstrap_interval, current_confidence, mean_ci
+from harness.stats.builders import proportion_ci  # noqa: F401 (kept importable from here)
+
+#: largest possible E_x|p_A(x) − p_B(x)|²₂ between two predicted-label distributions (disjoint one-hots)
+MAX_EXCESS = 2.0
 
 
 # ------------------------------------------------------------------ windows --
@@ -93,15 +97,27 @@ class Disagreement:
         """excess / (d_AA + d_BB): cross-ensemble disagreement beyond within-ensemble disagreement."""
         return self.excess / (self.d_aa + self.d_bb) if self.d_aa + self.d_bb > 0 else math.nan
 
-    def excess_ci(self, confidence: float = CONFIDENCE) -> tuple[float, float]:
-        """Basic bootstrap interval of ``excess`` over seeds."""
-        reps = self.boot[np.isfinite(self.boot)]
-        if reps.size < 0.9 * self.boot.size:
-            return (-math.inf, math.inf)
-        lo, hi = np.quantile(reps, [(1 - confidence) / 2, (1 + confidence) / 2])
-        return (2 * self.excess - hi, 2 * self.excess - lo)
+    def unseen_minority_bound(self, confidence: float | None = None) -> float:
+        """The excess a minority of seeds could carry without any of the N seeds showing it.
 
-    def ci(self, confidence: float = CONFIDENCE) -> tuple[float, float]:
+        If a fraction q of B's seeds lands in another basin, excess = q²·D with
+        D ≤ ``MAX_EXCESS``; with no such seed among N, q can still be as large as
+        the exact one-sided bound 1 − (α/2)^(1/N). A bootstrap over the N seeds
+        cannot see that minority, so the upper bound never goes below this.
+        """
+        confidence = current_confidence() if confidence is None else confidence
+        q_hi = 1.0 - ((1.0 - confidence) / 2) ** (1.0 / self.n)
+        return MAX_EXCESS * q_hi * q_hi
+
+    def excess_ci(self, confidence: float | None = None) -> tuple[float, float]:
+        """Bootstrap interval of ``excess`` over seeds, widened to both the basic and percentile bounds
+        (the excess of a minority basin is right-skewed), with the unseen-minority floor on its upper end."""
+        basic = bootstrap_interval(self.excess, self.boot, confidence)
+        perc = bootstrap_interval(self.excess, self.boot, confidence, method="percentile")
+        hi = max(basic[1], perc[1], self.unseen_minority_bound(confidence))
+        return (min(basic[0], perc[0]), hi)
+
+    def ci(self, confidence: float | None = None) -> tuple[float, float]:
         """Interval of ``distance``: the excess interval mapped through √max(·, 0)."""
         lo, hi = self.excess_ci(confidence)
         return (math.sqrt(max(lo, 0.0)), math.sqrt(max(hi, 0.0)) if math.isfinite(hi) else math.inf)
@@ -185,21 +201,30 @@ def settled(loss: np.ndarray, low: float, high: float) -> bool:
     return bool(loss[hit[0]:].max() <= high and loss[-1] < low)
 
 
-def proportion_ci(k: int, n: int, confidence: float = CONFIDENCE) -> tuple[float, float]:
-    """Clopper–Pearson interval for a proportion k/n."""
-    a = 1 - confidence
-    lo = 0.0 if k == 0 else float(sps.beta.ppf(a / 2, k, n - k + 1))
-    hi = 1.0 if k == n else float(sps.beta.ppf(1 - a / 2, k + 1, n - k))
-    return lo, hi
+def spike_rate_ci(counts: np.ndarray, confidence: float | None = None) -> tuple[float, float]:
+    """Interval for the mean events per run that holds whether runs spike alike or not.
+
+    The exact Poisson (Garwood) interval assumes every run has the same rate; runs
+    in different basins (some spiking far more than others) over-disperse the
+    counts and it under-covers. The union with the Student-t interval over runs
+    covers both cases: Garwood where all counts are equal (e.g. all zero, where
+    the t-interval degenerates), t where the counts scatter more than Poisson.
+    """
+    c = np.asarray(counts, dtype=float)
+    g = poisson_rate_ci(int(c.sum()), len(c), confidence)
+    if len(c) < 2:
+        return g
+    _, t = mean_ci(c, confidence)
+    return (max(0.0, min(g[0], t[0])), max(g[1], t[1]))
 
 
-def poisson_rate_ci(total: int, runs: int, confidence: float = CONFIDENCE) -> tuple[float, float]:
+def poisson_rate_ci(total: int, runs: int, confidence: float | None = None) -> tuple[float, float]:
     """Exact (Garwood) interval for events per run, from ``total`` events over ``runs`` runs.
 
     Spikes come more regularly than a Poisson process's events, so the
     interval is conservative for them.
     """
-    a = 1 - confidence
+    a = 1 - (current_confidence() if confidence is None else confidence)
     lo = 0.0 if total == 0 else float(sps.chi2.ppf(a / 2, 2 * total) / 2)
     hi = float(sps.chi2.ppf(1 - a / 2, 2 * total + 2) / 2)
     return lo / runs, hi / runs

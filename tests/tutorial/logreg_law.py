@@ -1,7 +1,7 @@
 """Law `logreg_lr`: on the blobs, 20 SGD steps of logistic regression with LR 0.5 reach a lower test loss than LR 0.05."""
 from harness import Ensemble, Recipe
 from harness.law import lrlaw
-from harness.stats.schedules import paired_difference_result
+from harness.stats import paired_difference_result
 
 SMOKE = Recipe(trainer="logreg", dataset="blobs", model="linear", lr=0.05, batch_size=16, steps=20)
 

@@ -3,7 +3,7 @@ import pytest
 
 from harness import Ensemble, Recipe
 from harness.law import lrlaw
-from harness.stats.schedules import paired_difference_result
+from harness.stats import paired_difference_result
 
 # One recipe per tier; the law declares only the tiers it is tested at.
 SMOKE = Recipe(trainer="mlp", dataset="teacher", model="mlp", lr=0.05, batch_size=16, steps=30,

@@ -1,0 +1,153 @@
+"""The calibration engine: families of generators with known truth, trials, the table.
+
+A *family* is one statistic that decides claims, with its decision rule
+(``decide(data) -> (lo, hi, decision)``) and at least six generators. A
+generator draws one trial's data and knows the population value (``truth``) the
+interval must cover. Its ``role`` says what its pass rate means:
+
+* ``boundary``: the truth sits exactly on the threshold (or beyond it), so every
+  *pass* is a false pass — the bar is ≤ 5%;
+* ``inside``: the truth lies just inside the threshold — the pass rate is power;
+* ``away``: the truth is far from the threshold — coverage only.
+
+Coverage is P(lo ≤ truth ≤ hi) with the bar ≥ 93% in every cell. Both rates come
+with a Clopper–Pearson interval over the trials (the Monte-Carlo uncertainty of
+the calibration itself). Other statistics (e.g. a sequential rule) join the
+table by calling ``register`` with one more family.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from harness.stats import PASS, proportion_ci
+
+#: the bars every cell must meet
+MAX_FALSE_PASS = 0.05
+MIN_COVERAGE = 0.93
+#: trials per cell: the full run needs ≥ 400 (±~1.2% on a 95% coverage)
+FULL_TRIALS = 400
+QUICK_TRIALS = 60
+ROLES = ("boundary", "inside", "away")
+
+
+@dataclass(frozen=True)
+class Generator:
+    name: str
+    truth: float
+    role: str
+    draw: Callable[[np.random.Generator], Any]
+    note: str = ""
+
+    def __post_init__(self) -> None:
+        if self.role not in ROLES:
+            raise ValueError(f"generator role must be one of {ROLES}, got {self.role!r}")
+
+
+@dataclass(frozen=True)
+class Family:
+    statistic: str
+    decide: Callable[[Any], tuple[float, float, str]]
+    generators: tuple[Generator, ...]
+    n: int  # seeds (or runs) per trial, as at the smoke tier
+    trial_cost: float = 1.0  # relative cost; quick mode scales trials down for costly families
+
+
+REGISTRY: dict[str, Family] = {}
+
+
+def register(family: Family) -> Family:
+    if len(family.generators) < 6:
+        raise ValueError(f"{family.statistic}: a family needs at least 6 generators, got {len(family.generators)}")
+    REGISTRY[family.statistic] = family
+    return family
+
+
+@dataclass
+class Cell:
+    statistic: str
+    generator: str
+    role: str
+    truth: float
+    trials: int
+    covered: int
+    passed: int
+    seconds: float
+    note: str = ""
+    coverage_ci: tuple[float, float] = field(default=(0.0, 1.0))
+    pass_ci: tuple[float, float] = field(default=(0.0, 1.0))
+
+    @property
+    def coverage(self) -> float:
+        return self.covered / self.trials
+
+    @property
+    def pass_rate(self) -> float:
+        return self.passed / self.trials
+
+    @property
+    def ok(self) -> bool:
+        false_ok = self.role != "boundary" or self.pass_rate <= MAX_FALSE_PASS
+        return self.coverage >= MIN_COVERAGE and false_ok
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "statistic": self.statistic, "generator": self.generator, "role": self.role, "truth": self.truth,
+            "trials": self.trials, "coverage": self.coverage, "coverage_ci": list(self.coverage_ci),
+            "pass_rate": self.pass_rate, "pass_ci": list(self.pass_ci),
+            "false_pass": self.pass_rate if self.role == "boundary" else None, "ok": self.ok,
+            "seconds": self.seconds, "note": self.note,
+        }
+
+
+def run_cell(family: Family, gen: Generator, trials: int, seed: int) -> Cell:
+    rng = np.random.default_rng(seed)
+    covered = passed = 0
+    t0 = time.perf_counter()
+    for _ in range(trials):
+        lo, hi, decision = family.decide(gen.draw(rng))
+        covered += bool(lo <= gen.truth <= hi)
+        passed += decision == PASS
+    # the calibration's own uncertainty is a 95% interval whatever level a session decides at
+    return Cell(family.statistic, gen.name, gen.role, gen.truth, trials, covered, passed,
+                time.perf_counter() - t0, gen.note,
+                proportion_ci(covered, trials, 0.95), proportion_ci(passed, trials, 0.95))
+
+
+def run_all(trials: int, only: list[str] | None = None, seed: int = 20261127,
+            progress: Callable[[Cell], None] | None = None) -> list[Cell]:
+    cells = []
+    for i, (name, family) in enumerate(sorted(REGISTRY.items())):
+        if only and name not in only:
+            continue
+        n = max(20, int(math.ceil(trials / family.trial_cost))) if trials < FULL_TRIALS else trials
+        for j, gen in enumerate(family.generators):
+            cell = run_cell(family, gen, n, seed + 1000 * i + j)
+            cells.append(cell)
+            if progress is not None:
+                progress(cell)
+    return cells
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f}"
+
+
+def markdown_table(cells: list[Cell]) -> str:
+    out = [
+        "| statistic | generator | role | truth | trials | coverage % [95% CI] | pass % [95% CI] | meets bars |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for c in cells:
+        passes = f"{_pct(c.pass_rate)} [{_pct(c.pass_ci[0])}, {_pct(c.pass_ci[1])}]"
+        label = {"boundary": "false pass", "inside": "power", "away": "pass"}[c.role]
+        out.append(
+            f"| {c.statistic} | {c.generator} | {c.role} | {c.truth:.4g} | {c.trials} | "
+            f"{_pct(c.coverage)} [{_pct(c.coverage_ci[0])}, {_pct(c.coverage_ci[1])}] | {label} {passes} | "
+            f"{'yes' if c.ok else '**no**'} |"
+        )
+    return "\n".join(out) + "\n"

@@ -1,0 +1,42 @@
+"""The per-law summary of a session: which claims held, which checks were ok.
+
+One line per law and a total line, in the terminal and at the top of
+``report.md``. A point that never reached a decision (it was not run, or the
+test errored before ``law.check``) is counted as a point, not as claims.
+"""
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+COUNTS = ("holding", "failing", "undecided", "not_run", "errors", "checks_ok", "checks_broken")
+
+
+def law_summary(entries: Iterable[dict[str, Any]]) -> dict[str, dict[str, int]]:
+    """{law: counts} from report entries (dicts with ``law``, ``decision`` and ``results``)."""
+    out: dict[str, dict[str, int]] = {}
+    for e in entries:
+        c = out.setdefault(e["law"], dict.fromkeys(COUNTS, 0))
+        if e["decision"] == "not_run":
+            c["not_run"] += 1
+            continue
+        if not e["results"]:
+            c["errors"] += 1
+            continue
+        for r in e["results"]:
+            if r.get("kind", "claim") == "check":
+                c["checks_ok" if r["decision"] == "pass" else "checks_broken"] += 1
+            else:
+                c[{"pass": "holding", "fail": "failing"}.get(r["decision"], "undecided")] += 1
+    return out
+
+
+def _line(name: str, c: dict[str, int]) -> str:
+    errors = f", {c['errors']} point(s) errored" if c["errors"] else ""
+    return (f"{name:16} claims: {c['holding']} holding, {c['failing']} failing, {c['undecided']} undecided, "
+            f"{c['not_run']} point(s) not run{errors} | checks: {c['checks_ok']} ok, {c['checks_broken']} broken")
+
+
+def law_summary_lines(summary: dict[str, dict[str, int]]) -> list[str]:
+    lines = [_line(law, c) for law, c in sorted(summary.items())]
+    total = {k: sum(c[k] for c in summary.values()) for k in COUNTS}
+    return lines + [_line("total", total)]
