@@ -5,7 +5,8 @@ A law test looks like::
     @lrlaw("linearity", needs=lambda tier, point: {"eta": Ensemble(...), ...})
     @pytest.mark.parametrize("point", POINTS, ids=...)
     def test_linearity(law, point):
-        logits = law.runs("eta").array("logits")        # N x ... stacked over seeds
+        logits = law.runs("eta").array("logits")        # N x ... stacked over seeds (small N)
+        chunks = law.runs("eta").chunks("logits")       # the same, 256 seeds at a time (any N)
         law.check(stats_result_1, stats_result_2)         # pass / fail / inconclusive
 
 ``needs`` is called at collection time with the session's tier and the test's
@@ -41,47 +42,105 @@ def lrlaw(name: str, needs: NeedsFn) -> pytest.MarkDecorator:
     return pytest.mark.lrlaw(name=name, needs=needs)
 
 
+#: seeds per chunk that ``EnsembleRuns.chunks`` stacks (memory ~ CHUNK x one run's array)
+CHUNK = 256
+#: bytes of run arrays a session keeps for tests that read the same ensemble again; beyond it
+#: runs are streamed from the store on every read. Not measured: the smoke tier's largest
+#: law (linearity) reads ~60 MB, a paper-tier ensemble (N = 40 000) would need ~30 GB.
+CACHE_BYTES = 512 * 2**20
+
+
+class RunCache:
+    """The session's reads of the store: index rows per key, and run arrays up to a byte budget."""
+
+    def __init__(self, store: "Store", budget: int = CACHE_BYTES) -> None:
+        self.store = store
+        self.budget = budget
+        self.used = 0
+        self._records: dict[str, dict[int, "RunRecord"]] = {}
+        self._arrays: dict[tuple[str, int], dict[str, np.ndarray]] = {}
+        self.loads = 0  # artifacts read from disk (tests assert reuse with it)
+
+    def records(self, key: str, seeds: range | list[int]) -> list["RunRecord"]:
+        have = self._records.setdefault(key, {})
+        if any(s not in have for s in seeds):
+            have.update(self.store.records(key))  # one index query for all seeds of the key
+        return [have[s] for s in seeds]
+
+    def arrays(self, key: str, seed: int) -> dict[str, np.ndarray]:
+        hit = self._arrays.get((key, seed))
+        if hit is not None:
+            return hit
+        _, arrays = self.store.load(key, seed)
+        self.loads += 1
+        size = sum(a.nbytes for a in arrays.values())
+        if self.used + size <= self.budget:
+            self._arrays[(key, seed)] = arrays
+            self.used += size
+        return arrays
+
+
 @dataclass
 class EnsembleRuns:
-    """The stored runs of one ensemble, loaded lazily and stacked over seeds."""
+    """The stored runs of one ensemble: index rows read at once, arrays streamed in chunks of seeds."""
 
     name: str
     key: str
     ensemble: Ensemble
     store: "Store"
-    _loaded: list[tuple["RunRecord", dict[str, np.ndarray]]] | None = None
+    cache: RunCache | None = None
+    _read: bool = False
 
-    def _load(self) -> list[tuple["RunRecord", dict[str, np.ndarray]]]:
-        if self._loaded is None:
-            self._loaded = [self.store.load(self.key, s) for s in self.ensemble.seeds]
-        return self._loaded
+    def _cache(self) -> RunCache:
+        if self.cache is None:
+            self.cache = RunCache(self.store, budget=0)
+        self._read = True
+        return self.cache
+
+    def _records(self) -> list["RunRecord"]:
+        return self._cache().records(self.key, self.ensemble.seeds)
 
     @property
     def n(self) -> int:
         return self.ensemble.n
 
     @property
+    def seeds(self) -> range:
+        return self.ensemble.seeds
+
+    @property
     def loaded(self) -> bool:
         """Whether the test read these runs (only runs it read count towards its compute)."""
-        return self._loaded is not None
+        return self._read
+
+    def chunks(self, name: str, mask: np.ndarray | None = None, size: int = CHUNK) -> Iterator[np.ndarray]:
+        """The array ``name`` of the seeds where ``mask`` is true, stacked ``size`` seeds at a time.
+
+        Statistics over large ensembles read through this, so memory stays flat in N.
+        """
+        cache = self._cache()
+        seeds = [s for i, s in enumerate(self.ensemble.seeds) if mask is None or mask[i]]
+        for start in range(0, len(seeds), size):
+            yield np.stack([cache.arrays(self.key, s)[name] for s in seeds[start : start + size]])
 
     def array(self, name: str) -> np.ndarray:
-        return np.stack([arrays[name] for _, arrays in self._load()])
+        """N x ... stacked over seeds: for small ensembles; large ones go through ``chunks``."""
+        return np.concatenate(list(self.chunks(name)))
 
     def metric(self, name: str) -> np.ndarray:
-        return np.array([rec.metrics.get(name, np.nan) for rec, _ in self._load()], dtype=float)
+        return np.array([rec.metrics.get(name, np.nan) for rec in self._records()], dtype=float)
 
     @property
     def status(self) -> np.ndarray:
-        return np.array([rec.status for rec, _ in self._load()])
+        return np.array([rec.status for rec in self._records()])
 
     @property
     def seconds(self) -> float:
-        return float(sum(rec.seconds for rec, _ in self._load()))
+        return float(sum(rec.seconds for rec in self._records()))
 
     @property
     def devices(self) -> list[str]:
-        return sorted({rec.device for rec, _ in self._load()})
+        return sorted({rec.device for rec in self._records()})
 
 
 @dataclass
@@ -95,6 +154,12 @@ class LawContext:
     ensembles: dict[str, EnsembleRuns]
     plot_dir: Path
     inconclusive: str = "skip"
+    #: a sequential look: ``check`` records without raising, figures are not saved
+    dry: bool = False
+    #: runs this point used (per ensemble, the largest) and its tier's maximum
+    runs_used: int = 0
+    runs_max: int = 0
+    looks: int = 1
     results: list[LawResult] = field(default_factory=list)
     plots: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -120,6 +185,8 @@ class LawContext:
         fig, ax = plt.subplots(**subplots_kw)
         try:
             yield fig, ax
+            if self.dry:
+                return
             self.plot_dir.mkdir(parents=True, exist_ok=True)
             stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", self.nodeid.split("::")[-1])
             path = self.plot_dir / f"{stem}-{name}.png"
@@ -135,6 +202,8 @@ class LawContext:
     def check(self, *results: LawResult) -> None:
         """Record the point's assertions and turn their combined decision into a test outcome."""
         self.results.extend(results)
+        if self.dry:
+            return
         lines = "\n".join(f"  {r.law}: {r.summary()}" for r in self.results)
         decision = self.decision
         if decision == PASS:

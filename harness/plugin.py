@@ -11,19 +11,23 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from harness.executor import (
-    Outcome, WorkerSpec, make_tasks, progress, train_in_process, train_pool, visible_cuda_devices,
-)
-from harness.law import EnsembleRuns, LawContext, NotAtThisTier
-from harness.plan import Plan, format_seconds, make_plan
-from harness.recipe import Ensemble, RecipeError
-from harness.report import Report
-from harness.store import DEFAULT_STORE, STORE_ENV, Store, StoreError, check_writable
-from harness.trainers import DataUnavailable, TrainContext, get_trainer, recipe_key
+# Light on purpose: this module is the pytest11 entry point, loaded by *every* pytest session
+# in an environment where lrlaws is installed. torch, scipy and the trainers are imported
+# only once a law test is selected or an lrlaws option needs them.
+from harness.store import DEFAULT_STORE, STORE_ENV
+
+if TYPE_CHECKING:
+    from harness.executor import Outcome, WorkerSpec
+    from harness.law import RunCache
+    from harness.plan import Plan
+    from harness.recipe import Ensemble
+    from harness.report import Report
+    from harness.sequential import PointState
+    from harness.store import Store
 
 TIERS = ("smoke", "gpu", "paper")
 INCONCLUSIVE_MODES = ("skip", "fail")
@@ -44,8 +48,8 @@ class ItemNeeds:
 class LawSession:
     """The plugin's one piece of state: this session's options, plan and report."""
 
-    tier: str
-    gpus: int
+    tier: str | None  # None until resolved: the default depends on CUDA (see resolve)
+    gpus: int | None  # None = "all", counted only once a law test is selected
     store_root: Path
     report_dir: Path
     data_dir: Path | None
@@ -65,14 +69,33 @@ class LawSession:
     fail_on: str = "regression"
     comparison: Any = None  # harness.compare.Comparison of this session's report with its reference
     compare_note: str = ""
+    cpu_workers: int | None = None  # --workers; None = the usable cores
+    fixed_n: bool = False  # --fixed-n: every point at its tier's maximum N, one look
+    #: runs read by several tests of the session are loaded once (bounded, see harness.law.RunCache)
+    run_cache: "RunCache | None" = None
+    points: "dict[str, PointState]" = field(default_factory=dict)  # sequential state per law test
+    trained: int = 0
+
+    def resolve(self) -> None:
+        """Count the GPUs and pick the default tier: the first step that needs torch."""
+        if self.gpus is None:
+            from harness.executor import visible_cuda_devices
+
+            self.gpus = len(visible_cuda_devices())
+        if self.cpu_workers is not None and self.gpus > 0:
+            raise pytest.UsageError(f"--workers {self.cpu_workers} applies to CPU training (--gpus 0); "
+                                    f"with --gpus {self.gpus} there is one worker per GPU")
+        self.tier = self.tier or ("gpu" if self.gpus > 0 else "smoke")
 
     @property
     def device(self) -> str:
-        return "cuda" if self.gpus > 0 else "cpu"
+        return "cuda" if self.gpus else "cpu"
 
-    def workers(self) -> list[WorkerSpec]:
-        if self.gpus == 0:
-            return [WorkerSpec("cpu")]
+    def workers(self) -> "list[WorkerSpec]":
+        from harness.executor import WorkerSpec, usable_cores, visible_cuda_devices
+
+        if not self.gpus:
+            return [WorkerSpec("cpu")] * (self.cpu_workers or usable_cores())
         ids = visible_cuda_devices()[: self.gpus]
         return [WorkerSpec("cuda:0", physical=i) for i in ids]
 
@@ -112,20 +135,29 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                 help="make the session fail when the comparison finds regressions (default), regressions or drift, or never.")
     g.addoption("--executor", default="local", metavar="{local,ray}",
                 help="who trains missing runs: local processes (default) or a Ray cluster (pip install 'lrlaws[ray]').")
+    g.addoption("--workers", default=None, metavar="K",
+                help="CPU training (--gpus 0): K worker processes, one intra-op thread each. Default: the usable cores.")
+    g.addoption("--fixed-n", action="store_true", default=False,
+                help="train every law point's tier maximum N at once and decide once (default: sequential looks "
+                     "that stop as soon as every claim is decided).")
     g.addoption("--ray-address", default=None, metavar="ADDR",
                 help="Ray cluster to use with --executor ray (default $RAY_ADDRESS, else a local Ray instance).")
 
 
-def _parse_gpus(value: str) -> int:
-    visible = len(visible_cuda_devices())
+def _parse_gpus(value: str) -> int | None:
     if value == "all":
-        return visible
+        return None  # counted in LawSession.resolve, so a session without law tests never imports torch
     try:
         n = int(value)
     except ValueError:
         raise pytest.UsageError(f"--gpus must be a whole number or 'all', got {value!r}") from None
     if n < 0:
         raise pytest.UsageError(f"--gpus must be >= 0 (0 = train on CPU), got {n}")
+    if n == 0:
+        return 0
+    from harness.executor import visible_cuda_devices
+
+    visible = len(visible_cuda_devices())
     if n > visible:
         raise pytest.UsageError(
             f"--gpus {n} asked for, but {visible} CUDA device(s) are visible; "
@@ -142,7 +174,6 @@ def pytest_configure(config: pytest.Config) -> None:
     if config.getoption("--inconclusive") not in INCONCLUSIVE_MODES:
         raise pytest.UsageError(f"--inconclusive must be one of {', '.join(INCONCLUSIVE_MODES)}; got {config.getoption('--inconclusive')!r}")
     gpus = _parse_gpus(config.getoption("--gpus"))
-    tier = tier or ("gpu" if gpus > 0 else "smoke")
     store_root = Path(config.getoption("--store") or os.environ.get(STORE_ENV) or DEFAULT_STORE)
     data = config.getoption("--data-dir") or os.environ.get(DATA_ENV)
     data_dir = Path(data) if data else Path.home() / ".cache" / "lrlaws" / "data"
@@ -152,19 +183,35 @@ def pytest_configure(config: pytest.Config) -> None:
         tier=tier, gpus=gpus, store_root=store_root, report_dir=Path(config.getoption("--report-dir")),
         data_dir=data_dir, plan_only=config.getoption("--plan"), no_train=config.getoption("--no-train"),
         inconclusive=config.getoption("--inconclusive"), compile=config.getoption("--compile"),
+        cpu_workers=_parse_workers(config.getoption("--workers")), fixed_n=config.getoption("--fixed-n"),
     )
     _configure_compare_and_executor(config, config.stash[SESSION])
+    if config.stash[SESSION].cpu_workers is not None:
+        config.stash[SESSION].resolve()  # --workers with GPUs is refused before anything runs
+
+
+def _parse_workers(value: str | None) -> int | None:
+    if value is None:
+        return None
+    try:
+        k = int(value)
+    except ValueError:
+        k = 0
+    if k < 1:
+        raise pytest.UsageError(f"--workers must be a whole number >= 1 (CPU worker processes), got {value!r}")
+    return k
 
 
 def _configure_compare_and_executor(config: pytest.Config, ls: LawSession) -> None:
     """--compare-to/--fail-on and --executor/--ray-address: checked here, before anything is trained."""
-    from harness.compare import FAIL_ON, report_path
-
     ls.compare_to, ls.fail_on = config.getoption("--compare-to"), config.getoption("--fail-on")
-    if ls.fail_on not in FAIL_ON:
-        raise pytest.UsageError(f"--fail-on must be one of {', '.join(FAIL_ON)}; got {ls.fail_on!r}")
-    if ls.compare_to not in ("previous", "none"):
-        if not report_path(ls.compare_to).is_file():
+    if ls.fail_on != "regression" or ls.compare_to not in ("previous", "none"):
+        # harness.compare imports scipy: only when one of its options is set
+        from harness.compare import FAIL_ON, report_path
+
+        if ls.fail_on not in FAIL_ON:
+            raise pytest.UsageError(f"--fail-on must be one of {', '.join(FAIL_ON)}; got {ls.fail_on!r}")
+        if ls.compare_to not in ("previous", "none") and not report_path(ls.compare_to).is_file():
             raise pytest.UsageError(f"--compare-to {ls.compare_to}: no report.json there; "
                                     "pass a report.json or its run directory, 'previous' or 'none'")
     ls.executor = config.getoption("--executor")
@@ -195,11 +242,27 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         for item in items:
             ls.items[item.nodeid] = ItemNeeds(law=item.get_closest_marker("lrlaw").kwargs["name"], refused=XDIST_REFUSAL)
         return
+    ls.resolve()
+    from harness.law import RunCache
+    from harness.store import Store, StoreError, check_writable
+
     try:
         check_writable(ls.store_root)
         ls.store = Store(ls.store_root)
     except StoreError as e:
         raise pytest.UsageError(str(e)) from None
+    ls.run_cache = RunCache(ls.store)
+    _declare_needs(session, ls, items)
+
+
+def _declare_needs(session: pytest.Session, ls: LawSession, items: list[pytest.Item]) -> None:
+    """Call every selected law test's ``needs`` and check its data; then the session's plan."""
+    from harness.law import NotAtThisTier
+    from harness.looks import init_points
+    from harness.plan import make_plan
+    from harness.recipe import RecipeError
+    from harness.trainers import DataUnavailable, TrainContext, get_trainer, recipe_key
+
     ctx = TrainContext(device=ls.device, data_dir=ls.data_dir, download=True, compile=ls.compile)
     data_errors: dict[str, str] = {}
     for item in items:
@@ -224,6 +287,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
             if data_errors[key] and need.not_run is None:
                 need.not_run = f"not run: {data_errors[key]}"
         ls.items[item.nodeid] = need
+    init_points(ls)
     # --plan lists runs whose data is missing too (a GPU-less box planning a gpu-tier night);
     # a real session trains only what it can.
     ls.plan = make_plan(
@@ -248,22 +312,31 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
         if tr is not None:
             tr.write_line(ls.plan.table())
             tr.write_line(ls.plan.summary(max(1, ls.gpus)))
+            if not ls.fixed_n:
+                from harness.looks import write_expected
+
+                write_expected(tr, ls)
         return True  # nothing trained, no test run
+    from harness.report import Report
+
+    from harness.looks import decide_in_rounds
+
     ls.report = Report.start(ls.report_dir, ls.tier)
-    if ls.no_train or ls.plan.runs_missing == 0:
-        return None
-    _train(session, ls)
+    decide_in_rounds(session, ls, lambda plan: _train(session, ls, plan))
     return None
 
 
-def _train(session: pytest.Session, ls: LawSession) -> None:
-    assert ls.plan is not None and ls.store is not None
-    tasks = make_tasks(ls.plan, ls.device)
+def _train(session: pytest.Session, ls: LawSession, plan: "Plan") -> None:
+    from harness.executor import make_tasks, progress
+    from harness.trainers import TrainContext
+
+    assert ls.store is not None
+    tasks = make_tasks(plan, ls.device)
     capman = session.config.pluginmanager.get_plugin("capturemanager")
     ctx = TrainContext(device="cuda:0" if ls.gpus else "cpu", data_dir=ls.data_dir, download=True, compile=ls.compile)
     t0 = time.perf_counter()
     with (capman.global_and_fixture_disabled() if capman else contextlib.nullcontext()):
-        bar = progress(ls.plan.runs_missing, desc=f"lrlaws train ({ls.tier})")
+        bar = progress(plan.runs_missing, desc=f"lrlaws train ({ls.tier})")
         diverged = 0
 
         def on_run(key: str, seed: int, status: str) -> None:
@@ -277,19 +350,22 @@ def _train(session: pytest.Session, ls: LawSession) -> None:
             ls.outcome = _execute(ls, tasks, ctx, on_run)
         finally:
             bar.close()
-    ls.train_seconds = time.perf_counter() - t0
+    ls.train_seconds += time.perf_counter() - t0
+    ls.trained += ls.outcome.trained
     if ls.outcome.interrupted:
         raise KeyboardInterrupt
     tr = session.config.pluginmanager.get_plugin("terminalreporter")
     if tr is not None:
-        tr.write_line(f"lrlaws: trained {ls.outcome.trained} runs in {format_seconds(ls.train_seconds)}"
-                      + (f", {len(ls.outcome.failed)} tasks failed" if ls.outcome.failed else ""))
+        if ls.outcome.failed:
+            tr.write_line(f"lrlaws: {len(ls.outcome.failed)} training tasks failed", red=True)
         for key, seeds, why in ls.outcome.failed:
             tr.write_line(f"lrlaws: training {key[:12]} seeds {seeds[0]}..{seeds[-1]} failed:\n{why}", red=True)
 
 
-def _execute(ls: LawSession, tasks, ctx: TrainContext, on_run) -> Outcome:
+def _execute(ls: LawSession, tasks, ctx, on_run) -> "Outcome":
     """Hand the tasks to the executor the session asked for."""
+    from harness.executor import train_in_process, train_pool
+
     if ls.executor == "ray":
         from harness.ray_executor import train_ray
 
@@ -312,24 +388,28 @@ def law(request: pytest.FixtureRequest):
         pytest.fail("the `law` fixture is for tests marked with @lrlaw(...)", pytrace=False)
     if need.refused:
         pytest.fail(need.refused, pytrace=False)
+    from harness.looks import context, ensembles_at
+    from harness.report import Report
+    from harness.stats import confidence_level
+
     if ls.report is None:
         ls.report = Report.start(ls.report_dir, ls.tier)
     params = dict(item.callspec.params) if hasattr(item, "callspec") else {}
+    point = ls.points.get(item.nodeid)
     if need.not_run is None:
-        missing = {name: ls.store.missing(need.keys[name], e.seeds, verify=False) for name, e in need.ensembles.items()}
+        ens = ensembles_at(need, point)
+        missing = {name: ls.store.missing(need.keys[name], e.seeds, verify=False) for name, e in ens.items()}
         total = sum(len(m) for m in missing.values())
         if total:
             why = "--no-train" if ls.no_train else "training failed or was interrupted"
-            need.not_run = (f"not run: {total} of {sum(e.n for e in need.ensembles.values())} runs missing ({why})")
+            need.not_run = (f"not run: {total} of {sum(e.n for e in ens.values())} runs missing ({why})")
     if need.not_run is not None:
         ls.report.add_not_run(item.nodeid, need.law, params, need.not_run)
         pytest.skip(need.not_run)
-    ctx = LawContext(
-        nodeid=item.nodeid, name=need.law, tier=ls.tier, params=params,
-        ensembles={name: EnsembleRuns(name, need.keys[name], e, ls.store) for name, e in need.ensembles.items()},
-        plot_dir=ls.report.run_dir / "plots", inconclusive=ls.inconclusive,
-    )
-    yield ctx
+    ctx = context(ls, item, point)
+    # the level of the look the point stopped at: the real test decides as its last look did
+    with confidence_level(point.level) if point else contextlib.nullcontext():
+        yield ctx
     entry = ls.report.add(ctx)
     for k, v in entry.junit_properties():
         item.user_properties.append((k, v))
@@ -341,7 +421,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     ls = session.config.stash.get(SESSION, None)
     if ls is None or ls.report is None or ls.plan_only:
         return
-    ls.report.finish(ls.plan, ls.store_root, ls.train_seconds)
+    ls.report.finish(ls.plan, ls.store_root, ls.train_seconds, ls.trained)
     if ls.compare_to != "none" and not hasattr(session.config, "workerinput"):
         from harness.compare import compare_session
 

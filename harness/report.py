@@ -34,6 +34,10 @@ class Entry:
     plots: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     reason: str = ""
+    #: sequential decisions: runs per ensemble the point used, its tier's maximum, planned looks
+    runs_used: int = 0
+    runs_max: int = 0
+    looks: int = 1
 
     def junit_properties(self) -> list[tuple[str, Any]]:
         props: list[tuple[str, Any]] = [("lrlaws.decision", self.decision), ("lrlaws.N", self.n),
@@ -87,6 +91,7 @@ class Report:
             recipes={name: e.key for name, e in ctx.ensembles.items()},
             devices=sorted({d for e in ctx.ensembles.values() if e.loaded for d in e.devices}),
             plots=[os.path.relpath(p, self.run_dir) for p in ctx.plots], notes=list(ctx.notes),
+            runs_used=ctx.runs_used or n, runs_max=ctx.runs_max or n, looks=ctx.looks,
         )
         self.entries.append(entry)
         return entry
@@ -97,7 +102,7 @@ class Report:
         return entry
 
     # -- writing ---------------------------------------------------------------------
-    def finish(self, plan: "Plan | None", store_root: Path, train_seconds: float) -> None:
+    def finish(self, plan: "Plan | None", store_root: Path, train_seconds: float, runs_trained: int | None = None) -> None:
         if not self.entries:
             return
         data = {
@@ -108,7 +113,7 @@ class Report:
             "finished": time.time(),
             "store": str(store_root),
             "train_seconds": train_seconds,
-            "runs_trained": plan.runs_missing if plan else 0,
+            "runs_trained": runs_trained if runs_trained is not None else plan.runs_missing if plan else 0,
             "environment": environment(),
             # compare.py derives standard errors from the CIs, so it needs their level
             "confidence": CONFIDENCE,
