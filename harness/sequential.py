@@ -24,6 +24,7 @@ needs: K is fixed before the first run is trained.
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Callable
@@ -135,13 +136,18 @@ def _draw(cell: Cell, rng: np.random.Generator) -> np.ndarray:
     return cell.truth + x
 
 
-def sequential_decision(runs: np.ndarray, threshold: float, plan: list[int], level: float) -> tuple[str, int]:
-    """The rule on one claim 'mean > threshold' with Student-t intervals: (decision, runs used)."""
+@functools.lru_cache(maxsize=256)
+def _t_quantile(level: float, df: int) -> float:
     from scipy import stats as sps
 
+    return float(sps.t.ppf(0.5 + level / 2, df))
+
+
+def sequential_decision(runs: np.ndarray, threshold: float, plan: list[int], level: float) -> tuple[str, int]:
+    """The rule on one claim 'mean > threshold' with Student-t intervals: (decision, runs used)."""
     for n in plan:
         x = runs[:n]
-        half = sps.t.ppf(0.5 + level / 2, n - 1) * x.std(ddof=1) / math.sqrt(n)
+        half = _t_quantile(level, n - 1) * x.std(ddof=1) / math.sqrt(n)
         lo, hi = x.mean() - half, x.mean() + half
         if lo > threshold:
             return PASS, n
