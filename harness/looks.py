@@ -30,7 +30,8 @@ _NO_VERDICT = (Exception, pytest.skip.Exception, pytest.fail.Exception, pytest.x
 def init_points(ls: "LawSession") -> None:
     """One ``PointState`` per law point that will run; a single look with ``--fixed-n``."""
     for nodeid, need in ls.items.items():
-        if need.not_run is None and need.refused is None and need.ensembles:
+        # --plan counts points whose data is missing here too, as the plan itself does
+        if (need.not_run is None or ls.plan_only) and need.refused is None and need.ensembles:
             n_max = max(e.n for e in need.ensembles.values())
             ls.points[nodeid] = PointState.new(n_max, fixed=ls.fixed_n)
 
@@ -114,7 +115,9 @@ def expected_plan(ls: "LawSession") -> tuple[Plan, str]:
         n = min(before.get(nodeid, p.n_max), p.n_max)
         ens += ensembles_at(ls.items[nodeid], p, n).values()
     source = "each point's stop in the previous report" if before else "no previous report: every point at its maximum"
-    return make_plan(ens, ls.store, ls.device, verify=False), source
+    # the device the session's plan estimates for (a GPU-less box planning a gpu-tier night)
+    device = ls.device if ls.gpus or ls.tier == "smoke" else "cuda"
+    return make_plan(ens, ls.store, device, verify=False), source
 
 
 def write_expected(tr: Any, ls: "LawSession") -> None:
