@@ -25,6 +25,7 @@ from harness.plan import make_plan
 from harness.recipe import Ensemble, Recipe
 from harness.store import Store
 from harness.trainers import TrainContext, get_trainer
+from harness.trainers.base import cpu_threads
 from harness.trainers.airbench import AIRBENCH94, run_flops
 
 #: the tiny configuration (``--tiny``): seconds per run on a CPU, for tests and a first look
@@ -72,7 +73,7 @@ def main(argv: list[str]) -> int:
     p.add_argument("--n-train", type=int, default=None, help="images written with --data (default 50000, tiny 512)")
     p.add_argument("--n-test", type=int, default=None, help="test images written with --data (default 10000, tiny 256)")
     p.add_argument("--compile", action="store_true", help="torch.compile the model (once, reused by every run)")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch outside training (training on a CPU uses one thread, in the harness and the bare loop alike)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="change a recipe field or trainer option, e.g. --set steps=200 --set widths=[32,128,128]")
     a = p.parse_args(argv)
@@ -138,7 +139,8 @@ def measure(recipe: Recipe, ctx: TrainContext, runs: int, store: Store) -> dict:
     def bare(seed: int) -> None:
         _sync(device)
         t = time.perf_counter()
-        acc = trainer.run(recipe, seed, ctx).test_acc()  # .item() inside waits for the device
+        with cpu_threads(device, 1):  # as the harness trains on a CPU: one thread per worker
+            acc = trainer.run(recipe, seed, ctx).test_acc()  # .item() inside waits for the device
         bare_s.append(time.perf_counter() - t)
         bare_acc.append(acc)
 
