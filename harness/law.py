@@ -28,6 +28,8 @@ import pytest
 from harness.recipe import Ensemble
 from harness.stats import FAIL, INCONCLUSIVE, PASS, LawResult, combine
 
+from harness.store import StoreError
+
 if TYPE_CHECKING:
     from harness.store import RunRecord, Store
 
@@ -65,6 +67,8 @@ class RunCache:
         have = self._records.setdefault(key, {})
         if any(s not in have for s in seeds):
             have.update(self.store.records(key))  # one index query for all seeds of the key
+        if missing := [s for s in seeds if s not in have]:
+            raise StoreError(f"{len(missing)} runs of {key[:12]} are not in the store (first seed {missing[0]})")
         return [have[s] for s in seeds]
 
     def arrays(self, key: str, seed: int) -> dict[str, np.ndarray]:

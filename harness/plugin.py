@@ -410,7 +410,7 @@ def law(request: pytest.FixtureRequest):
     # the level of the look the point stopped at: the real test decides as its last look did
     with confidence_level(point.level) if point else contextlib.nullcontext():
         yield ctx
-    entry = ls.report.add(ctx)
+        entry = ls.report.add(ctx)
     for k, v in entry.junit_properties():
         item.user_properties.append((k, v))
 

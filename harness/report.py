@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness.stats import CONFIDENCE, NOT_RUN
+from harness.stats import CONFIDENCE, NOT_RUN, current_confidence
 
 if TYPE_CHECKING:
     from harness.law import LawContext
@@ -38,6 +38,7 @@ class Entry:
     runs_used: int = 0
     runs_max: int = 0
     looks: int = 1
+    confidence: float = CONFIDENCE  # level of this point's intervals (1 - 0.05/looks when sequential)
 
     def junit_properties(self) -> list[tuple[str, Any]]:
         props: list[tuple[str, Any]] = [("lrlaws.decision", self.decision), ("lrlaws.N", self.n),
@@ -92,6 +93,7 @@ class Report:
             devices=sorted({d for e in ctx.ensembles.values() if e.loaded for d in e.devices}),
             plots=[os.path.relpath(p, self.run_dir) for p in ctx.plots], notes=list(ctx.notes),
             runs_used=ctx.runs_used or n, runs_max=ctx.runs_max or n, looks=ctx.looks,
+            confidence=current_confidence(),
         )
         self.entries.append(entry)
         return entry

@@ -4,6 +4,8 @@ from __future__ import annotations
 import json
 import re
 
+import pytest
+
 from test_plugin import run, trained, write_law
 
 
@@ -25,6 +27,7 @@ def test_a_clear_point_stops_at_the_first_look_and_matches_fixed_n(pytester):
     entries = _report(pytester.path / "seq")["entries"]
     assert [(e["runs_used"], e["runs_max"], e["looks"]) for e in entries] == [(64, 256, 3)] * 2
     assert all(e["results"][0]["n"] == 64 for e in entries)
+    assert all(e["confidence"] == pytest.approx(1 - 0.05 / 3) for e in entries)  # Bonferroni over 3 looks
     again = _session(pytester, "seq")  # a rerun decides from the stored looks alone
     again.assert_outcomes(passed=2)
     assert trained(again) == 0
@@ -33,7 +36,7 @@ def test_a_clear_point_stops_at_the_first_look_and_matches_fixed_n(pytester):
     assert trained(fixed) == 2 * 192
     f_entries = _report(pytester.path / "fixed")["entries"]
     assert [e["decision"] for e in f_entries] == [e["decision"] for e in entries]
-    assert [(e["runs_used"], e["runs_max"], e["looks"]) for e in f_entries] == [(256, 256, 1)] * 2
+    assert [(e["runs_used"], e["runs_max"], e["looks"], e["confidence"]) for e in f_entries] == [(256, 256, 1, 0.95)] * 2
 
 
 def test_an_undecidable_point_trains_to_the_maximum_and_stays_inconclusive(pytester):
