@@ -51,10 +51,16 @@ def test_rounds_stop_each_point_at_its_own_look():
     trained: list[dict[str, int]] = []
     verdicts = {"early": lambda p: p.n >= 128, "never": lambda p: False, "blind": lambda p: None,
                 "fixed": lambda p: False}
-    rounds = run_rounds(points, lambda: trained.append({k: p.n for k, p in points.items()}),
-                        lambda k, p: verdicts[k](p))
+    looked: list[tuple[str, int]] = []
+
+    def look(k: str, p: PointState) -> bool | None:
+        looked.append((k, p.n))
+        return verdicts[k](p)
+
+    rounds = run_rounds(points, lambda: trained.append({k: p.n for k, p in points.items()}), look)
     assert points["early"].n == 128 and points["never"].n == 512 and points["blind"].n == 512
     assert points["fixed"].plan == [512] and points["fixed"].level == 0.95
     assert rounds == 4 and trained[0] == {"early": 64, "never": 64, "blind": 64, "fixed": 512}
     assert trained[1]["blind"] == 512  # no verdict: straight to the maximum, decided once there
     assert all(p.done for p in points.values())
+    assert not any(n == 512 for _, n in looked)  # the maximum is decided by the real test, not a dry look
