@@ -147,7 +147,18 @@ def _train_queue(store: Store, tasks: Iterable[Task], ctx: TrainContext, on_run:
 
 # ------------------------------------------------------------------------ pool --
 
+def _die_with_parent() -> None:
+    """A killed session must not leave workers training on (Linux: PR_SET_PDEATHSIG)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass  # not Linux: the worker stops at its next message instead
+
+
 def _worker_main(conn: Connection, store_root: str, device: str, physical: str | None, ctx: TrainContext) -> None:
+    _die_with_parent()
     # Pin before anything touches CUDA, so this process only ever sees its device.
     if physical is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = physical
