@@ -27,6 +27,10 @@ the law is first-order and the curvature of f̄ in η is visible at b/η = 0.5.
 At the breakdown point (0.4, 0.4, 0.8) R²∞ falls to ≈ 0.967 and the slope to
 ≈ 1.61 (b/a = 2). With a constant LR instead of the decay the same MLP gave
 R²∞ ≈ 0.990 and slope ≈ 1.79; the seed's recipe decays its LR, and so does ours.
+These figures are at the tier's maximum (``--fixed-n``); with sequential looks
+(the default) all three smoke points are decided at the first look, 64 runs per LR.
+The statistics stream the logits from the store in chunks of seeds
+(``linearity_estimate_chunks``), so the paper tier's N = 40 000 fits in memory.
 """
 from __future__ import annotations
 
