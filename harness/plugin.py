@@ -81,7 +81,7 @@ class LawSession:
         if self.gpus is None:
             from harness.executor import visible_cuda_devices
 
-            self.gpus = len(visible_cuda_devices())
+            self.gpus = len(visible_cuda_devices()) if _gpu_driver_present() else 0
         if self.cpu_workers is not None and self.gpus > 0:
             raise pytest.UsageError(f"--workers {self.cpu_workers} applies to CPU training (--gpus 0); "
                                     f"with --gpus {self.gpus} there is one worker per GPU")
@@ -98,6 +98,11 @@ class LawSession:
             return [WorkerSpec("cpu")] * (self.cpu_workers or usable_cores())
         ids = visible_cuda_devices()[: self.gpus]
         return [WorkerSpec("cuda:0", physical=i) for i in ids]
+
+
+def _gpu_driver_present() -> bool:
+    """Without a GPU driver there is nothing for torch to count: a CPU box never imports it for that."""
+    return any(os.path.exists(p) for p in ("/proc/driver/nvidia", "/dev/nvidiactl", "/dev/kfd"))
 
 
 SESSION = pytest.StashKey[LawSession]()
