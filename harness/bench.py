@@ -26,6 +26,7 @@ from harness.plan import make_plan
 from harness.recipe import Ensemble, Recipe, RecipeError
 from harness.store import Store, StoreError
 from harness.trainers import DataUnavailable, TrainContext, get_trainer
+from harness.trainers.base import cpu_threads
 from harness.trainers.airbench import AIRBENCH94, run_flops
 
 #: the tiny configuration (``--tiny``): seconds per run on a CPU, for tests and a first look
@@ -79,6 +80,10 @@ def _sync(device: str) -> None:
 
 
 def main(argv: list[str]) -> int:
+    if "--acceptance" in argv:
+        from harness.acceptance import main as acceptance
+
+        return acceptance([a for a in argv if a != "--acceptance"])
     p = argparse.ArgumentParser(prog="python -m harness bench", description=__doc__.splitlines()[0])
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--runs", "-k", type=int, default=5, help="runs per side (default 5)")
@@ -91,7 +96,7 @@ def main(argv: list[str]) -> int:
     p.add_argument("--n-train", type=int, default=None, help="images written with --data (default 50000, tiny 512)")
     p.add_argument("--n-test", type=int, default=None, help="test images written with --data (default 10000, tiny 256)")
     p.add_argument("--compile", action="store_true", help="torch.compile the model (once, reused by every run)")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch outside training (training on a CPU uses one thread, in the harness and the bare loop alike)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="change a recipe field or trainer option, e.g. --set steps=200 --set widths=[32,128,128]")
     a = p.parse_args(argv)
@@ -120,43 +125,15 @@ def _bench(a: argparse.Namespace) -> int:
             root = Path(tmp) / "data"
             write_cifar10(root, make(a.n_train or n_train, a.n_test or n_test))
         ctx = TrainContext(device=a.device, data_dir=root, download=False, compile=a.compile)
-        store = Store(Path(tmp) / "store")
-        t0 = time.perf_counter()
-        n_test_used = len(trainer.run(recipe, a.runs, ctx).labels)  # warm-up: data to device, autotune, compile
-        warmup = time.perf_counter() - t0
-
-        harness_s, bare_s, harness_acc, bare_acc = [], [], [], []
-
-        def through_harness(seed: int) -> None:
-            # planning happens once per session, not per run: it stays outside the timed part
-            tasks = make_tasks(make_plan([Ensemble(recipe, seed + 1)], store, a.device, verify=False), a.device)
-            _sync(a.device)
-            t = time.perf_counter()
-            out = train_in_process(store, tasks, ctx, lambda *_: None)
-            harness_s.append(time.perf_counter() - t)
-            if out.failed:
-                raise SystemExit(f"bench: a harness run failed:\n{out.failed[0][2]}")
-            harness_acc.append(store.load(tasks[0].key, seed)[0].metrics["test_acc"])
-
-        def bare(seed: int) -> None:
-            _sync(a.device)
-            t = time.perf_counter()
-            acc = trainer.run(recipe, seed, ctx).test_acc()  # .item() inside waits for the device
-            bare_s.append(time.perf_counter() - t)
-            bare_acc.append(acc)
-
-        for seed in range(a.runs):
-            first, second = (through_harness, bare) if seed % 2 == 0 else (bare, through_harness)
-            first(seed)
-            second(seed)
-
-    flops = run_flops(recipe, n_test=n_test_used)
+        m = measure(recipe, ctx, a.runs, Store(Path(tmp) / "store"))
+    harness_s, bare_s, harness_acc, bare_acc = m["harness_s"], m["bare_s"], m["harness_acc"], m["bare_acc"]
+    flops = run_flops(recipe, n_test=m["n_test"])
     h, b = statistics.mean(harness_s), statistics.mean(bare_s)
-    device = torch.cuda.get_device_name(torch.device(a.device)) if a.device.startswith("cuda") else "cpu"
+    device = device_name(a.device)
     data = str(a.data_dir) if a.data_dir else f"{a.data} (temp, CIFAR-10 format)"
     print(f"bench: {recipe.describe()}")
     print(f"device {device} · torch {torch.__version__} · compile {a.compile} · data {data} · "
-          f"{a.runs} runs per side · warm-up {warmup:.2f} s")
+          f"{a.runs} runs per side · warm-up {m['warmup']:.2f} s")
     print(f"{'':10} {'s/run mean':>10} {'median':>8} {'min':>8} {'test acc':>9} {'TFLOP/s':>8}")
     for name, secs, accs in (("harness", harness_s, harness_acc), ("bare", bare_s, bare_acc)):
         print(f"{name:10} {statistics.mean(secs):>10.3f} {statistics.median(secs):>8.3f} {min(secs):>8.3f} "
@@ -164,3 +141,45 @@ def _bench(a: argparse.Namespace) -> int:
     print(f"harness overhead: {100 * (h - b) / b:+.1f}% (mean s/run, harness vs bare)")
     print(f"FLOPs per run: {flops / 1e12:.4g} TFLOP (analytic; airbench94 reference 360 TFLOP = 0.36 PFLOP)")
     return 0
+
+
+def device_name(device: str) -> str:
+    return torch.cuda.get_device_name(torch.device(device)) if device.startswith("cuda") else "cpu"
+
+
+def measure(recipe: Recipe, ctx: TrainContext, runs: int, store: Store) -> dict:
+    """``runs`` seeds through the harness and through the bare loop, alternating; one untimed warm-up first."""
+    trainer = get_trainer(recipe)
+    device = ctx.device
+    t0 = time.perf_counter()
+    n_test_used = len(trainer.run(recipe, runs, ctx).labels)  # warm-up: data to device, autotune, compile
+    warmup = time.perf_counter() - t0
+
+    harness_s, bare_s, harness_acc, bare_acc = [], [], [], []
+
+    def through_harness(seed: int) -> None:
+        # planning happens once per session, not per run: it stays outside the timed part
+        tasks = make_tasks(make_plan([Ensemble(recipe, seed + 1)], store, device, verify=False), device)
+        _sync(device)
+        t = time.perf_counter()
+        out = train_in_process(store, tasks, ctx, lambda *_: None)
+        harness_s.append(time.perf_counter() - t)
+        if out.failed:
+            raise SystemExit(f"bench: a harness run failed:\n{out.failed[0][2]}")
+        harness_acc.append(store.load(tasks[0].key, seed)[0].metrics["test_acc"])
+
+    def bare(seed: int) -> None:
+        _sync(device)
+        t = time.perf_counter()
+        with cpu_threads(device, 1):  # as the harness trains on a CPU: one thread per worker
+            acc = trainer.run(recipe, seed, ctx).test_acc()  # .item() inside waits for the device
+        bare_s.append(time.perf_counter() - t)
+        bare_acc.append(acc)
+
+    for seed in range(runs):
+        first, second = (through_harness, bare) if seed % 2 == 0 else (bare, through_harness)
+        first(seed)
+        second(seed)
+
+    return dict(harness_s=harness_s, bare_s=bare_s, harness_acc=harness_acc, bare_acc=bare_acc,
+                n_test=n_test_used, warmup=warmup)

@@ -234,8 +234,9 @@ def compare(old: dict[str, Any], new: dict[str, Any], alpha: float = DRIFT_ALPHA
             a, b = ro.get(s), rn.get(s)
             z = None
             if a is not None and b is not None:
-                z = drift_z(float(a["value"]), standard_error(_ci(a), conf_old),
-                            float(b["value"]), standard_error(_ci(b), conf_new))
+                # a sequential point's intervals are at its own level (the entry's), not the report's
+                z = drift_z(float(a["value"]), standard_error(_ci(a), float(o.get("confidence", conf_old))),
+                            float(b["value"]), standard_error(_ci(b), float(n.get("confidence", conf_new))))
             stats.append(StatChange(s, a and a["value"], _ci(a), b and b["value"], _ci(b), z,
                                     drifted=z is not None and abs(z) > z_crit))
         od, nd = o["decision"], n["decision"]

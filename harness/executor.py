@@ -116,8 +116,29 @@ def _retry(task: Task, queue: deque[Task], out: Outcome, why: str) -> None:
         queue.append(task)
 
 
+def usable_cores() -> int:
+    """CPU cores this process may run on (its affinity mask, not the machine's count)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # no affinity API (macOS)
+        return max(1, os.cpu_count() or 1)
+
+
+def _one_thread_on_cpu(device: str):
+    """CPU workers train with one intra-op thread each, in-process or in the pool, so a seed is
+    the same run (bitwise) whichever worker trains it and however many there are."""
+    from harness.trainers.base import cpu_threads
+
+    return cpu_threads(device, 1)
+
+
 def train_in_process(store: Store, tasks: Iterable[Task], ctx: TrainContext, on_run: Callable[[str, int, str], None]) -> Outcome:
-    """One device, no worker processes: the path for CPU and single-GPU sessions."""
+    """One device, no worker processes: the path for single-GPU sessions and ``--workers 1``."""
+    with _one_thread_on_cpu(ctx.device):
+        return _train_queue(store, tasks, ctx, on_run)
+
+
+def _train_queue(store: Store, tasks: Iterable[Task], ctx: TrainContext, on_run: Callable[[str, int, str], None]) -> Outcome:
     out = Outcome()
     queue = deque(tasks)
     busy_streak = 0
@@ -153,13 +174,28 @@ def train_in_process(store: Store, tasks: Iterable[Task], ctx: TrainContext, on_
 
 # ------------------------------------------------------------------------ pool --
 
+def _die_with_parent() -> None:
+    """A killed session must not leave workers training on (Linux: PR_SET_PDEATHSIG)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass  # not Linux: the worker stops at its next message instead
+
+
 def _worker_main(conn: Connection, store_root: str, device: str, physical: str | None, ctx: TrainContext) -> None:
+    _die_with_parent()
     # Pin before anything touches CUDA, so this process only ever sees its device.
     if physical is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = physical
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when we stop
     store = Store(store_root)
     ctx = dataclasses.replace(ctx, device=device)
+    if device.startswith("cpu"):
+        import torch
+
+        torch.set_num_threads(1)  # K workers share the cores; see _one_thread_on_cpu
     conn.send(("ready", None))
     while True:
         msg = conn.recv()
@@ -191,7 +227,10 @@ def train_pool(
     on_run: Callable[[str, int, str], None],
     start_method: str = "spawn",
 ) -> Outcome:
-    """One process per worker spec, fed one task at a time; a dead worker's task is retried."""
+    """One process per worker spec, fed one task at a time; a dead worker's task is retried.
+
+    GPUs get one worker each; the CPU gets ``--workers K`` specs of device ``cpu``.
+    """
     mpctx = mp.get_context(start_method)
     queue = deque(tasks)
     out = Outcome()

@@ -6,7 +6,8 @@ A law test declares its configuration per tier on the law, and what it reads::
            needs=lambda cfg, point: {"eta": Ensemble(cfg.base.replace(lr=point), cfg.n), ...})
     @pytest.mark.parametrize("point", POINTS, ids=...)
     def test_linearity(law, point):
-        logits = law.runs("eta").array("logits")        # N x ... stacked over seeds
+        logits = law.runs("eta").array("logits")        # N x ... stacked over seeds (small N)
+        chunks = law.runs("eta").chunks("logits")       # the same, 256 seeds at a time (any N)
         law.check(stats_result_1, stats_result_2)         # pass / fail / inconclusive
 
 With ``tiers``, ``needs`` gets the session tier's configuration (any object; the
@@ -36,6 +37,8 @@ import pytest
 
 from harness.recipe import Ensemble
 from harness.stats import CHECK, CLAIM, FAIL, INCONCLUSIVE, PASS, LawResult, combine
+
+from harness.store import StoreError
 
 if TYPE_CHECKING:
     from harness.store import RunRecord, Store
@@ -94,47 +97,107 @@ def resolve_needs(mark: pytest.Mark, tier: str, params: Mapping[str, Any]) -> tu
     return dict(found), config
 
 
+#: seeds per chunk that ``EnsembleRuns.chunks`` stacks (memory ~ CHUNK x one run's array)
+CHUNK = 256
+#: bytes of run arrays a session keeps for tests that read the same ensemble again; beyond it
+#: runs are streamed from the store on every read. Not measured: the smoke tier's largest
+#: law (linearity) reads ~60 MB, a paper-tier ensemble (N = 40 000) would need ~30 GB.
+CACHE_BYTES = 512 * 2**20
+
+
+class RunCache:
+    """The session's reads of the store: index rows per key, and run arrays up to a byte budget."""
+
+    def __init__(self, store: "Store", budget: int = CACHE_BYTES) -> None:
+        self.store = store
+        self.budget = budget
+        self.used = 0
+        self._records: dict[str, dict[int, "RunRecord"]] = {}
+        self._arrays: dict[tuple[str, int], dict[str, np.ndarray]] = {}
+        self.loads = 0  # artifacts read from disk (tests assert reuse with it)
+
+    def records(self, key: str, seeds: range | list[int]) -> list["RunRecord"]:
+        have = self._records.setdefault(key, {})
+        if any(s not in have for s in seeds):
+            have.update(self.store.records(key))  # one index query for all seeds of the key
+        if missing := [s for s in seeds if s not in have]:
+            raise StoreError(f"{len(missing)} runs of {key[:12]} are not in the store (first seed {missing[0]})")
+        return [have[s] for s in seeds]
+
+    def arrays(self, key: str, seed: int) -> dict[str, np.ndarray]:
+        hit = self._arrays.get((key, seed))
+        if hit is not None:
+            return hit
+        _, arrays = self.store.load(key, seed)
+        self.loads += 1
+        size = sum(a.nbytes for a in arrays.values())
+        if self.used + size <= self.budget:
+            self._arrays[(key, seed)] = arrays
+            self.used += size
+        return arrays
+
+
 @dataclass
 class EnsembleRuns:
-    """The stored runs of one ensemble, loaded lazily and stacked over seeds."""
+    """The stored runs of one ensemble: index rows read at once, arrays streamed in chunks of seeds."""
 
     name: str
     key: str
     ensemble: Ensemble
     store: "Store"
-    _loaded: list[tuple["RunRecord", dict[str, np.ndarray]]] | None = None
+    cache: RunCache | None = None
+    _read: bool = False
 
-    def _load(self) -> list[tuple["RunRecord", dict[str, np.ndarray]]]:
-        if self._loaded is None:
-            self._loaded = [self.store.load(self.key, s) for s in self.ensemble.seeds]
-        return self._loaded
+    def _cache(self) -> RunCache:
+        if self.cache is None:
+            self.cache = RunCache(self.store, budget=0)
+        self._read = True
+        return self.cache
+
+    def _records(self) -> list["RunRecord"]:
+        return self._cache().records(self.key, self.ensemble.seeds)
 
     @property
     def n(self) -> int:
         return self.ensemble.n
 
     @property
+    def seeds(self) -> range:
+        return self.ensemble.seeds
+
+    @property
     def loaded(self) -> bool:
         """Whether the test read these runs (only runs it read count towards its compute)."""
-        return self._loaded is not None
+        return self._read
+
+    def chunks(self, name: str, mask: np.ndarray | None = None, size: int = CHUNK) -> Iterator[np.ndarray]:
+        """The array ``name`` of the seeds where ``mask`` is true, stacked ``size`` seeds at a time.
+
+        Statistics over large ensembles read through this, so memory stays flat in N.
+        """
+        cache = self._cache()
+        seeds = [s for i, s in enumerate(self.ensemble.seeds) if mask is None or mask[i]]
+        for start in range(0, len(seeds), size):
+            yield np.stack([cache.arrays(self.key, s)[name] for s in seeds[start : start + size]])
 
     def array(self, name: str) -> np.ndarray:
-        return np.stack([arrays[name] for _, arrays in self._load()])
+        """N x ... stacked over seeds: for small ensembles; large ones go through ``chunks``."""
+        return np.concatenate(list(self.chunks(name)))
 
     def metric(self, name: str) -> np.ndarray:
-        return np.array([rec.metrics.get(name, np.nan) for rec, _ in self._load()], dtype=float)
+        return np.array([rec.metrics.get(name, np.nan) for rec in self._records()], dtype=float)
 
     @property
     def status(self) -> np.ndarray:
-        return np.array([rec.status for rec, _ in self._load()])
+        return np.array([rec.status for rec in self._records()])
 
     @property
     def seconds(self) -> float:
-        return float(sum(rec.seconds for rec, _ in self._load()))
+        return float(sum(rec.seconds for rec in self._records()))
 
     @property
     def devices(self) -> list[str]:
-        return sorted({rec.device for rec, _ in self._load()})
+        return sorted({rec.device for rec in self._records()})
 
 
 @dataclass
@@ -151,6 +214,12 @@ class LawContext:
     #: the configuration ``@lrlaw(tiers=...)`` declares for this tier (None in the ``needs(tier, ...)`` form)
     config: Any = None
     seed_base: int = 0
+    #: a sequential look: ``check`` records without raising, figures are not saved
+    dry: bool = False
+    #: runs this point used (per ensemble, the largest) and its tier's maximum
+    runs_used: int = 0
+    runs_max: int = 0
+    looks: int = 1
     results: list[LawResult] = field(default_factory=list)
     plots: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -176,6 +245,8 @@ class LawContext:
         fig, ax = plt.subplots(**subplots_kw)
         try:
             yield fig, ax
+            if self.dry:
+                return
             self.plot_dir.mkdir(parents=True, exist_ok=True)
             stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", self.nodeid.split("::")[-1])
             path = self.plot_dir / f"{stem}-{name}.png"
@@ -215,6 +286,8 @@ class LawContext:
         verdict on the law.
         """
         self.results.extend(self._rebase(r) for r in results)
+        if self.dry:
+            return
         lines = "\n".join(f"  {r.law}: {r.summary()}" for r in self.results)
         if self.broken_checks:
             pytest.fail(f"harness error: a check of law {self.name} is broken (this is no verdict on the law):\n"

@@ -2,84 +2,31 @@
 
 Flow per session (one direction): collect → every selected law test declares
 its ensembles → plan (union, de-duplicated, minus the store) → train what is
-missing → tests read runs from the store and decide → report.
+missing, in rounds of sequential looks → tests read runs from the store and
+decide → report.
+
+Light on purpose: this module is the pytest11 entry point, loaded by *every*
+pytest session in an environment where lrlaws is installed. torch, scipy and
+the trainers are imported only once a law test is selected or an lrlaws option
+needs them; the session's state and option parsing live in ``harness.session``.
 """
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import os
 import time
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from harness.executor import (
-    Outcome, WorkerSpec, make_tasks, progress, train_in_process, train_pool, visible_cuda_devices,
-)
-from harness.law import EnsembleRuns, LawContext, NeedsError, NotAtThisTier, resolve_needs
-from harness.plan import Plan, format_seconds, make_plan
-from harness.recipe import Ensemble, RecipeError
-from harness.report import Report
-from harness.store import DEFAULT_STORE, STORE_ENV, Store, StoreError, open_store
-from harness.store_errors import dir_problem
-from harness.trainers import DataUnavailable, TrainContext, get_trainer, recipe_key
+from harness.session import DATA_ENV, OFFLINE_ENV, ItemNeeds, LawSession, session_from_options
+from harness.store_errors import DEFAULT_STORE, STORE_ENV
 
-TIERS = ("smoke", "gpu", "paper")
-INCONCLUSIVE_MODES = ("skip", "fail")
-DATA_ENV = "LRLAWS_DATA"
+if TYPE_CHECKING:
+    from harness.executor import Outcome
+    from harness.plan import Plan
+
 XDIST_REFUSAL = "lrlaws: run laws without pytest-xdist's -n (each worker would train on its own); parallelism comes from --gpus N or --executor ray"
-
-
-@dataclass
-class ItemNeeds:
-    law: str
-    ensembles: dict[str, Ensemble] = field(default_factory=dict)
-    keys: dict[str, str] = field(default_factory=dict)
-    not_run: str | None = None  # reason the point cannot run this session
-    refused: str | None = None  # reason the point must fail without running (a misuse)
-    config: Any = None  # the tier's configuration from @lrlaw(tiers=...)
-
-
-@dataclass
-class LawSession:
-    """The plugin's one piece of state: this session's options, plan and report."""
-
-    tier: str
-    gpus: int
-    store_root: Path
-    report_dir: Path
-    data_dir: Path | None
-    plan_only: bool
-    no_train: bool
-    inconclusive: str
-    items: dict[str, ItemNeeds] = field(default_factory=dict)
-    plan: Plan | None = None
-    store: Store | None = None
-    outcome: Outcome | None = None
-    report: Report | None = None
-    train_seconds: float = 0.0
-    compile: bool = False  # torch.compile models (TrainContext.compile)
-    executor: str = "local"
-    ray_address: str | None = None
-    compare_to: str = "previous"
-    fail_on: str = "regression"
-    comparison: Any = None  # harness.compare.Comparison of this session's report with its reference
-    compare_note: str = ""
-    seed_base: int = 0  # every ensemble uses seeds seed_base .. seed_base + N - 1
-
-    @property
-    def device(self) -> str:
-        return "cuda" if self.gpus > 0 else "cpu"
-
-    def workers(self) -> list[WorkerSpec]:
-        if self.gpus == 0:
-            return [WorkerSpec("cpu")]
-        ids = visible_cuda_devices()[: self.gpus]
-        return [WorkerSpec("cuda:0", physical=i) for i in ids]
-
 
 SESSION = pytest.StashKey[LawSession]()
 CALL_PASSED = pytest.StashKey[bool]()
@@ -95,16 +42,26 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                 help="scale of the experiments: smoke (CPU, minutes), gpu, paper. Default: gpu when CUDA is available, else smoke.")
     g.addoption("--gpus", default="all", metavar="N",
                 help="GPUs to train on, one worker process each; 0 = CPU. Default: all visible (CUDA_VISIBLE_DEVICES is honoured).")
+    g.addoption("--workers", default=None, metavar="K",
+                help="CPU training (--gpus 0): K worker processes, one intra-op thread each. Default: the usable cores.")
     g.addoption("--store", default=None, metavar="DIR",
                 help=f"run store (default ${STORE_ENV} or {DEFAULT_STORE}).")
     g.addoption("--plan", action="store_true", default=False,
                 help="print what would be trained (runs, estimated time) and exit without training or testing.")
     g.addoption("--no-train", action="store_true", default=False,
                 help="use only stored runs; law points with missing runs are reported as not run.")
+    g.addoption("--fixed-n", action="store_true", default=False,
+                help="train every law point's tier maximum N at once and decide once (default: sequential looks "
+                     "that stop as soon as every claim is decided).")
+    g.addoption("--seed-base", default="0", metavar="K",
+                help="every ensemble uses seeds K .. K+N-1 (default 0, the seeds the laws were tuned on); "
+                     "K != 0 makes a confirmatory session on held-out seeds.")
     g.addoption("--report-dir", default="results", metavar="DIR",
                 help="where reports go: DIR/<run-id>/report.{json,md} and plots (default results/).")
     g.addoption("--data-dir", default=None, metavar="DIR",
                 help=f"data sets (CIFAR-10, MNIST) on disk or to download into (default ${DATA_ENV} or ~/.cache/lrlaws/data).")
+    g.addoption("--offline", action="store_true", default=False,
+                help=f"never download data (also ${OFFLINE_ENV}=1): absent data sets make their law points 'not run'.")
     g.addoption("--inconclusive", default="skip", metavar="{skip,fail}",
                 help="what an inconclusive law point becomes: skip (default, with the CI in the reason) or fail.")
     g.addoption("--compile", action="store_true", default=False,
@@ -115,100 +72,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                      "newest earlier report of the tier in --report-dir, else the committed results/baseline/.")
     g.addoption("--fail-on", default="regression", metavar="{regression,drift,never}",
                 help="make the session fail when the comparison finds regressions (default), regressions or drift, or never.")
-    g.addoption("--seed-base", default="0", metavar="K",
-                help="every ensemble uses seeds K .. K+N-1 (default 0, the seeds the laws were tuned on); "
-                     "K != 0 makes a confirmatory session on held-out seeds.")
     g.addoption("--executor", default="local", metavar="{local,ray}",
                 help="who trains missing runs: local processes (default) or a Ray cluster (pip install 'lrlaws[ray]').")
     g.addoption("--ray-address", default=None, metavar="ADDR",
                 help="Ray cluster to use with --executor ray (default $RAY_ADDRESS, else a local Ray instance).")
 
 
-def _parse_gpus(value: str) -> int:
-    visible = len(visible_cuda_devices())
-    if value == "all":
-        return visible
-    try:
-        n = int(value)
-    except ValueError:
-        raise pytest.UsageError(f"--gpus must be a whole number or 'all', got {value!r}") from None
-    if n < 0:
-        raise pytest.UsageError(f"--gpus must be >= 0 (0 = train on CPU), got {n}")
-    if n > visible:
-        raise pytest.UsageError(
-            f"--gpus {n} asked for, but {visible} CUDA device(s) are visible; "
-            f"use --gpus {visible}" + (" (CPU)" if visible == 0 else "") + " or check CUDA_VISIBLE_DEVICES"
-        )
-    return n
-
-
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "lrlaw(name, needs, tiers): an lrlaws law point (see harness.law)")
-    tier = config.getoption("--tier")
-    if tier is not None and tier not in TIERS:
-        raise pytest.UsageError(f"--tier must be one of {', '.join(TIERS)}; got {tier!r}")
-    if config.getoption("--inconclusive") not in INCONCLUSIVE_MODES:
-        raise pytest.UsageError(f"--inconclusive must be one of {', '.join(INCONCLUSIVE_MODES)}; got {config.getoption('--inconclusive')!r}")
-    gpus = _parse_gpus(config.getoption("--gpus"))
-    tier = tier or ("gpu" if gpus > 0 else "smoke")
-    store_opt = config.getoption("--store")
-    if store_opt is not None and store_opt.strip() == "":
-        raise pytest.UsageError(f"--store is empty: pass --store DIR, or leave it out for ${STORE_ENV} or {DEFAULT_STORE}")
-    store_root = Path(store_opt or os.environ.get(STORE_ENV) or DEFAULT_STORE)
-    report_dir = config.getoption("--report-dir")
-    if report_dir.strip() == "" or (why := dir_problem(Path(report_dir))) is not None:
-        raise pytest.UsageError(f"--report-dir {report_dir!r} is not usable: {why or 'it is empty'}; "
-                                "pass --report-dir DIR, a writable directory")
-    data = config.getoption("--data-dir") or os.environ.get(DATA_ENV)
-    data_dir = Path(data) if data else Path.home() / ".cache" / "lrlaws" / "data"
-    if config.getoption("--plan") and config.getoption("--no-train"):
-        raise pytest.UsageError("--plan and --no-train exclude each other: --plan trains nothing and runs no test")
-    config.stash[SESSION] = LawSession(
-        tier=tier, gpus=gpus, store_root=store_root, report_dir=Path(report_dir),
-        data_dir=data_dir, plan_only=config.getoption("--plan"), no_train=config.getoption("--no-train"),
-        inconclusive=config.getoption("--inconclusive"), compile=config.getoption("--compile"),
-    )
-    config.stash[SESSION].seed_base = _parse_seed_base(config.getoption("--seed-base"))
-    _configure_compare_and_executor(config, config.stash[SESSION])
-
-
-def _parse_seed_base(value: str) -> int:
-    try:
-        k = int(value)
-    except (TypeError, ValueError):
-        raise pytest.UsageError(f"--seed-base must be a whole number >= 0, got {value!r}") from None
-    if k < 0 or k > 2**31 - 2**20:
-        raise pytest.UsageError(f"--seed-base must be in 0 .. {2**31 - 2**20} (seeds are 32-bit), got {k}")
-    return k
-
-
-def _configure_compare_and_executor(config: pytest.Config, ls: LawSession) -> None:
-    """--compare-to/--fail-on and --executor/--ray-address: checked here, before anything is trained."""
-    from harness.compare import FAIL_ON, invalid_reason, report_path
-
-    ls.compare_to, ls.fail_on = config.getoption("--compare-to"), config.getoption("--fail-on")
-    if ls.fail_on not in FAIL_ON:
-        raise pytest.UsageError(f"--fail-on must be one of {', '.join(FAIL_ON)}; got {ls.fail_on!r}")
-    if ls.compare_to not in ("previous", "none"):
-        if not report_path(ls.compare_to).is_file():
-            raise pytest.UsageError(f"--compare-to {ls.compare_to}: no report.json there; "
-                                    "pass a report.json or its run directory, 'previous' or 'none'")
-        if (why := invalid_reason(report_path(ls.compare_to))) is not None:
-            raise pytest.UsageError(f"--compare-to: {why}; or pass 'previous' or 'none'")
-    ls.executor = config.getoption("--executor")
-    if ls.executor not in ("local", "ray"):
-        raise pytest.UsageError(f"--executor must be local or ray; got {ls.executor!r}")
-    ls.ray_address = config.getoption("--ray-address") or os.environ.get("RAY_ADDRESS") or None
-    if config.getoption("--ray-address") is not None and ls.executor != "ray":
-        config.issue_config_time_warning(pytest.PytestConfigWarning(
-            "--ray-address is ignored without --executor ray: add --executor ray to train on that cluster"), stacklevel=2)
-    if ls.executor == "ray":
-        from harness.ray_executor import check_address, ray_missing
-
-        if (why := ray_missing()) is not None:
-            raise pytest.UsageError(why)
-        if ls.ray_address is not None and (why := check_address(ls.ray_address)) is not None:
-            raise pytest.UsageError(why)
+    config.stash[SESSION] = session_from_options(config)
 
 
 def _law_items(items: list[pytest.Item]) -> list[pytest.Item]:
@@ -228,11 +100,29 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         for item in items:
             ls.items[item.nodeid] = ItemNeeds(law=item.get_closest_marker("lrlaw").kwargs["name"], refused=XDIST_REFUSAL)
         return
+    ls.resolve()
+    from harness.law import RunCache
+    from harness.store import StoreError, open_store
+
     try:
         ls.store = open_store(ls.store_root, ls.plan_only, ls.no_train)
     except StoreError as e:
         raise pytest.UsageError(str(e)) from None
-    ctx = TrainContext(device=ls.device, data_dir=ls.data_dir, download=True, compile=ls.compile)
+    ls.run_cache = RunCache(ls.store)
+    data_errors = _declare_needs(ls, items)
+    tr = session.config.pluginmanager.get_plugin("terminalreporter")
+    if tr is not None:
+        tr.write_line(ls.plan.summary(max(1, ls.gpus)) + f" [tier {ls.tier}, store {ls.store_root}]")
+        for msg in sorted({m for m in data_errors.values() if m}):
+            tr.write_line(f"lrlaws: {msg}", yellow=True)
+
+
+def _declare_needs(ls: LawSession, items: list[pytest.Item]) -> dict[str, str]:
+    """Call every selected law test's ``needs`` and check its data; then the session's plan."""
+    from harness.law import NeedsError, NotAtThisTier, resolve_needs
+    from harness.looks import init_points
+    from harness.recipe import RecipeError
+
     data_errors: dict[str, str] = {}
     for item in items:
         mark = item.get_closest_marker("lrlaw")
@@ -241,37 +131,81 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         try:
             ensembles, need.config = resolve_needs(mark, ls.tier, params)
             need.ensembles = {name: dataclasses.replace(e, seed_base=ls.seed_base) for name, e in ensembles.items()}
-            need.keys = {name: recipe_key(e.recipe) for name, e in need.ensembles.items()}
         except NotAtThisTier as e:
             need.not_run = f"not tested at tier {ls.tier}: {e}"
         except NeedsError as e:
             need.ensembles, need.refused = {}, str(e)
         except RecipeError as e:
             raise pytest.UsageError(f"{item.nodeid}: bad recipe: {e}") from None
-        for name, ens in need.ensembles.items():
-            key = need.keys[name]
-            if key not in data_errors:
-                try:
-                    get_trainer(ens.recipe).check_data(ens.recipe, ctx)
-                    data_errors[key] = ""
-                except DataUnavailable as e:
-                    data_errors[key] = str(e)
-            if data_errors[key] and need.not_run is None:
-                need.not_run = f"not run: {data_errors[key]}"
+        for ens in need.ensembles.values():
+            dataset = ens.recipe.dataset
+            if dataset not in data_errors:
+                data_errors[dataset] = _data_status(ls, dataset)
+            if data_errors[dataset] and need.not_run is None:
+                need.not_run = f"not run: {data_errors[dataset]}"
         ls.items[item.nodeid] = need
-    # --plan lists runs whose data is missing too (a GPU-less box planning a gpu-tier night);
-    # a real session trains only what it can.
-    ls.plan = make_plan(
-        [e for n in ls.items.values() if ls.plan_only or n.not_run is None for e in n.ensembles.values()],
-        # A GPU-less box planning a gpu-tier night wants GPU estimates, not CPU ones.
-        ls.store, ls.device if ls.gpus or ls.tier == "smoke" else "cuda",
-    )
-    tr = session.config.pluginmanager.get_plugin("terminalreporter")
-    if tr is not None:
-        tr.write_line(ls.plan.summary(max(1, ls.gpus)) + f" [tier {ls.tier}, store {ls.store_root}]")
-        for msg in sorted({m for m in data_errors.values() if m}):
-            tr.write_line(f"lrlaws: {msg}", yellow=True)
+    _make_plan(ls)
+    init_points(ls)
+    return data_errors
 
+
+def _data_status(ls: LawSession, dataset: str) -> str:
+    """"" when ``dataset`` can be read (or fetched before training), else why not, with the fix.
+
+    Collection never downloads: an absent on-disk set is fetched in ``pytest_runtestloop``,
+    and only by a session that trains and may download.
+    """
+    from harness.data import catalog
+
+    if not catalog.known(dataset):
+        return ""  # the trainer rejects it, with the list of known ones
+    why = "downloads disabled (--offline)" if ls.offline else ""
+    msg = catalog.missing(dataset, ls.data_dir, why) or ""
+    if msg and dataset in catalog.ON_DISK and not (ls.offline or ls.plan_only or ls.no_train):
+        ls.to_download.add(dataset)
+        return ""
+    return msg
+
+
+def _make_plan(ls: LawSession) -> None:
+    """Keys of every law point's ensembles (data fingerprints included), then the plan."""
+    from harness.identity import recipe_key
+    from harness.plan import make_plan
+    from harness.recipe import RecipeError
+
+    try:
+        for need in ls.items.values():
+            need.keys = {name: recipe_key(e.recipe, ls.data_dir, absent_ok=True) for name, e in need.ensembles.items()}
+        # --plan lists runs whose data is missing too (a GPU-less box planning a gpu-tier night);
+        # a real session trains only what it can.
+        ls.plan = make_plan(
+            [e for n in ls.items.values() if ls.plan_only or n.not_run is None for e in n.ensembles.values()],
+            ls.store, ls.plan_device, data_dir=ls.data_dir,
+        )
+    except RecipeError as e:
+        raise pytest.UsageError(f"bad recipe: {e}") from None
+
+
+def _fetch_data(session: pytest.Session, ls: LawSession) -> None:
+    """Download the absent on-disk data sets, then re-key and re-plan: their fingerprints are now known."""
+    from harness.data.images import load_images
+    from harness.trainers import DataUnavailable
+
+    tr = session.config.pluginmanager.get_plugin("terminalreporter")
+    for dataset in sorted(ls.to_download):
+        try:
+            load_images(dataset, ls.data_dir, download=True)
+        except DataUnavailable as e:
+            for need in ls.items.values():
+                if need.not_run is None and any(x.recipe.dataset == dataset for x in need.ensembles.values()):
+                    need.not_run = f"not run: {e}"
+            if tr is not None:
+                tr.write_line(f"lrlaws: {e}", yellow=True)
+    ls.to_download.clear()
+    _make_plan(ls)
+
+
+# ------------------------------------------------------------------- training --
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtestloop(session: pytest.Session) -> bool | None:
@@ -283,22 +217,33 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
         if tr is not None:
             tr.write_line(ls.plan.table())
             tr.write_line(ls.plan.summary(max(1, ls.gpus)))
+            if not ls.fixed_n:
+                from harness.looks import write_expected
+
+                write_expected(tr, ls)
         return True  # nothing trained, no test run
+    from harness.looks import decide_in_rounds
+    from harness.report import Report
+
     ls.report = Report.start(ls.report_dir, ls.tier, ls.seed_base)
-    if ls.no_train or ls.plan.runs_missing == 0:
-        return None
-    _train(session, ls)
+    if ls.to_download:
+        _fetch_data(session, ls)
+    decide_in_rounds(session, ls, lambda plan: _train(session, ls, plan))
     return None
 
 
-def _train(session: pytest.Session, ls: LawSession) -> None:
-    assert ls.plan is not None and ls.store is not None
-    tasks = make_tasks(ls.plan, ls.device)
+def _train(session: pytest.Session, ls: LawSession, plan: "Plan") -> None:
+    from harness.executor import make_tasks, progress
+    from harness.trainers import TrainContext
+
+    assert ls.store is not None
+    tasks = make_tasks(plan, ls.device)
     capman = session.config.pluginmanager.get_plugin("capturemanager")
-    ctx = TrainContext(device="cuda:0" if ls.gpus else "cpu", data_dir=ls.data_dir, download=True, compile=ls.compile)
+    ctx = TrainContext(device="cuda:0" if ls.gpus else "cpu", data_dir=ls.data_dir, download=not ls.offline,
+                       compile=ls.compile)
     t0 = time.perf_counter()
     with (capman.global_and_fixture_disabled() if capman else contextlib.nullcontext()):
-        bar = progress(ls.plan.runs_missing, desc=f"lrlaws train ({ls.tier})")
+        bar = progress(plan.runs_missing, desc=f"lrlaws train ({ls.tier})")
         diverged = 0
 
         def on_run(key: str, seed: int, status: str) -> None:
@@ -312,19 +257,22 @@ def _train(session: pytest.Session, ls: LawSession) -> None:
             ls.outcome = _execute(ls, tasks, ctx, on_run)
         finally:
             bar.close()
-    ls.train_seconds = time.perf_counter() - t0
+    ls.train_seconds += time.perf_counter() - t0
+    ls.trained += ls.outcome.trained
+    ls.failed_tasks += len(ls.outcome.failed)
     if ls.outcome.interrupted:
         raise KeyboardInterrupt
     tr = session.config.pluginmanager.get_plugin("terminalreporter")
-    if tr is not None:
-        tr.write_line(f"lrlaws: trained {ls.outcome.trained} runs in {format_seconds(ls.train_seconds)}"
-                      + (f", {len(ls.outcome.failed)} tasks failed" if ls.outcome.failed else ""))
+    if tr is not None and ls.outcome.failed:
+        tr.write_line(f"lrlaws: {len(ls.outcome.failed)} training tasks failed", red=True)
         for line in ls.outcome.failure_lines():
             tr.write_line(line, red=True)
 
 
-def _execute(ls: LawSession, tasks, ctx: TrainContext, on_run) -> Outcome:
+def _execute(ls: LawSession, tasks, ctx, on_run) -> "Outcome":
     """Hand the tasks to the executor the session asked for."""
+    from harness.executor import train_in_process, train_pool
+
     if ls.executor == "ray":
         from harness.ray_executor import train_ray
 
@@ -347,26 +295,29 @@ def law(request: pytest.FixtureRequest):
         pytest.fail("the `law` fixture is for tests marked with @lrlaw(...)", pytrace=False)
     if need.refused:
         pytest.fail(need.refused, pytrace=False)
+    from harness.looks import context, ensembles_at
+    from harness.report import Report
+    from harness.stats import confidence_level
+
     if ls.report is None:
         ls.report = Report.start(ls.report_dir, ls.tier, ls.seed_base)
     params = dict(item.callspec.params) if hasattr(item, "callspec") else {}
+    point = ls.points.get(item.nodeid)
     if need.not_run is None:
-        missing = {name: ls.store.missing(need.keys[name], e.seeds, verify=False) for name, e in need.ensembles.items()}
+        ens = ensembles_at(need, point)
+        missing = {name: ls.store.missing(need.keys[name], e.seeds, verify=False) for name, e in ens.items()}
         total = sum(len(m) for m in missing.values())
         if total:
             why = "--no-train" if ls.no_train else "training failed or was interrupted"
-            need.not_run = (f"not run: {total} of {sum(e.n for e in need.ensembles.values())} runs missing ({why})")
+            need.not_run = (f"not run: {total} of {sum(e.n for e in ens.values())} runs missing ({why})")
     if need.not_run is not None:
         ls.report.add_not_run(item.nodeid, need.law, params, need.not_run)
         pytest.skip(need.not_run)
-    ctx = LawContext(
-        nodeid=item.nodeid, name=need.law, tier=ls.tier, params=params,
-        ensembles={name: EnsembleRuns(name, need.keys[name], e, ls.store) for name, e in need.ensembles.items()},
-        plot_dir=ls.report.run_dir / "plots", inconclusive=ls.inconclusive, config=need.config,
-        seed_base=ls.seed_base,
-    )
-    yield ctx
-    entry = ls.report.add(ctx)
+    ctx = context(ls, item, point)
+    # the level of the look the point stopped at: the real test decides as its last look did
+    with confidence_level(point.level) if point else contextlib.nullcontext():
+        yield ctx
+        entry = ls.report.add(ctx)
     if not ctx.results and item.stash.get(CALL_PASSED, False):
         pytest.fail(f"{item.nodeid}: the law test never called law.check(...), so it decided nothing", pytrace=False)
     for k, v in entry.junit_properties():
@@ -387,9 +338,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     ls = session.config.stash.get(SESSION, None)
     if ls is None or ls.report is None or ls.plan_only:
         return
-    if ls.outcome is not None and ls.outcome.failed and session.exitstatus == pytest.ExitCode.OK:
+    if ls.failed_tasks and session.exitstatus == pytest.ExitCode.OK:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED  # runs the session needed were not trained
-    ls.report.finish(ls.plan, ls.store_root, ls.train_seconds)
+    ls.report.finish(ls.plan, ls.store_root, ls.train_seconds, ls.trained)
     if ls.compare_to != "none" and not hasattr(session.config, "workerinput"):
         from harness.compare import compare_session
 

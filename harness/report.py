@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.report_summary import law_summary, law_summary_lines
-from harness.stats import CONFIDENCE, NOT_RUN
+from harness.stats import CONFIDENCE, NOT_RUN, current_confidence
 
 if TYPE_CHECKING:
     from harness.law import LawContext
@@ -35,6 +35,11 @@ class Entry:
     plots: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     reason: str = ""
+    #: sequential decisions: runs per ensemble the point used, its tier's maximum, planned looks
+    runs_used: int = 0
+    runs_max: int = 0
+    looks: int = 1
+    confidence: float = CONFIDENCE  # level of this point's intervals (1 - 0.05/looks when sequential)
 
     def junit_properties(self) -> list[tuple[str, Any]]:
         props: list[tuple[str, Any]] = [("lrlaws.decision", self.decision), ("lrlaws.N", self.n),
@@ -89,6 +94,8 @@ class Report:
             recipes={name: e.key for name, e in ctx.ensembles.items()},
             devices=sorted({d for e in ctx.ensembles.values() if e.loaded for d in e.devices}),
             plots=[os.path.relpath(p, self.run_dir) for p in ctx.plots], notes=list(ctx.notes),
+            runs_used=ctx.runs_used or n, runs_max=ctx.runs_max or n, looks=ctx.looks,
+            confidence=current_confidence(),
         )
         self.entries.append(entry)
         return entry
@@ -99,7 +106,7 @@ class Report:
         return entry
 
     # -- writing ---------------------------------------------------------------------
-    def finish(self, plan: "Plan | None", store_root: Path, train_seconds: float) -> None:
+    def finish(self, plan: "Plan | None", store_root: Path, train_seconds: float, runs_trained: int | None = None) -> None:
         if not self.entries:
             return
         data = {
@@ -111,7 +118,7 @@ class Report:
             "finished": time.time(),
             "store": str(store_root),
             "train_seconds": train_seconds,
-            "runs_trained": plan.runs_missing if plan else 0,
+            "runs_trained": runs_trained if runs_trained is not None else plan.runs_missing if plan else 0,
             "environment": environment(),
             # compare.py derives standard errors from the CIs, so it needs their level
             "confidence": CONFIDENCE,

@@ -1,6 +1,7 @@
 """``python -m harness bench`` on the CPU in its tiny configuration."""
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -39,3 +40,17 @@ def test_set_fields_and_options() -> None:
     assert (r.steps, r.lr, r.optimizer, r.option("widths")) == (12, 2.5, "sgd", (4, 4, 4))
     with pytest.raises(RecipeError, match="key=value"):
         _parse_set(["steps"], AIRBENCH94)
+
+
+def test_acceptance_tiny_cpu_writes_one_json_and_one_table(tmp_path, capsys: pytest.CaptureFixture) -> None:
+    out_json = tmp_path / "acceptance.json"
+    assert harness_main(["bench", "--acceptance", "--tiny", "--device", "cpu", "--runs", "1", "--json", str(out_json)]) == 0
+    r = json.loads(out_json.read_text())
+    assert r["device"] == "cpu" and r["eager"]["s_per_run_harness"] > 0 and r["compile"] is None
+    smoke = r["smoke_tier"]
+    assert smoke["exit"] == 0 and smoke["runs_trained"] == 3 * 64  # one point, first look
+    assert [(p["decision"], p["runs_used"], p["runs_max"]) for p in smoke["points"]] == [("pass", 64, 512)]
+    assert r["gpu_tier"]["trained"] is False and r["gpu_tier"]["plan_max"] == 3 * 64
+    table = capsys.readouterr().out
+    for row in ("s/run eager (harness)", "smoke_tier", "gpu_tier", "peak GPU memory", "json:"):
+        assert row in table, row

@@ -201,7 +201,8 @@ def test_sigkill_mid_training_retrains_only_what_was_in_flight(pytester):
 def test_two_sessions_at_once_train_no_run_twice(pytester):
     write_law(pytester, steps=100, n=300)   # 2 recipes x 3 blocks of 128 seeds
     store = pytester.path / "store"
-    procs = [_spawn(pytester.path, "--store", str(store)) for _ in range(2)]
+    # --fixed-n: every block is trained (sequential looks would stop both sessions at 64 seeds)
+    procs = [_spawn(pytester.path, "--store", str(store), "--fixed-n") for _ in range(2)]
     outs = [p.communicate(timeout=600)[0] for p in procs]
     counts = [int(re.search(r"lrlaws: trained (\d+) runs", o).group(1)) if "lrlaws: trained" in o else 0 for o in outs]
     assert all("2 passed" in o for o in outs), outs

@@ -128,7 +128,7 @@ def test_a_broken_entry_point_is_one_line_naming_it(tmp_path, monkeypatch):
 
 def test_law_runs_in_process(pytester, site, monkeypatch):
     write_law(pytester)
-    r, entries = run_law(pytester, site, monkeypatch, "local")
+    r, entries = run_law(pytester, site, monkeypatch, "local", "--workers=1")
     assert r.ret == 0, r.stdout.str()
     assert list(entries.values()) == [("pass", entries["test_logreg_law.py::test_larger_lr_fits_the_blobs_sooner"][1])]
     r.stdout.fnmatch_lines(["*lrlaws: trained 16 runs*"])
@@ -136,20 +136,10 @@ def test_law_runs_in_process(pytester, site, monkeypatch):
 
 # ----------------------------------------------------------------------- pool --
 
-POOL_CONFTEST = textwrap.dedent("""
-    # Two spawned CPU workers instead of the in-process path.
-    import harness.plugin
-    from harness.executor import WorkerSpec
-
-    harness.plugin.LawSession.workers = lambda self: [WorkerSpec("cpu"), WorkerSpec("cpu")]
-""")
-
-
 def test_law_runs_in_spawned_pool_workers_with_the_same_runs(pytester, site, monkeypatch):
     write_law(pytester)
-    _, _ = run_law(pytester, site, monkeypatch, "local")
-    pytester.makeconftest(POOL_CONFTEST)
-    r, entries = run_law(pytester, site, monkeypatch, "pool")
+    _, _ = run_law(pytester, site, monkeypatch, "local", "--workers=1")
+    r, entries = run_law(pytester, site, monkeypatch, "pool", "--workers=2")
     assert r.ret == 0, r.stdout.str()
     assert [d for d, _ in entries.values()] == ["pass"]
     r.stdout.fnmatch_lines(["*lrlaws: trained 16 runs*"])
@@ -161,7 +151,7 @@ def test_negative_control_a_trainer_registered_in_conftest_does_not_reach_pool_w
     write_law(pytester)
     plain = pytester.path / "plain"  # the package without its *.dist-info: no entry points
     shutil.copytree(site / PACKAGE, plain / PACKAGE)
-    pytester.makeconftest(POOL_CONFTEST + textwrap.dedent("""
+    pytester.makeconftest(textwrap.dedent("""
         import sys
         sys.path.insert(0, %r)
         from harness import plugins
@@ -171,8 +161,8 @@ def test_negative_control_a_trainer_registered_in_conftest_does_not_reach_pool_w
         plugins.install({"lrlaws.datasets": {"blobs": "lrlaws_logreg:Blobs"}})
     """ % str(plain)))
     monkeypatch.setenv("PYTHONPATH", str(ROOT))  # no entry points: the package is not installed
-    r = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--gpus=0", "--store=s", "--report-dir=rep",
-                                      "--compare-to=none", timeout=300)
+    r = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--gpus=0", "--workers=2", "--store=s",
+                                      "--report-dir=rep", "--compare-to=none", timeout=300)
     r.stdout.fnmatch_lines(["*lrlaws: training * failed:*", "*unknown trainer 'logreg'*",
                             "NOT_RUN*test_larger_lr_fits_the_blobs_sooner*training failed*"])
     assert "trained 0 runs" in r.stdout.str() or "lrlaws: trained" not in r.stdout.str()

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Iterable
 
 import numpy as np
 from scipy import stats as sps
@@ -30,25 +31,45 @@ class _Moments:
     p: int  # entries per run
 
 
-def _group_moments(f0: np.ndarray, fa: np.ndarray, fb: np.ndarray, groups: int) -> _Moments:
-    n = f0.shape[0]
-    g = max(2, min(groups, n))
-    labels = np.arange(n) % g
-    counts = np.bincount(labels, minlength=g).astype(np.float64)
-    p = int(np.prod(f0.shape[1:]))
-    sx = np.zeros((g, p))
-    sy = np.zeros((g, p))
-    # Chunked to bound memory at the gpu tier (N x 100 000 entries per LR).
-    step = max(1, int(2**24 // max(p, 1)))
-    for s in range(0, n, step):
-        base = f0[s : s + step].reshape(-1, p).astype(np.float64)
-        x = fa[s : s + step].reshape(-1, p).astype(np.float64) - base
-        y = fb[s : s + step].reshape(-1, p).astype(np.float64) - base
-        x -= x.mean(1, keepdims=True)
-        y -= y.mean(1, keepdims=True)
-        np.add.at(sx, labels[s : s + step], x)
-        np.add.at(sy, labels[s : s + step], y)
-    return _Moments(sx @ sx.T, sy @ sy.T, sx @ sy.T, counts, p)
+class _Accumulator:
+    """Group sums of the centred differences and per-LR sums, fed chunk by chunk of runs.
+
+    Memory is G x p whatever N is: the statistics never need the stacked N x p outputs.
+    """
+
+    def __init__(self, n: int, groups: int, shape: tuple[int, ...]) -> None:
+        self.n, self.g = n, max(2, min(groups, n))
+        self.p = int(np.prod(shape))
+        self.sx = np.zeros((self.g, self.p))
+        self.sy = np.zeros((self.g, self.p))
+        self.sums = np.zeros((3, self.p))  # Σ f0, Σ fa, Σ fb: the raw (finite-N) means
+        self.seen = 0
+
+    def add(self, f0: np.ndarray, fa: np.ndarray, fb: np.ndarray) -> None:
+        labels = np.arange(self.seen, self.seen + len(f0)) % self.g
+        # sub-chunked to bound the float64 temporaries at the gpu tier (100 000 entries per run)
+        step = max(1, int(2**24 // max(self.p, 1)))
+        for s in range(0, len(f0), step):
+            base = f0[s : s + step].reshape(-1, self.p).astype(np.float64)
+            a_ = fa[s : s + step].reshape(-1, self.p).astype(np.float64)
+            b_ = fb[s : s + step].reshape(-1, self.p).astype(np.float64)
+            self.sums += np.stack([base.sum(0), a_.sum(0), b_.sum(0)])
+            x, y = a_ - base, b_ - base
+            x -= x.mean(1, keepdims=True)
+            y -= y.mean(1, keepdims=True)
+            np.add.at(self.sx, labels[s : s + step], x)
+            np.add.at(self.sy, labels[s : s + step], y)
+        self.seen += len(f0)
+
+    def moments(self) -> _Moments:
+        if self.seen != self.n:
+            raise ValueError(f"expected {self.n} runs per learning rate, got {self.seen}")
+        counts = np.bincount(np.arange(self.n) % self.g, minlength=self.g).astype(np.float64)
+        return _Moments(self.sx @ self.sx.T, self.sy @ self.sy.T, self.sx @ self.sy.T, counts, self.p)
+
+    def mean_differences(self) -> tuple[np.ndarray, np.ndarray]:
+        m0, ma, mb = self.sums / self.n
+        return ma - m0, mb - m0
 
 
 def _cross_stats(m: _Moments, w: np.ndarray) -> np.ndarray:
@@ -80,6 +101,9 @@ class LinearityEstimate:
     r2_raw: float
     boot: dict[str, np.ndarray]  # bootstrap replicates, for paired comparisons
     n: int
+    #: f̄(η+a) − f̄(η) and f̄(η+b) − f̄(η) over the N runs (flattened): what a scatter plot shows
+    mean_dx: np.ndarray | None = None
+    mean_dy: np.ndarray | None = None
 
     def ci(self, name: str, confidence: float | None = None) -> tuple[float, float]:
         """Basic (pivotal) bootstrap interval: 2θ̂ − q_hi, 2θ̂ − q_lo."""
@@ -111,21 +135,46 @@ def linearity_estimate(
     """
     if not (f0.shape == fa.shape == fb.shape):
         raise ValueError(f"shapes differ: {f0.shape}, {fa.shape}, {fb.shape}")
-    n = f0.shape[0]
+    return linearity_estimate_chunks([(f0, fa, fb)], f0.shape[0], a, b, groups=groups, n_boot=n_boot, rng=rng,
+                                     boot_weights=boot_weights)
+
+
+def linearity_estimate_chunks(
+    chunks: Iterable[tuple[np.ndarray, np.ndarray, np.ndarray]],
+    n: int,
+    a: float,
+    b: float,
+    *,
+    groups: int = MAX_GROUPS,
+    n_boot: int = N_BOOT,
+    rng: np.random.Generator | int = 0,
+    boot_weights: np.ndarray | None = None,
+) -> LinearityEstimate:
+    """``linearity_estimate`` on ``n`` runs read as chunks of (f0, fa, fb) rows, in seed order.
+
+    Same statistic, same numbers (up to float summation order); memory is flat in N.
+    """
     if n < 4:
         raise ValueError(f"need at least 4 runs per learning rate, got {n}")
-    m = _group_moments(f0, fa, fb, groups)
+    acc: _Accumulator | None = None
+    for f0, fa, fb in chunks:
+        if not (f0.shape == fa.shape == fb.shape):
+            raise ValueError(f"shapes differ: {f0.shape}, {fa.shape}, {fb.shape}")
+        acc = acc or _Accumulator(n, groups, f0.shape[1:])
+        acc.add(f0, fa, fb)
+    if acc is None:
+        raise ValueError("no runs were read")
+    m = acc.moments()
     k = b / a
     point = _derived(_cross_stats(m, np.ones((1, len(m.counts)))), k)
     if boot_weights is None:
         boot_weights = bootstrap_weights(len(m.counts), n_boot, rng)
     boot = _derived(_cross_stats(m, boot_weights), k)
-    x = (fa.mean(0) - f0.mean(0)).ravel()
-    y = (fb.mean(0) - f0.mean(0)).ravel()
+    x, y = acc.mean_differences()
     r2_raw = float(np.corrcoef(x, y)[0, 1] ** 2)
     return LinearityEstimate(
         r2=float(point["r2"][0]), slope=float(point["slope"][0]), r2_law=float(point["r2_law"][0]),
-        r2_raw=r2_raw, boot=boot, n=n,
+        r2_raw=r2_raw, boot=boot, n=n, mean_dx=x, mean_dy=y,
     )
 
 
@@ -138,6 +187,7 @@ def paired_difference_ci(
     first: LinearityEstimate, second: LinearityEstimate, name: str, confidence: float | None = None
 ) -> tuple[float, tuple[float, float]]:
     """CI of first.name − second.name from bootstrap replicates drawn with shared weights."""
+    confidence = current_confidence() if confidence is None else confidence
     d = getattr(first, name) - getattr(second, name)
     return d, bootstrap_interval(d, first.boot[name] - second.boot[name], confidence)
 

@@ -1,0 +1,147 @@
+"""The plugin's side of sequential decisions: each point's looks, the rounds' plans, dry looks.
+
+The rule itself (looks, levels, why error rates stay valid) is in ``harness.sequential``.
+Here a look runs a law test's own body with a dry ``LawContext`` on the first n runs
+of each of its ensembles, under the look's confidence level.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+import time
+from typing import TYPE_CHECKING, Any, Callable
+
+import pytest
+
+from harness.law import EnsembleRuns, LawContext
+from harness.plan import Plan, format_seconds, make_plan
+from harness.recipe import Ensemble
+from harness.sequential import PointState, decided, run_rounds, scaled
+from harness.stats import confidence_level
+
+if TYPE_CHECKING:
+    from harness.session import ItemNeeds, LawSession
+
+#: what a dry look catches: any error or pytest outcome ends the look without a verdict
+_NO_VERDICT = (Exception, pytest.skip.Exception, pytest.fail.Exception, pytest.xfail.Exception)
+
+
+def init_points(ls: "LawSession") -> None:
+    """One ``PointState`` per law point that will run; a single look with ``--fixed-n``."""
+    for nodeid, need in ls.items.items():
+        # --plan counts points whose data is missing here too, as the plan itself does
+        if (need.not_run is None or ls.plan_only) and need.refused is None and need.ensembles:
+            n_max = max(e.n for e in need.ensembles.values())
+            ls.points[nodeid] = PointState.new(n_max, fixed=ls.fixed_n)
+
+
+def ensembles_at(need: "ItemNeeds", point: PointState | None, n: int | None = None) -> dict[str, Ensemble]:
+    """The point's ensembles cut to a look of ``n`` runs (default: the point's current look)."""
+    if point is None:
+        return dict(need.ensembles)
+    look = point.n if n is None else n
+    return {name: dataclasses.replace(e, n=scaled(e.n, look, point.n_max)) for name, e in need.ensembles.items()}
+
+
+def round_plan(ls: "LawSession", verify: bool = False) -> Plan:
+    """What the current look of every point needs (decided points stay at their stop)."""
+    assert ls.store is not None
+    ens = [e for nodeid, p in ls.points.items() for e in ensembles_at(ls.items[nodeid], p).values()]
+    return make_plan(ens, ls.store, ls.device, verify=verify)
+
+
+def context(ls: "LawSession", item: pytest.Item, point: PointState | None, dry: bool = False) -> LawContext:
+    need = ls.items[item.nodeid]
+    assert ls.store is not None and ls.report is not None
+    ens = ensembles_at(need, point)
+    return LawContext(
+        nodeid=item.nodeid, name=need.law, tier=str(ls.tier), params=_params(item),
+        ensembles={name: EnsembleRuns(name, need.keys[name], e, ls.store, ls.run_cache) for name, e in ens.items()},
+        plot_dir=ls.report.run_dir / "plots", inconclusive=ls.inconclusive, dry=dry,
+        config=need.config, seed_base=ls.seed_base,
+        runs_used=max((e.n for e in ens.values()), default=0), runs_max=point.n_max if point else 0,
+        looks=len(point.plan) if point else 1,
+    )
+
+
+def _params(item: pytest.Item) -> dict[str, Any]:
+    return dict(item.callspec.params) if hasattr(item, "callspec") else {}
+
+
+def dry_look(ls: "LawSession", item: pytest.Item, point: PointState) -> bool | None:
+    """Run the test body on the look's runs: True when every claim is decided (or runs are
+    missing, which the real test reports), False when not, None when the body cannot run dry."""
+    need = ls.items[item.nodeid]
+    assert ls.store is not None
+    for name, e in ensembles_at(need, point).items():
+        if ls.store.missing(need.keys[name], e.seeds, verify=False):
+            return True
+    params = _params(item)
+    argnames = getattr(getattr(item, "_fixtureinfo", None), "argnames", ())
+    if set(argnames) - {"law"} - set(params):
+        return None  # the body wants other fixtures: it is decided once, at the maximum
+    ctx = context(ls, item, point, dry=True)
+    kwargs = {a: ctx if a == "law" else params[a] for a in argnames}
+    with confidence_level(point.level):
+        try:
+            item.obj(**kwargs)
+        except _NO_VERDICT:
+            return None
+    return decided(ctx.results)
+
+
+def previous_runs(report_dir: Path, tier: str) -> dict[str, int]:
+    """Runs each point used in the newest earlier report of the tier (for --plan's expectation)."""
+    newest: tuple[float, dict[str, int]] | None = None
+    for path in Path(report_dir).glob("*/report.json"):
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if data.get("tier") != tier or (newest is not None and data.get("started", 0) <= newest[0]):
+            continue
+        used = {e["nodeid"]: int(e["runs_used"]) for e in data.get("entries", []) if e.get("runs_used")}
+        if used:
+            newest = (data.get("started", 0), used)
+    return newest[1] if newest else {}
+
+
+def expected_plan(ls: "LawSession") -> tuple[Plan, str]:
+    """The runs to train if each point stops where it stopped last time (else at its maximum)."""
+    assert ls.store is not None
+    before = previous_runs(ls.report_dir, str(ls.tier))
+    ens = []
+    for nodeid, p in ls.points.items():
+        n = min(before.get(nodeid, p.n_max), p.n_max)
+        ens += ensembles_at(ls.items[nodeid], p, n).values()
+    source = "each point's stop in the previous report" if before else "no previous report: every point at its maximum"
+    # the device the session's plan estimates for (a GPU-less box planning a gpu-tier night)
+    device = ls.device if ls.gpus or ls.tier == "smoke" else "cuda"
+    return make_plan(ens, ls.store, device, verify=False), source
+
+
+def write_expected(tr: Any, ls: "LawSession") -> None:
+    exp, source = expected_plan(ls)
+    tr.write_line(f"lrlaws plan (sequential looks): at most {ls.plan.runs_missing} runs to train, expected "
+                  f"{exp.runs_missing} (est. {format_seconds(exp.est_seconds / max(1, ls.gpus))}; {source})")
+
+
+def decide_in_rounds(session: pytest.Session, ls: "LawSession", train_plan: Callable[[Plan], None]) -> None:
+    """Train the undecided points' next look together, look at each, until every point stops."""
+
+    by_id = {it.nodeid: it for it in session.items}
+    t0 = time.perf_counter()
+
+    def train() -> None:
+        plan = round_plan(ls)
+        if not ls.no_train and plan.runs_missing:
+            train_plan(plan)
+
+    rounds = run_rounds(ls.points, train, lambda nodeid, p: dry_look(ls, by_id[nodeid], p))
+    tr = session.config.pluginmanager.get_plugin("terminalreporter")
+    if tr is not None and ls.points:
+        used = sum(p.n for p in ls.points.values())
+        tr.write_line(f"lrlaws: trained {ls.trained} runs in {format_seconds(ls.train_seconds)} over {rounds} "
+                      f"round(s); points stopped at {used} of {sum(p.n_max for p in ls.points.values())} runs "
+                      f"(looks in {format_seconds(time.perf_counter() - t0 - ls.train_seconds)})")

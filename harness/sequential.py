@@ -1,0 +1,189 @@
+"""Sequential decisions: train a law point in rounds and stop as soon as every claim is decided.
+
+A point whose tier declares N runs per ensemble is looked at after N0, 2·N0,
+4·N0, … runs, and at N itself (``looks``). At each look the point's test body
+runs in a dry mode (``LawContext.dry``): its assertions are recorded instead of
+raised. The point stops at the first look where every claim is decided (pass or
+fail), or at N, where an undecided claim stays inconclusive.
+
+Why the error rates stay valid: with K planned looks, every interval of every
+look is built at level 1 − α/K instead of 1 − α (α = 1 − CONFIDENCE), through
+``harness.stats.confidence_level``. A wrong decision at *some* look needs at
+least one of the K intervals to miss the truth, so by the union (Bonferroni)
+bound the chance of that over all looks is at most K·α/K = α, whatever the
+dependence between looks (they share runs), and however the stopping time is
+chosen. This is the simplest alpha-spending rule (equal spending); it is
+conservative, and the price is an interval at N that is wider than a single
+look's (z = 2.50 instead of 1.96 for K = 4). A claim's false-pass rate at its
+threshold is then ≤ α/2 for a one-sided claim; ``false_pass_rate`` measures
+it on generators with known truth, and ``calibration_cells`` hands those to
+the calibration command.
+
+The looks are planned from N alone (never from data), which the union bound
+needs: K is fixed before the first run is trained.
+"""
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from harness.stats import CLAIM, CONFIDENCE, FAIL, PASS, LawResult
+
+#: runs per ensemble at the first look. Chosen before looking at data: the cross-fitted
+#: bootstrap statistics of the laws group runs in up to 256 groups and need tens of runs
+#: for a usable interval; with N0 = 64 a smoke point (N = 512) gets 4 looks.
+N0 = 64
+
+
+def looks(n_max: int, n0: int = N0) -> list[int]:
+    """Run counts at which a point with tier maximum ``n_max`` is decided: n0, 2·n0, … , n_max."""
+    out: list[int] = []
+    n = n0
+    while n < n_max:
+        out.append(n)
+        n *= 2
+    return out + [n_max]
+
+
+def look_level(k_looks: int, confidence: float = CONFIDENCE) -> float:
+    """Two-sided level of every interval when a point has ``k_looks`` planned looks (Bonferroni)."""
+    return 1.0 - (1.0 - confidence) / k_looks
+
+
+def decided(results: list[LawResult]) -> bool:
+    """Every claim of the point is pass or fail (no claim left inconclusive).
+
+    Checks (identities, probe correctness) do not keep a point training: a point of
+    checks alone is decided by its first look.
+    """
+    claims = [r for r in results if r.kind == CLAIM] or results
+    return bool(claims) and all(r.decision in (PASS, FAIL) for r in claims)
+
+
+def scaled(n: int, look: int, n_max: int) -> int:
+    """An ensemble of tier size ``n`` at a look of ``look`` runs out of the point's ``n_max``."""
+    return min(n, max(1, math.ceil(n * look / n_max)))
+
+
+@dataclass
+class PointState:
+    """Where one law point stands: its planned looks and the look it is at."""
+
+    n_max: int
+    plan: list[int]
+    k: int = 0
+    done: bool = False
+
+    @classmethod
+    def new(cls, n_max: int, fixed: bool = False) -> "PointState":
+        return cls(n_max, [n_max] if fixed or n_max <= 0 else looks(n_max))
+
+    @property
+    def n(self) -> int:
+        return self.plan[self.k]
+
+    @property
+    def level(self) -> float:
+        return look_level(len(self.plan))
+
+    def advance(self, verdict: bool | None) -> None:
+        """After a look: decided → stop; undecided → next look; no verdict (the body could not
+        run dry) → jump to the maximum, where the real test decides once."""
+        last = len(self.plan) - 1
+        if verdict or self.k == last:
+            self.done = True
+        elif verdict is None:
+            self.k = last
+        else:
+            self.k += 1
+
+
+def run_rounds(points: dict[str, PointState], train: Callable[[], None],
+               look: Callable[[str, PointState], bool | None]) -> int:
+    """Alternate one training round for every undecided point and one look at each; returns rounds.
+
+    ``train`` trains every point up to its current ``n`` (decided points stay where
+    they stopped), so one round of all undecided points goes to the executor at once.
+    """
+    rounds = 0
+    while any(not p.done for p in points.values()):
+        train()
+        rounds += 1
+        for nodeid, p in points.items():
+            if p.done:
+                continue
+            # at the last look the real test decides anyway: no dry look (none at all with --fixed-n)
+            p.advance(True if p.k == len(p.plan) - 1 else look(nodeid, p))
+    return rounds
+
+
+# ------------------------------------------------------------------ calibration --
+
+@dataclass(frozen=True)
+class Cell:
+    """One generator with known truth for the sequential rule: mean ``truth`` of noisy runs."""
+
+    name: str
+    truth: float
+    threshold: float
+    n_max: int
+    noise: str  # "normal" or "t3" (heavy tails)
+    trials: int = 2000
+
+
+def _draw(cell: Cell, rng: np.random.Generator) -> np.ndarray:
+    if cell.noise == "t3":
+        x = rng.standard_t(3, size=cell.n_max) / math.sqrt(3.0)  # unit variance
+    else:
+        x = rng.standard_normal(cell.n_max)
+    return cell.truth + x
+
+
+@functools.lru_cache(maxsize=256)
+def _t_quantile(level: float, df: int) -> float:
+    from scipy import stats as sps
+
+    return float(sps.t.ppf(0.5 + level / 2, df))
+
+
+def sequential_decision(runs: np.ndarray, threshold: float, plan: list[int], level: float) -> tuple[str, int]:
+    """The rule on one claim 'mean > threshold' with Student-t intervals: (decision, runs used)."""
+    for n in plan:
+        x = runs[:n]
+        half = _t_quantile(level, n - 1) * x.std(ddof=1) / math.sqrt(n)
+        lo, hi = x.mean() - half, x.mean() + half
+        if lo > threshold:
+            return PASS, n
+        if hi < threshold:
+            return FAIL, n
+    return "inconclusive", plan[-1]
+
+
+def false_pass_rate(cell: Cell, n0: int = N0, level: float | None = None, seed: int = 0) -> tuple[float, float]:
+    """Share of trials the rule passes (a false pass when truth ≤ threshold) and mean runs used.
+
+    ``level`` overrides the rule's level per look (a naive 95% at every look is the
+    negative control: its false-pass rate grows with the number of looks).
+    """
+    plan = looks(cell.n_max, n0)
+    lvl = look_level(len(plan)) if level is None else level
+    rng = np.random.default_rng(seed)
+    passes, used = 0, 0
+    for _ in range(cell.trials):
+        decision, n = sequential_decision(_draw(cell, rng), cell.threshold, plan, lvl)
+        passes += decision == PASS
+        used += n
+    return passes / cell.trials, used / cell.trials
+
+
+def calibration_cells() -> list[Cell]:
+    """Generators at the threshold (false pass must be ≤ 5%) for ``python -m harness calibrate``."""
+    return [
+        Cell("seq-normal-at-threshold", truth=0.0, threshold=0.0, n_max=512, noise="normal"),
+        Cell("seq-heavy-tails-at-threshold", truth=0.0, threshold=0.0, n_max=512, noise="t3"),
+        Cell("seq-many-looks-at-threshold", truth=0.0, threshold=0.0, n_max=4096, noise="normal"),
+    ]

@@ -1,0 +1,66 @@
+"""The sequential rule: its looks and levels, its false-pass rate at the threshold, and the rounds loop."""
+from __future__ import annotations
+
+import pytest
+
+from harness.sequential import (
+    Cell, PointState, calibration_cells, decided, false_pass_rate, look_level, looks, run_rounds, scaled,
+)
+from harness.stats import FAIL, INCONCLUSIVE, PASS, LawResult
+
+
+def test_looks_double_from_n0_and_end_at_the_maximum():
+    assert looks(512) == [64, 128, 256, 512]
+    assert looks(40_000)[-2:] == [32_768, 40_000]
+    assert looks(64) == [64] and looks(16) == [16]
+    assert look_level(4) == pytest.approx(1 - 0.05 / 4)
+    assert scaled(512, 64, 512) == 64 and scaled(8, 64, 512) == 1 and scaled(100, 512, 512) == 100
+
+
+@pytest.mark.parametrize("cell", calibration_cells(), ids=lambda c: c.name)
+def test_false_pass_rate_at_the_threshold_is_at_most_5_percent(cell):
+    rate, used = false_pass_rate(cell)
+    assert rate <= 0.05, f"{cell.name}: false pass {rate:.3f}"
+    assert used > cell.n_max * 0.9  # at the threshold the rule rarely stops early
+
+
+def test_negative_control_naive_95_percent_at_every_look_passes_falsely_too_often():
+    """Without spending the error over the looks, peeking inflates the false-pass rate past 5%."""
+    rate, _ = false_pass_rate(Cell("naive", 0.0, 0.0, 4096, "normal"), level=0.95)
+    assert rate > 0.05
+
+
+def test_a_clear_truth_stops_at_the_first_look():
+    rate, used = false_pass_rate(Cell("above", 1.0, 0.0, 512, "normal", trials=200))
+    assert rate == 1.0 and used == 64
+
+
+def _result(decision: str) -> LawResult:
+    return LawResult("x", "s", 0.0, (0.0, 1.0), 0.5, ">", decision, n=1)
+
+
+def test_decided_needs_every_claim_pass_or_fail():
+    assert decided([_result(PASS), _result(FAIL)])
+    assert not decided([_result(PASS), _result(INCONCLUSIVE)])
+    assert not decided([])
+
+
+def test_rounds_stop_each_point_at_its_own_look():
+    points = {"early": PointState.new(512), "never": PointState.new(512), "blind": PointState.new(512),
+              "fixed": PointState.new(512, fixed=True)}
+    trained: list[dict[str, int]] = []
+    verdicts = {"early": lambda p: p.n >= 128, "never": lambda p: False, "blind": lambda p: None,
+                "fixed": lambda p: False}
+    looked: list[tuple[str, int]] = []
+
+    def look(k: str, p: PointState) -> bool | None:
+        looked.append((k, p.n))
+        return verdicts[k](p)
+
+    rounds = run_rounds(points, lambda: trained.append({k: p.n for k, p in points.items()}), look)
+    assert points["early"].n == 128 and points["never"].n == 512 and points["blind"].n == 512
+    assert points["fixed"].plan == [512] and points["fixed"].level == 0.95
+    assert rounds == 4 and trained[0] == {"early": 64, "never": 64, "blind": 64, "fixed": 512}
+    assert trained[1]["blind"] == 512  # no verdict: straight to the maximum, decided once there
+    assert all(p.done for p in points.values())
+    assert not any(n == 512 for _, n in looked)  # the maximum is decided by the real test, not a dry look
