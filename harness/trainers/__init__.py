@@ -1,6 +1,9 @@
 """The trainers recipes can name, by their ``trainer`` field."""
 from __future__ import annotations
 
+from pathlib import Path
+
+from harness import identity
 from harness.recipe import Recipe, RecipeError
 from harness.trainers.base import DataUnavailable, RunResult, TrainContext, Trainer
 from harness.trainers.airbench import AirbenchTrainer
@@ -22,8 +25,10 @@ def get_trainer(recipe: Recipe) -> Trainer:
     return trainer
 
 
-def recipe_key(recipe: Recipe) -> str:
-    return recipe.key(get_trainer(recipe).salt)
+def recipe_key(recipe: Recipe, data_dir: Path | None = None) -> str:
+    """``harness.identity.recipe_key`` after the trainer validated the recipe (which imports torch)."""
+    get_trainer(recipe)
+    return identity.recipe_key(recipe, data_dir)
 
 
 __all__ = ["TRAINERS", "get_trainer", "recipe_key", "DataUnavailable", "RunResult", "TrainContext", "Trainer"]

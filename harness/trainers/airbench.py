@@ -39,7 +39,7 @@ from harness.data.augment import draw_epochs, epoch_images
 from harness.data.images import ImageSet, data_root, load_images
 from harness.models.airbench import WHITEN_IMAGES, AirbenchNet, NetSpec, forward_flops, whitening_weight
 from harness.recipe import Recipe, RecipeError
-from harness.trainers.base import DIVERGED, OK, RunResult, TrainContext, resolve_options
+from harness.trainers.base import DIVERGED, OK, RunResult, TrainContext, resolve_options, derived_salt
 
 #: airbench94's schedule: warm up from 0.2× over the first 23% of steps, then decay linearly to 0.07×
 WARMUP_FRAC, WARMUP_START, FINAL_FACTOR = 0.23, 0.2, 0.07
@@ -131,7 +131,7 @@ def _normalize(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, dtype: to
 
 class AirbenchTrainer:
     name = "airbench"
-    salt = "airbench-v1"
+    salt = derived_salt
 
     def __init__(self) -> None:
         # per-process caches: decoded data per (data set, device), a model (and its compiled

@@ -1,0 +1,118 @@
+"""A run's identity without importing torch: recipe + data fingerprint + the trainer's code salt.
+
+The code salt is derived, as ``joblib.Memory`` derives a cached function's
+identity from its code: the hash of the source of the trainer's module and of
+every ``harness`` module it imports, transitively, read from disk by path (the
+modules are parsed, never imported). Comments and docstrings are left out, so
+a change that cannot alter what runs produce does not orphan stored runs; any
+other change to the training code invalidates them by itself.
+"""
+from __future__ import annotations
+
+import ast
+import functools
+import hashlib
+from pathlib import Path
+
+from harness.data import catalog
+from harness.recipe import Recipe, RecipeError
+
+PACKAGE_ROOT = Path(__file__).resolve().parent
+#: the module each trainer lives in (a test checks it against ``harness.trainers.TRAINERS``)
+TRAINER_MODULES = {
+    "mlp": "harness.trainers.mlp",
+    "airbench": "harness.trainers.airbench",
+    "scale_invariant": "harness.trainers.scale_invariant",
+    "toy2d": "harness.trainers.scale_invariant",
+    "gd": "harness.trainers.gd",
+    "sched": "harness.trainers.schedules",
+}
+
+
+def module_path(module: str) -> Path | None:
+    parts = module.split(".")[1:]
+    if not parts:
+        return PACKAGE_ROOT / "__init__.py"
+    rel = Path(*parts)
+    for candidate in (PACKAGE_ROOT / rel.with_suffix(".py"), PACKAGE_ROOT / rel / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _strip_docstrings(tree: ast.AST) -> ast.AST:
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if isinstance(body, list) and body and isinstance(body[0], ast.Expr) \
+                and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str):
+            node.body = body[1:] or [ast.Pass()]
+    return tree
+
+
+def _imports(tree: ast.AST) -> set[str]:
+    out = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            out.add(node.module)
+            out |= {f"{node.module}.{a.name}" for a in node.names}
+    # identity itself decides keys, not what a run computes
+    return {m for m in out if (m == "harness" or m.startswith("harness.")) and not m.startswith(__name__)}
+
+
+@functools.lru_cache(maxsize=None)
+def _module_code(path: Path, stamp: int) -> tuple[str, frozenset[str]]:
+    # ``stamp`` (mtime) keys the cache, so an edited file is re-read in a long-lived process
+    tree = ast.parse(path.read_text(), filename=str(path))
+    deps = frozenset(_imports(tree))
+    return ast.dump(_strip_docstrings(tree), annotate_fields=False), deps
+
+
+def code_closure(module: str) -> dict[str, str]:
+    """``{module path relative to harness/: normalised code}`` of ``module`` and its harness imports."""
+    seen: dict[str, str] = {}
+    todo = [module]
+    while todo:
+        path = module_path(todo.pop())
+        if path is None:
+            continue  # ``from harness.x import name``: the name, not a module
+        rel = str(path.relative_to(PACKAGE_ROOT))
+        if rel in seen:
+            continue
+        code, deps = _module_code(path, path.stat().st_mtime_ns)
+        seen[rel] = code
+        todo.extend(deps)
+    return seen
+
+
+def code_salt(trainer: str) -> str:
+    """``<trainer>-<hash>`` of the code the trainer's runs depend on."""
+    if trainer not in TRAINER_MODULES:
+        raise RecipeError(f"unknown trainer {trainer!r}; known: {sorted(TRAINER_MODULES)}")
+    h = hashlib.sha256()
+    for rel, code in sorted(code_closure(TRAINER_MODULES[trainer]).items()):
+        h.update(rel.encode() + b"\0" + code.encode() + b"\0")
+    return f"{trainer}-{h.hexdigest()[:16]}"
+
+
+def _salt(recipe: Recipe) -> str:
+    if recipe.trainer in TRAINER_MODULES:
+        return code_salt(recipe.trainer)
+    from harness.trainers import TRAINERS  # a trainer registered at run time (tests, plug-ins)
+
+    if recipe.trainer not in TRAINERS:
+        raise RecipeError(f"unknown trainer {recipe.trainer!r}; known: {sorted(set(TRAINER_MODULES) | set(TRAINERS))}")
+    return TRAINERS[recipe.trainer].salt
+
+
+def recipe_key(recipe: Recipe, data_dir: Path | None = None) -> str:
+    """The store key of ``recipe``'s runs on the data under ``data_dir``.
+
+    Raises ``FileNotFoundError`` (with the fix) when the data is not there: a
+    key of data nobody can read would name runs that cannot exist.
+    """
+    if not catalog.known(recipe.dataset):
+        raise RecipeError(f"unknown dataset {recipe.dataset!r}")
+    data = catalog.fingerprint(recipe.dataset, data_dir)
+    return recipe.key(_salt(recipe) + ("\0data:" + data if data else ""))
