@@ -106,13 +106,22 @@ def _salt(recipe: Recipe) -> str:
     return TRAINERS[recipe.trainer].salt
 
 
-def recipe_key(recipe: Recipe, data_dir: Path | None = None) -> str:
+#: the fingerprint of data that is not there: ``--plan`` lists such runs; nothing trains them
+ABSENT = "absent"
+
+
+def recipe_key(recipe: Recipe, data_dir: Path | None = None, absent_ok: bool = False) -> str:
     """The store key of ``recipe``'s runs on the data under ``data_dir``.
 
-    Raises ``FileNotFoundError`` (with the fix) when the data is not there: a
-    key of data nobody can read would name runs that cannot exist.
+    Raises ``FileNotFoundError`` (with the fix) when the data is not there,
+    unless ``absent_ok``: a key of data nobody can read names runs that cannot exist.
     """
     if not catalog.known(recipe.dataset):
         raise RecipeError(f"unknown dataset {recipe.dataset!r}")
-    data = catalog.fingerprint(recipe.dataset, data_dir)
+    try:
+        data = catalog.fingerprint(recipe.dataset, data_dir)
+    except FileNotFoundError:
+        if not absent_ok:
+            raise
+        data = ABSENT
     return recipe.key(_salt(recipe) + ("\0data:" + data if data else ""))

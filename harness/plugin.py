@@ -15,19 +15,22 @@ from typing import Any
 
 import pytest
 
+from harness.data import catalog
 from harness.executor import (
     Outcome, WorkerSpec, make_tasks, progress, train_in_process, train_pool, visible_cuda_devices,
 )
+from harness.identity import recipe_key
 from harness.law import EnsembleRuns, LawContext, NotAtThisTier
 from harness.plan import Plan, format_seconds, make_plan
 from harness.recipe import Ensemble, RecipeError
 from harness.report import Report
 from harness.store import DEFAULT_STORE, STORE_ENV, Store, StoreError, check_writable
-from harness.trainers import DataUnavailable, TrainContext, get_trainer, recipe_key
+from harness.trainers import DataUnavailable, TrainContext
 
 TIERS = ("smoke", "gpu", "paper")
 INCONCLUSIVE_MODES = ("skip", "fail")
 DATA_ENV = "LRLAWS_DATA"
+OFFLINE_ENV = "LRLAWS_OFFLINE"
 XDIST_REFUSAL = "lrlaws: run laws without pytest-xdist's -n (each worker would train on its own); parallelism comes from --gpus N or --executor ray"
 
 
@@ -65,6 +68,8 @@ class LawSession:
     fail_on: str = "regression"
     comparison: Any = None  # harness.compare.Comparison of this session's report with its reference
     compare_note: str = ""
+    offline: bool = False  # never download (--offline / LRLAWS_OFFLINE=1)
+    to_download: set[str] = field(default_factory=set)  # absent data sets the session fetches before training
 
     @property
     def device(self) -> str:
@@ -100,6 +105,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                 help="where reports go: DIR/<run-id>/report.{json,md} and plots (default results/).")
     g.addoption("--data-dir", default=None, metavar="DIR",
                 help=f"data sets (CIFAR-10, MNIST) on disk or to download into (default ${DATA_ENV} or ~/.cache/lrlaws/data).")
+    g.addoption("--offline", action="store_true", default=False,
+                help=f"never download data (also ${OFFLINE_ENV}=1): absent data sets make their law points 'not run'.")
     g.addoption("--inconclusive", default="skip", metavar="{skip,fail}",
                 help="what an inconclusive law point becomes: skip (default, with the CI in the reason) or fail.")
     g.addoption("--compile", action="store_true", default=False,
@@ -146,12 +153,16 @@ def pytest_configure(config: pytest.Config) -> None:
     store_root = Path(config.getoption("--store") or os.environ.get(STORE_ENV) or DEFAULT_STORE)
     data = config.getoption("--data-dir") or os.environ.get(DATA_ENV)
     data_dir = Path(data) if data else Path.home() / ".cache" / "lrlaws" / "data"
+    offline_env = os.environ.get(OFFLINE_ENV, "").strip()
+    if offline_env not in ("", "0", "1"):
+        raise pytest.UsageError(f"{OFFLINE_ENV} must be 1 (never download) or 0; got {offline_env!r}")
     if config.getoption("--plan") and config.getoption("--no-train"):
         raise pytest.UsageError("--plan and --no-train exclude each other: --plan trains nothing and runs no test")
     config.stash[SESSION] = LawSession(
         tier=tier, gpus=gpus, store_root=store_root, report_dir=Path(config.getoption("--report-dir")),
         data_dir=data_dir, plan_only=config.getoption("--plan"), no_train=config.getoption("--no-train"),
         inconclusive=config.getoption("--inconclusive"), compile=config.getoption("--compile"),
+        offline=config.getoption("--offline") or offline_env == "1",
     )
     _configure_compare_and_executor(config, config.stash[SESSION])
 
@@ -200,7 +211,6 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         ls.store = Store(ls.store_root)
     except StoreError as e:
         raise pytest.UsageError(str(e)) from None
-    ctx = TrainContext(device=ls.device, data_dir=ls.data_dir, download=True, compile=ls.compile)
     data_errors: dict[str, str] = {}
     for item in items:
         mark = item.get_closest_marker("lrlaw")
@@ -208,34 +218,73 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         need = ItemNeeds(law=mark.kwargs["name"])
         try:
             need.ensembles = dict(mark.kwargs["needs"](ls.tier, **params))
-            need.keys = {name: recipe_key(e.recipe) for name, e in need.ensembles.items()}
         except NotAtThisTier as e:
             need.not_run = f"not tested at tier {ls.tier}: {e}"
         except RecipeError as e:
             raise pytest.UsageError(f"{item.nodeid}: bad recipe: {e}") from None
-        for name, ens in need.ensembles.items():
-            key = need.keys[name]
-            if key not in data_errors:
-                try:
-                    get_trainer(ens.recipe).check_data(ens.recipe, ctx)
-                    data_errors[key] = ""
-                except DataUnavailable as e:
-                    data_errors[key] = str(e)
-            if data_errors[key] and need.not_run is None:
-                need.not_run = f"not run: {data_errors[key]}"
+        for ens in need.ensembles.values():
+            dataset = ens.recipe.dataset
+            if dataset not in data_errors:
+                data_errors[dataset] = _data_status(ls, dataset)
+            if data_errors[dataset] and need.not_run is None:
+                need.not_run = f"not run: {data_errors[dataset]}"
         ls.items[item.nodeid] = need
-    # --plan lists runs whose data is missing too (a GPU-less box planning a gpu-tier night);
-    # a real session trains only what it can.
-    ls.plan = make_plan(
-        [e for n in ls.items.values() if ls.plan_only or n.not_run is None for e in n.ensembles.values()],
-        # A GPU-less box planning a gpu-tier night wants GPU estimates, not CPU ones.
-        ls.store, ls.device if ls.gpus or ls.tier == "smoke" else "cuda",
-    )
+    _make_plan(ls)
     tr = session.config.pluginmanager.get_plugin("terminalreporter")
     if tr is not None:
         tr.write_line(ls.plan.summary(max(1, ls.gpus)) + f" [tier {ls.tier}, store {ls.store_root}]")
         for msg in sorted({m for m in data_errors.values() if m}):
             tr.write_line(f"lrlaws: {msg}", yellow=True)
+
+
+def _data_status(ls: LawSession, dataset: str) -> str:
+    """"" when ``dataset`` can be read (or fetched before training), else why not, with the fix.
+
+    Collection never downloads: an absent on-disk set is fetched in ``pytest_runtestloop``,
+    and only by a session that trains and may download.
+    """
+    if not catalog.known(dataset):
+        return ""  # the trainer rejects it, with the list of known ones
+    why = "downloads disabled (--offline)" if ls.offline else ""
+    msg = catalog.missing(dataset, ls.data_dir, why) or ""
+    if msg and dataset in catalog.ON_DISK and not (ls.offline or ls.plan_only or ls.no_train):
+        ls.to_download.add(dataset)
+        return ""
+    return msg
+
+
+def _make_plan(ls: LawSession) -> None:
+    """Keys of every law point's ensembles (data fingerprints included), then the plan."""
+    try:
+        for need in ls.items.values():
+            need.keys = {name: recipe_key(e.recipe, ls.data_dir, absent_ok=True) for name, e in need.ensembles.items()}
+        # --plan lists runs whose data is missing too (a GPU-less box planning a gpu-tier night);
+        # a real session trains only what it can.
+        ls.plan = make_plan(
+            [e for n in ls.items.values() if ls.plan_only or n.not_run is None for e in n.ensembles.values()],
+            # A GPU-less box planning a gpu-tier night wants GPU estimates, not CPU ones.
+            ls.store, ls.device if ls.gpus or ls.tier == "smoke" else "cuda", data_dir=ls.data_dir,
+        )
+    except RecipeError as e:
+        raise pytest.UsageError(f"bad recipe: {e}") from None
+
+
+def _fetch_data(session: pytest.Session, ls: LawSession) -> None:
+    """Download the absent on-disk data sets, then re-key and re-plan: their fingerprints are now known."""
+    from harness.data.images import load_images
+
+    tr = session.config.pluginmanager.get_plugin("terminalreporter")
+    for dataset in sorted(ls.to_download):
+        try:
+            load_images(dataset, ls.data_dir, download=True)
+        except DataUnavailable as e:
+            for need in ls.items.values():
+                if need.not_run is None and any(x.recipe.dataset == dataset for x in need.ensembles.values()):
+                    need.not_run = f"not run: {e}"
+            if tr is not None:
+                tr.write_line(f"lrlaws: {e}", yellow=True)
+    ls.to_download.clear()
+    _make_plan(ls)
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -250,6 +299,8 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
             tr.write_line(ls.plan.summary(max(1, ls.gpus)))
         return True  # nothing trained, no test run
     ls.report = Report.start(ls.report_dir, ls.tier)
+    if ls.to_download:
+        _fetch_data(session, ls)
     if ls.no_train or ls.plan.runs_missing == 0:
         return None
     _train(session, ls)
@@ -260,7 +311,8 @@ def _train(session: pytest.Session, ls: LawSession) -> None:
     assert ls.plan is not None and ls.store is not None
     tasks = make_tasks(ls.plan, ls.device)
     capman = session.config.pluginmanager.get_plugin("capturemanager")
-    ctx = TrainContext(device="cuda:0" if ls.gpus else "cpu", data_dir=ls.data_dir, download=True, compile=ls.compile)
+    ctx = TrainContext(device="cuda:0" if ls.gpus else "cpu", data_dir=ls.data_dir, download=not ls.offline,
+                       compile=ls.compile)
     t0 = time.perf_counter()
     with (capman.global_and_fixture_disabled() if capman else contextlib.nullcontext()):
         bar = progress(ls.plan.runs_missing, desc=f"lrlaws train ({ls.tier})")

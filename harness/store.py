@@ -24,12 +24,13 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import TYPE_CHECKING, Iterable, Iterator
 
 import numpy as np
 
 from harness.recipe import Recipe
-from harness.trainers.base import RunResult
+if TYPE_CHECKING:  # the store, like the plan, works without importing torch
+    from harness.trainers.base import RunResult
 
 DEFAULT_STORE = ".lrlaws/store"
 STORE_ENV = "LRLAWS_STORE"
