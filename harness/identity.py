@@ -26,6 +26,7 @@ TRAINER_MODULES = {
     "toy2d": "harness.trainers.scale_invariant",
     "gd": "harness.trainers.gd",
     "sched": "harness.trainers.schedules",
+    "paper_nets": "harness.trainers.paper_nets",
 }
 
 

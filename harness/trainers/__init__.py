@@ -9,11 +9,12 @@ from harness.trainers.base import DataUnavailable, RunResult, TrainContext, Trai
 from harness.trainers.airbench import AirbenchTrainer
 from harness.trainers.gd import GDTrainer
 from harness.trainers.mlp import MLPTrainer
+from harness.trainers.paper_nets import PaperNetsTrainer
 from harness.trainers.scale_invariant import ScaleInvariantTrainer, Toy2DTrainer
 from harness.trainers.schedules import ScheduleTrainer
 
 TRAINERS: dict[str, Trainer] = {t.name: t for t in (MLPTrainer(), AirbenchTrainer(), ScaleInvariantTrainer(), Toy2DTrainer(),
-                                               GDTrainer(), ScheduleTrainer())}
+                                               GDTrainer(), ScheduleTrainer(), PaperNetsTrainer())}
 
 
 def get_trainer(recipe: Recipe) -> Trainer:
