@@ -86,8 +86,9 @@ _QUAD = Recipe(trainer="gd", dataset="quadratic", model="linear", optimizer="gd"
 TIERS: dict[str, TierConfig] = {
     "smoke": TierConfig(
         quadratic=_QUAD, n_quadratic=16,
-        net=Recipe(trainer="gd", dataset="teacher", model="mlp", optimizer="gd", batch_size=256, steps=600,
-                   options={"n_train": 256, "dim": 32, "width": 64, "depth": 3, "activation": "tanh",
+        # the first 256 MNIST-1D training signals: a real task, full batch as in Cohen et al.
+        net=Recipe(trainer="gd", dataset="mnist1d", model="mlp", optimizer="gd", batch_size=256, steps=600,
+                   options={"n_train": 256, "width": 64, "depth": 3, "activation": "tanh",
                             "loss": "mse", "lr_unit": "2/lambda0", "sharpness_every": 50}),
         n_net=8,
     ),

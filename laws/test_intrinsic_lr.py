@@ -120,9 +120,9 @@ class FnConfig:
         c2 = self.c * self.c
         return {
             "base": r,
-            "rescaled": r.replace(lr=_round(self.eta * c2), weight_decay=_round(self.lam / c2),
+            "rescaled": r.replace(lr=self.eta * c2, weight_decay=self.lam / c2,
                                   options={"init_scale": self.c}),
-            "higher_intrinsic": r.replace(weight_decay=_round(self.lam * self.lr_factor)),
+            "higher_intrinsic": r.replace(weight_decay=self.lam * self.lr_factor),
             "init_scale": r.replace(options={"init_scale": self.init_scale}),
             "schedule": r.replace(schedule="piecewise", options={"lr_points": ((0, self.lr_factor), (self.relax, 1))}),
         }
@@ -141,7 +141,7 @@ class ExactConfig:
         r = self.base.replace(lr=self.eta, weight_decay=self.lam, steps=self.steps)
         out = {"base": r}
         for c in self.cs:
-            out[f"c{c:g}"] = r.replace(lr=_round(self.eta * c * c), weight_decay=_round(self.lam / (c * c)),
+            out[f"c{c:g}"] = r.replace(lr=self.eta * c * c, weight_decay=self.lam / (c * c),
                                        options={"init_scale": c})
         return out
 
@@ -157,24 +157,21 @@ class GDConfig:
         return {"wd": self.base, "no_wd": self.base.replace(weight_decay=0.0)}
 
 
-def _round(x: float) -> float:
-    # 0.25·4 must hash as 1.0, not 1.0000000000000002
-    return float(f"{x:.12g}")
-
-
-_TEMPLATES = {"channels": 3, "classes": 4}
+#: scikit-learn's digits, the whole 1500/297 split (real 1×8×8 images)
+_DIGITS = {"n_train": 0, "n_test": 0}
 TIERS: dict[str, dict[str, object]] = {
     "smoke": {
         # 5 ensembles × 16 seeds × 600 steps of the 8-16-16 net on 8×8×3 images
-        "fn": FnConfig(Recipe(trainer="scale_invariant", dataset="templates", model="normalized_convnet",
-                              batch_size=32, probes=("snapshots",), options=_TEMPLATES), eta=0.25, lam=0.04, n=16),
-        "exact": ExactConfig(Recipe(trainer="scale_invariant", dataset="templates", model="si_convnet", batch_size=32,
-                                    probes=("logits",), options={**_TEMPLATES, "dtype": "float64", "bn_eps": 0.0}),
+        "fn": FnConfig(Recipe(trainer="scale_invariant", dataset="digits", model="normalized_convnet",
+                              batch_size=32, probes=("snapshots",), options=_DIGITS), eta=0.25, lam=0.04, n=16),
+        "exact": ExactConfig(Recipe(trainer="scale_invariant", dataset="digits", model="si_convnet", batch_size=32,
+                                    probes=("logits",), options={**_DIGITS, "dtype": "float64", "bn_eps": 0.0}),
                              eta=0.25, lam=0.04, n=8, steps=200),
         "toy": GDConfig(Recipe(trainer="toy2d", dataset="none", model="x2_over_r2", optimizer="gd", lr=0.1,
                                weight_decay=0.1, batch_size=1, steps=2000, probes=("loss",)), n=8),
         # decay on the scale-invariant weights only: a decayed head would put a floor under the loss
-        "bn_net": GDConfig(Recipe(trainer="scale_invariant", dataset="teacher", model="bn_mlp", optimizer="gd", lr=1.0,
+        # the first 1000 MNIST-1D training signals, full batch
+        "bn_net": GDConfig(Recipe(trainer="scale_invariant", dataset="mnist1d", model="bn_mlp", optimizer="gd", lr=1.0,
                                   weight_decay=0.02, batch_size=1000, steps=600, probes=("loss",),
                                   options={"n_train": 1000, "wd_on": "invariant"}), n=8),
     },

@@ -124,8 +124,9 @@ TIERS: dict[str, TierConfig] = {
     # τ = 100 steps at ρ = 0 (λα = 0.01), τ = 200 at ρ = 0.9 (λα/(1−ρ)² = 0.05): 400 + 400 + 800 steps × 8 seeds
     # (one CPU chunk: the trainer pads a chunk to 8 seeds anyway)
     "smoke": TierConfig(
-        base=Recipe(trainer="scale_invariant", dataset="templates", model="bn_convnet", batch_size=32,
-                    probes=("layer_stats",), options={"channels": 3, "classes": 10, "probe_every": 5}),
+        # scikit-learn's digits: real 1×8×8 handwritten digits, the whole 1500/297 split
+        base=Recipe(trainer="scale_invariant", dataset="digits", model="bn_convnet", batch_size=32,
+                    probes=("layer_stats",), options={"n_train": 0, "n_test": 0, "probe_every": 5}),
         n=8,
         points={"rho0-a": Point(1.0, 0.01, 0.0), "rho0-b": Point(0.5, 0.02, 0.0), "rho0.9": Point(0.05, 0.01, 0.9)},
     ),

@@ -64,9 +64,8 @@ class Point:
         return f"eta{self.eta:g}-a{self.a:g}-b{self.b:g}"
 
     def lrs(self, unit: float) -> dict[str, float]:
-        # rounding keeps 0.4 + 0.2 from hashing as 0.6000000000000001
-        return {"eta": round(unit * self.eta, 10), "a": round(unit * (self.eta + self.a), 10),
-                "b": round(unit * (self.eta + self.b), 10)}
+        # no rounding needed: a recipe normalises its floats (0.4 + 0.2 is 0.6)
+        return {"eta": unit * self.eta, "a": unit * (self.eta + self.a), "b": unit * (self.eta + self.b)}
 
 
 SMALL = Point(0.4, 0.1, 0.2)      # the seed's Figure 1 point: a/η = 0.25, b/η = 0.5
@@ -83,8 +82,9 @@ class TierConfig:
 
 TIERS: dict[str, TierConfig] = {
     "smoke": TierConfig(
-        base=Recipe(trainer="mlp", dataset="teacher", model="mlp", lr=0.4, batch_size=64, steps=400,
-                    schedule="linear_decay", probes=("logits",)),
+        # MNIST-1D's real 4000/1000 split (logits on its 1000 test signals)
+        base=Recipe(trainer="mlp", dataset="mnist1d", model="mlp", lr=0.4, batch_size=64, steps=400,
+                    schedule="linear_decay", probes=("logits",), options={"n_train": 0, "n_test": 0}),
         lr_unit=1.0,
         n=512,
     ),

@@ -68,7 +68,7 @@ class TierConfig:
     def recipes(self) -> dict[str, Recipe]:
         b = self.base
         every = b.steps // self.curve_points
-        small = b.replace(lr=round(b.lr * LR_FACTOR, 12))
+        small = b.replace(lr=b.lr * LR_FACTOR)
         return {
             "base": b.replace(options={"eval_every": every}),
             "small_short": small.replace(options={"eval_every": every}),
@@ -78,9 +78,10 @@ class TierConfig:
 
 TIERS: dict[str, TierConfig] = {
     "smoke": TierConfig(
-        base=Recipe(trainer="sched", dataset="teacher", model="si_mlp", optimizer="sgd", lr=0.1, momentum=0.9,
+        # scikit-learn's digits (real 8×8 handwritten digits, flattened), the whole 1500/297 split
+        base=Recipe(trainer="sched", dataset="digits", model="si_mlp", optimizer="sgd", lr=0.1, momentum=0.9,
                     weight_decay=0.1, batch_size=64, steps=1000, schedule="step",
-                    options={"n_train": 4096, "n_test": 2048, "dim": 32, "width": 64, "depth": 3,
+                    options={"n_train": 0, "n_test": 0, "width": 64, "depth": 3,
                              "milestones": (0.5, 0.75), "gamma": 0.1}),
         n=8,
     ),

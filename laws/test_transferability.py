@@ -79,7 +79,7 @@ class TierConfig:
 
     def ps10_recipes(self) -> dict[str, Recipe]:
         d = self.ps10
-        last = round(d.lr * d.option("gamma", 0.1) ** len(d.option("milestones", (1 / 3, 2 / 3))), 12)
+        last = d.lr * d.option("gamma", 0.1) ** len(d.option("milestones", (1 / 3, 2 / 3)))
         noisy = d.replace(options={"noise": NOISE})
         return {
             "decay": d,
@@ -97,8 +97,10 @@ _PS10_SMOKE = Recipe(trainer="sched", dataset="ps10", model="mlp", optimizer="sg
 TIERS: dict[str, TierConfig] = {
     "smoke": TierConfig(
         ps10=_PS10_SMOKE, n_ps10=8,
-        transfer=_PS10_SMOKE.replace(options={"transfer": "halves", "finetune_steps": 300, "finetune_lr": 0.01,
-                                              "eval_every": 0}),
+        # MNIST-1D's real signals, digits 0–4 → 5–9 (PS10's constructed patterns stay for the PS10 claims)
+        transfer=_PS10_SMOKE.replace(dataset="mnist1d", options={
+            "n_train": 0, "n_test": 0, "fourier": 0.0, "transfer": "halves", "finetune_steps": 300,
+            "finetune_lr": 0.01, "eval_every": 0}),
         n_transfer=16,
     ),
     # PS10 at CIFAR size through a BN conv net, and CIFAR-10 classes 0–4 → 5–9 (untested: no GPU lent).
