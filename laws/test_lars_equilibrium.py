@@ -45,9 +45,15 @@ e⁸-fold. The law notes each point's |w₀|²/|w|²(window) so the premise can 
 checked (0.9–7.4 at the smoke points). Points keep λα/(1−ρ)² ≤ 0.05, the size
 of the corrections to the resummed balance at ρ > 0 (for ρ = 0 they are O(λα)).
 
-Findings at the smoke tier (3-conv BN net, widths 8-16-16, on 8×8×3 synthetic
-template images with 10 classes, batch 32, 8 seeds; `pytest laws/ -k lars
---tier smoke`): the step ratio is 0.97–1.01 at ρ = 0 and 1.03–1.07 at ρ = 0.9;
+Findings at the smoke tier on real data (3-conv BN net, widths 8-16-16, on
+scikit-learn's 1×8×8 digits, 1500 training images, batch 32, 8 seeds; `pytest
+laws/ -k lars --tier smoke`; the figures are in the report): both ρ = 0 points
+hold (step ratio ≈ 0.87–0.94, growth/shrink ≈ 0.96–1.01). At ρ = 0.9 the claim
+does *not* hold on digits: the first conv layer's growth/shrink is ≈ 1.39
+(CI above the band) — its |w|² is still growing in the window — and the last
+layer's radial term sits at the band's edge; recorded as a strict xfail
+(FAILS_AT). The paragraph below is what the synthetic template images (8×8×3,
+10 classes) gave before the smoke tier moved to real data: the step ratio is 0.97–1.01 at ρ = 0 and 1.03–1.07 at ρ = 0.9;
 growth/shrink is 1.02–1.07 at ρ = 0 (the fixed point still drifts up slowly as
 the net keeps learning: |w|² rising ~20% over the window shows up as +10%) and
 1.13–1.18 at ρ = 0.9 — the "slightly larger discrepancy" the seed reports;
@@ -228,10 +234,16 @@ def _plot(law, a: dict[str, np.ndarray], pt: Point, layers: list[str]) -> None:
         ax2.legend(fontsize=7)
 
 
+#: (tier, point) where the claim did not hold, a recorded finding: strict xfail
+FAILS_AT = {("smoke", "rho0.9"): "on digits the first conv layer's |w|² still grows at ρ = 0.9 (growth/shrink ≈ 1.39)"}
+
+
 @lrlaw("lars", needs=lambda tier, name: needs(tier, name))
 @pytest.mark.parametrize("name", POINT_NAMES, ids=lambda n: f"lars-{n}")
-def test_lars_equilibrium(law, name: str) -> None:
+def test_lars_equilibrium(law, name: str, request) -> None:
     _, pt = point_of(law.tier, name)
+    if (law.tier, name) in FAILS_AT:
+        request.applymarker(pytest.mark.xfail(strict=True, reason=f"finding at {law.tier}: {FAILS_AT[law.tier, name]}"))
     runs = law.runs("sgd")
     ok = runs.status == "ok"
     if not ok.all():
