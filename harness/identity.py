@@ -87,14 +87,30 @@ def code_closure(module: str) -> dict[str, str]:
     return seen
 
 
+#: (package root, module) → (the closure's files and their mtimes, the hash): planning keys
+#: hundreds of recipes, and a stat per file is far cheaper than re-hashing the code
+_salt_cache: dict[tuple[Path, str], tuple[tuple[tuple[Path, int], ...], str]] = {}
+
+
+def _stamps(files: tuple[Path, ...]) -> tuple[tuple[Path, int], ...]:
+    return tuple((f, f.stat().st_mtime_ns) for f in files)
+
+
 def code_salt(trainer: str) -> str:
     """``<trainer>-<hash>`` of the code the trainer's runs depend on."""
     if trainer not in TRAINER_MODULES:
         raise RecipeError(f"unknown trainer {trainer!r}; known: {sorted(TRAINER_MODULES)}")
+    module = TRAINER_MODULES[trainer]
+    cached = _salt_cache.get((PACKAGE_ROOT, module))
+    if cached is not None and _stamps(tuple(f for f, _ in cached[0])) == cached[0]:
+        return f"{trainer}-{cached[1]}"
+    closure = code_closure(module)
     h = hashlib.sha256()
-    for rel, code in sorted(code_closure(TRAINER_MODULES[trainer]).items()):
+    for rel, code in sorted(closure.items()):
         h.update(rel.encode() + b"\0" + code.encode() + b"\0")
-    return f"{trainer}-{h.hexdigest()[:16]}"
+    digest = h.hexdigest()[:16]
+    _salt_cache[PACKAGE_ROOT, module] = (_stamps(tuple(PACKAGE_ROOT / rel for rel in closure)), digest)
+    return f"{trainer}-{digest}"
 
 
 def _salt(recipe: Recipe) -> str:
