@@ -41,7 +41,12 @@ Findings at the smoke tier (`pytest laws/ -k transferability --tier smoke`):
   even the stage-2 constant LR memorises less (55%); during stage 1 the large
   LR memorised *more* than a small one at equal steps. Recorded as a strict
   xfail at smoke.
-* stages (N = 16): the 5-class source half is easy — source accuracy 95.5%
+* stages on MNIST-1D (real data, digits 0–4 → 5–9, N = 16; figures in the
+  report): inconclusive for the same reason as on PS10 below — the source
+  accuracy rises ≈ 5 points in stage 2 and ≈ 0.1 in stage 3, so T₃'s
+  denominator is noise and its interval infinite. The claim is not decided at
+  this scale on real data either.
+* stages on PS10 (N = 16, before the smoke tier moved to MNIST-1D): the 5-class source half is easy — source accuracy 95.5%
   after stage 1, +1.4 points in stage 2, ≈ 0 (−0.02) in stage 3 — so T₃ is
   undefined (its denominator is noise) and the bootstrap interval infinite:
   inconclusive. T₂ = 0.20 (fix), 0.34 (finetune), in the range of seed 003's
