@@ -20,8 +20,15 @@ so finite-N noise neither deflates R² nor biases the slope):
 * breakdown: R²∞ at a/η = 1, b/η = 2 is *lower* than at (0.25, 0.5), a paired
   bootstrap test on the same η runs (CI of the difference above 0).
 
-Findings at the smoke tier (3-layer MLP, 400 SGD steps with linear decay, 512
-runs per LR; `pytest laws/ -k linearity --tier smoke`): R²∞ ≈ 0.997 while the
+Findings at the smoke tier on MNIST-1D (real data: the 3-layer MLP on the
+4000/1000 split, 400 SGD steps with linear decay, 512 runs per LR; `pytest
+laws/ -k linearity --tier smoke`; figures in the report): the law does *not*
+hold at the smoke points. At (0.4, 0.1, 0.2) R²∞ ≈ 0.970 (CI below 0.99) and
+slope∞ ≈ 1.61 against b/a = 2; at half the ratios R²∞ ≈ 0.992 (CI straddling
+0.99) and slope∞ ≈ 1.75 (CI below the ±10% band): the mean logits curve in η
+far more than on the teacher task, and the curvature shrinks with the ratios
+as the seed says. The breakdown point still holds. Recorded as strict xfails
+at smoke (FAILS_AT). On the synthetic teacher task used before: R²∞ ≈ 0.997 while the
 raw R² at N = 512 is ≈ 0.991; the slope∞ is ≈ 1.88, i.e. 6% *below* b/a = 2 —
 the law is first-order and the curvature of f̄ in η is visible at b/η = 0.5.
 At the breakdown point (0.4, 0.4, 0.8) R²∞ falls to ≈ 0.967 and the slope to
@@ -153,9 +160,16 @@ def linearity_results(f0, fa, fb, point: Point, tier: str, n_total: int) -> tupl
     ], est
 
 
+#: (tier, point id) where the law did not hold, a recorded finding: strict xfail
+FAILS_AT = {("smoke", SMALL.id): "on MNIST-1D R²∞ ≈ 0.970, slope∞ ≈ 1.61 (b/a = 2)",
+            ("smoke", FINE.id): "on MNIST-1D slope∞ ≈ 1.75 (b/a = 2), R²∞ ≈ 0.992"}
+
+
 @lrlaw("linearity", needs=lambda tier, point: point_needs(tier, point))
 @pytest.mark.parametrize("point", [SMALL, FINE], ids=lambda p: f"linearity-{p.id}")
-def test_linearity(law, point: Point) -> None:
+def test_linearity(law, point: Point, request) -> None:
+    if (law.tier, point.id) in FAILS_AT:
+        request.applymarker(pytest.mark.xfail(strict=True, reason=f"finding at {law.tier}: {FAILS_AT[law.tier, point.id]}"))
     (f0, fa, fb), _ = _outputs(law, "")
     results, est = linearity_results(f0, fa, fb, point, law.tier, law.runs("eta").n)
     law.note(f"raw R² at N={est.n}: {est.r2_raw:.5f} (the seed's statistic); N→∞: {est.r2:.5f}; "
