@@ -59,7 +59,7 @@ def context(ls: "LawSession", item: pytest.Item, point: PointState | None, dry: 
         nodeid=item.nodeid, name=need.law, tier=str(ls.tier), params=_params(item),
         ensembles={name: EnsembleRuns(name, need.keys[name], e, ls.store, ls.run_cache) for name, e in ens.items()},
         plot_dir=ls.report.run_dir / "plots", inconclusive=ls.inconclusive, dry=dry,
-        config=need.config, seed_base=ls.seed_base,
+        config=need.config, seed_base=ls.seed_base, node=item,
         runs_used=max((e.n for e in ens.values()), default=0), runs_max=point.n_max if point else 0,
         looks=len(point.plan) if point else 1,
     )

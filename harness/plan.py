@@ -3,15 +3,22 @@
 Built once per session before any test runs, from the ensembles each selected
 test declares. Ensembles of one recipe are merged by taking the largest N, so
 two tests asking for N=64 and N=256 of one recipe cost 256 runs, not 320.
+
+Torch-free: keys come from ``harness.identity``, and a trainer (which imports
+torch) is consulted only for a recipe with runs to train and no stored timing,
+so planning a full store never imports torch.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterable
 
+from harness.identity import recipe_key
 from harness.recipe import Ensemble, Recipe
-from harness.store import Store
-from harness.trainers import get_trainer, recipe_key
+
+if TYPE_CHECKING:
+    from harness.store import Store
 
 
 @dataclass
@@ -68,21 +75,26 @@ def format_seconds(s: float) -> str:
     return f"{s / 3600:.1f} h"
 
 
-def merge(ensembles: Iterable[Ensemble]) -> dict[str, Ensemble]:
+def merge(ensembles: Iterable[Ensemble], data_dir: Path | None = None) -> dict[str, Ensemble]:
     """De-duplicate by recipe key, keeping the largest N of each recipe."""
     merged: dict[str, Ensemble] = {}
     for ens in ensembles:
-        key = recipe_key(ens.recipe)
+        key = recipe_key(ens.recipe, data_dir, absent_ok=True)
         if key not in merged or merged[key].n < ens.n:
             merged[key] = ens
     return merged
 
 
-def make_plan(ensembles: Iterable[Ensemble], store: Store, device: str, verify: bool = True) -> Plan:
+def make_plan(ensembles: Iterable[Ensemble], store: "Store", device: str, verify: bool = True,
+              data_dir: Path | None = None) -> Plan:
+    """Raises ``RecipeError`` for a recipe with runs to train that its trainer rejects."""
     needs = []
-    for key, ens in merge(ensembles).items():
-        trainer = get_trainer(ens.recipe)
+    for key, ens in merge(ensembles, data_dir).items():
         missing = store.missing(key, ens.seeds, verify=verify)
-        per_run = store.median_seconds(key) or trainer.estimate_seconds(ens.recipe, device)
-        needs.append(Need(key, ens.recipe, ens.n, missing, per_run))
+        per_run = store.median_seconds(key) if missing else 0.0
+        if missing and not per_run:
+            from harness.trainers import get_trainer  # imports torch: only for runs still to train
+
+            per_run = get_trainer(ens.recipe).estimate_seconds(ens.recipe, device)
+        needs.append(Need(key, ens.recipe, ens.n, missing, per_run or 0.0))
     return Plan(needs)

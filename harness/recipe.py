@@ -1,8 +1,9 @@
 """Recipes: frozen, hashable descriptions of one training run, minus its seed.
 
-A recipe's key is the sha256 of its canonical JSON plus the code salt of the
-trainer that executes it, so changing training code meaningfully (bumping the
-salt) invalidates old runs without touching the store.
+A recipe's key is the sha256 of its canonical JSON plus a salt: the trainer's
+code salt and the data's fingerprint (``harness.identity.recipe_key``), so runs
+of other code or other data are never reused. Float fields are normalised to
+FLOAT_DIGITS significant digits first, so ``0.4 + 0.2`` and ``0.6`` are one recipe.
 """
 from __future__ import annotations
 
@@ -11,6 +12,15 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from typing import Any, Mapping
+
+
+#: significant digits a recipe's floats keep: 0.4 + 0.2 (0.6000000000000001) is 0.6; no
+#: hyper-parameter is meaningful beyond 12 digits, and 15 would keep that rounding error
+FLOAT_DIGITS = 12
+
+
+def normalise_float(value: float) -> float:
+    return float(f"{value:.{FLOAT_DIGITS}g}")
 
 
 class RecipeError(ValueError):
@@ -25,6 +35,8 @@ def _freeze(value: Any) -> Any:
     if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
         # 1.0 and 1 must hash alike: users write both.
         return int(value)
+    if isinstance(value, float) and value == value and abs(value) != float("inf"):
+        return normalise_float(value)
     return value
 
 
@@ -60,6 +72,8 @@ class Recipe:
             v = getattr(self, name)
             if not isinstance(v, (int, float)) or v != v:
                 raise RecipeError(f"recipe field {name!r} must be a number, got {v!r}")
+            if isinstance(v, float) and abs(v) != float("inf"):
+                object.__setattr__(self, name, normalise_float(v))
         if self.batch_size <= 0 or self.steps <= 0:
             raise RecipeError("recipe fields 'batch_size' and 'steps' must be positive")
 

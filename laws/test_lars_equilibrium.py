@@ -48,12 +48,19 @@ e⁸-fold. The law notes each point's |w₀|²/|w|²(window) so the premise can 
 checked (0.9–7.4 at the smoke points). Points keep λα/(1−ρ)² ≤ 0.05, the size
 of the corrections to the resummed balance at ρ > 0 (for ρ = 0 they are O(λα)).
 
-Findings at the smoke tier (3-conv BN net, widths 8-16-16, on 8×8×3 synthetic
-template images with 10 classes, batch 32, 8 seeds; `pytest laws/ -k lars
---tier smoke`): the step ratio is 0.97–1.01 at ρ = 0 and 1.03–1.07 at ρ = 0.9;
-growth/shrink (then computed from |g|, i.e. the step ratio squared) was 1.02–1.07
-at ρ = 0 and 1.13–1.18 at ρ = 0.9 — the "slightly larger discrepancy" the seed
-reports; the weight-measured balance that replaced it is in the report;
+Findings at the smoke tier on real data (3-conv BN net, widths 8-16-16, on
+scikit-learn's 1×8×8 digits, 1500 training images, batch 32, 8 seeds; `pytest
+laws/ -k lars --tier smoke`; the figures are in the report): both ρ = 0 points
+hold (step ratio ≈ 0.87–0.94, growth/shrink ≈ 0.96–1.01, then computed from |g|). At ρ = 0.9 the claim
+does *not* hold on digits: the first conv layer's growth/shrink is ≈ 1.39
+(CI above the band) — its |w|² is still growing in the window — and the last
+layer's radial term sits at the band's edge; recorded as a strict xfail
+(FAILS_AT; the growth/shrink figures here were measured from |g|, before
+the weight-measured balance replaced it — see the report). The paragraph below is what the synthetic template images (8×8×3,
+10 classes) gave before the smoke tier moved to real data: the step ratio is 0.97–1.01 at ρ = 0 and 1.03–1.07 at ρ = 0.9;
+growth/shrink is 1.02–1.07 at ρ = 0 (the fixed point still drifts up slowly as
+the net keeps learning: |w|² rising ~20% over the window shows up as +10%) and
+1.13–1.18 at ρ = 0.9 — the "slightly larger discrepancy" the seed reports;
 |2w·g/(λ|g|²)| < 0.008 (BN's ε is the only breach of the symmetry, largest in
 the last, smallest-norm layer). The gradient–EMA correlation is −0.02…−0.03 at
 ρ = 0.9 but −0.12…−0.19 at ρ = 0 (also at λα = 0.0025, tried while building
@@ -134,8 +141,9 @@ TIERS: dict[str, TierConfig] = {
     # τ = 100 steps at ρ = 0 (λα = 0.01), τ = 200 at ρ = 0.9 (λα/(1−ρ)² = 0.05): 400 + 400 + 800 steps × 8 seeds
     # (one CPU chunk: the trainer pads a chunk to 8 seeds anyway)
     "smoke": TierConfig(
-        base=Recipe(trainer="scale_invariant", dataset="templates", model="bn_convnet", batch_size=32,
-                    probes=("layer_stats",), options={"channels": 3, "classes": 10, "probe_every": 5}),
+        # scikit-learn's digits: real 1×8×8 handwritten digits, the whole 1500/297 split
+        base=Recipe(trainer="scale_invariant", dataset="digits", model="bn_convnet", batch_size=32,
+                    probes=("layer_stats",), options={"n_train": 0, "n_test": 0, "probe_every": 5}),
         n=8,
         points={"rho0-a": Point(1.0, 0.01, 0.0), "rho0-b": Point(0.5, 0.02, 0.0), "rho0.9": Point(0.05, 0.01, 0.9)},
     ),
@@ -253,10 +261,16 @@ def _plot(law, a: dict[str, np.ndarray], pt: Point, layers: list[str]) -> None:
         ax2.legend(fontsize=7)
 
 
+#: (tier, point) where the claim did not hold, a recorded finding: strict xfail
+FAILS_AT = {("smoke", "rho0.9"): "on digits the first conv layer's |w|² still grows at ρ = 0.9 (growth/shrink ≈ 1.39)"}
+
+
 @lrlaw("lars", needs=lambda tier, name: needs(tier, name))
 @pytest.mark.parametrize("name", POINT_NAMES, ids=lambda n: f"lars-{n}")
 def test_lars_equilibrium(law, name: str) -> None:
     _, pt = point_of(law.tier, name)
+    if (law.tier, name) in FAILS_AT:
+        law.known_failure(FAILS_AT[law.tier, name])
     runs = law.runs("sgd")
     ok = runs.status == "ok"
     if not ok.all():

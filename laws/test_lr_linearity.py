@@ -20,8 +20,15 @@ so finite-N noise neither deflates R² nor biases the slope):
 * breakdown: R²∞ at a/η = 1, b/η = 2 is *lower* than at (0.25, 0.5), a paired
   bootstrap test on the same η runs (CI of the difference above 0).
 
-Findings at the smoke tier (3-layer MLP, 400 SGD steps with linear decay, 512
-runs per LR; `pytest laws/ -k linearity --tier smoke`): R²∞ ≈ 0.997 while the
+Findings at the smoke tier on MNIST-1D (real data: the 3-layer MLP on the
+4000/1000 split, 400 SGD steps with linear decay, 512 runs per LR; `pytest
+laws/ -k linearity --tier smoke`; figures in the report): the law does *not*
+hold at the smoke points. At (0.4, 0.1, 0.2) R²∞ ≈ 0.970 (CI below 0.99) and
+slope∞ ≈ 1.61 against b/a = 2; at half the ratios R²∞ ≈ 0.992 (CI straddling
+0.99) and slope∞ ≈ 1.75 (CI below the ±10% band): the mean logits curve in η
+far more than on the teacher task, and the curvature shrinks with the ratios
+as the seed says. The breakdown point still holds. Recorded as strict xfails
+at smoke (FAILS_AT). On the synthetic teacher task used before: R²∞ ≈ 0.997 while the
 raw R² at N = 512 is ≈ 0.991; the slope∞ is ≈ 1.88, i.e. 6% *below* b/a = 2 —
 the law is first-order and the curvature of f̄ in η is visible at b/η = 0.5.
 At the breakdown point (0.4, 0.4, 0.8) R²∞ falls to ≈ 0.967 and the slope to
@@ -73,9 +80,8 @@ class Point:
         return f"eta{self.eta:g}-a{self.a:g}-b{self.b:g}"
 
     def lrs(self, unit: float) -> dict[str, float]:
-        # rounding keeps 0.4 + 0.2 from hashing as 0.6000000000000001
-        return {"eta": round(unit * self.eta, 10), "a": round(unit * (self.eta + self.a), 10),
-                "b": round(unit * (self.eta + self.b), 10)}
+        # no rounding needed: a recipe normalises its floats (0.4 + 0.2 is 0.6)
+        return {"eta": unit * self.eta, "a": unit * (self.eta + self.a), "b": unit * (self.eta + self.b)}
 
 
 SMALL = Point(0.4, 0.1, 0.2)      # the seed's Figure 1 point: a/η = 0.25, b/η = 0.5
@@ -92,8 +98,9 @@ class TierConfig:
 
 TIERS: dict[str, TierConfig] = {
     "smoke": TierConfig(
-        base=Recipe(trainer="mlp", dataset="teacher", model="mlp", lr=0.4, batch_size=64, steps=400,
-                    schedule="linear_decay", probes=("logits",)),
+        # MNIST-1D's real 4000/1000 split (logits on its 1000 test signals)
+        base=Recipe(trainer="mlp", dataset="mnist1d", model="mlp", lr=0.4, batch_size=64, steps=400,
+                    schedule="linear_decay", probes=("logits",), options={"n_train": 0, "n_test": 0}),
         lr_unit=1.0,
         n=512,
     ),
@@ -171,9 +178,16 @@ def results_of(est, point: Point, tier: str, n_total: int) -> list[LawResult]:
     ]
 
 
+#: (tier, point id) where the law did not hold, a recorded finding: strict xfail
+FAILS_AT = {("smoke", SMALL.id): "on MNIST-1D R²∞ ≈ 0.970, slope∞ ≈ 1.61 (b/a = 2)",
+            ("smoke", FINE.id): "on MNIST-1D slope∞ ≈ 1.75 (b/a = 2), R²∞ ≈ 0.992"}
+
+
 @lrlaw("linearity", needs=lambda tier, point: point_needs(tier, point))
 @pytest.mark.parametrize("point", [SMALL, FINE], ids=lambda p: f"linearity-{p.id}")
 def test_linearity(law, point: Point) -> None:
+    if (law.tier, point.id) in FAILS_AT:
+        law.known_failure(FAILS_AT[law.tier, point.id])
     est = _estimate(law, "", point, _ok_seeds(law, ""))
     results = results_of(est, point, law.tier, law.runs("eta").n)
     law.note(f"raw R² at N={est.n}: {est.r2_raw:.5f} (the seed's statistic); N→∞: {est.r2:.5f}; "

@@ -27,10 +27,15 @@ and the small-LR run ≈ 0.98. A CPU cannot afford 2·10⁶ steps, so the smoke
 tier keeps η₀ = 0.1 and raises λ to 0.1, with T = 1000 (ηλT = 10, small run
 1.0): the fully scale-invariant MLP of ``harness.models.small_nets``
 (``si_mlp``: weight-normalised hidden layers, top layer frozen — the seed's
-stated condition) on the synthetic teacher task.
+stated condition) on scikit-learn's digits (real 8×8 handwritten digits,
+flattened; the whole 1500/297 split): an MLP, so an image set it can take.
 
-Findings at the smoke tier (`pytest laws/ -k small_lr --tier smoke`, N = 8;
-measured on the shared 2-core box): the baseline ends at 77.0% test accuracy;
+Findings at the smoke tier on digits (`pytest laws/ -k small_lr --tier smoke`,
+N = 8; figures in the report): both claims hold — the baseline ends near 97%,
+the small-LR run with the same budget is ≈ 3 points behind (CI below 0) and
+with 10× the steps it is non-inferior (≈ +0.7 points, CI above the −1-point
+margin). On the synthetic teacher task used before, the non-inferiority point
+was inconclusive; those measurements follow: the baseline ends at 77.0% test accuracy;
 the small-LR run with the same budget at 54.2% (behind: −22.8 points, CI
 [−24.8, −20.9], as the claim's "needs 10× more" implies); with 10× the steps
 it reaches 73% within its first T steps and ends at 75.7%: −1.35 points, 95%
@@ -70,7 +75,7 @@ class TierConfig:
     def recipes(self) -> dict[str, Recipe]:
         b = self.base
         every = b.steps // self.curve_points
-        small = b.replace(lr=round(b.lr * LR_FACTOR, 12))
+        small = b.replace(lr=b.lr * LR_FACTOR)
         return {
             "base": b.replace(options={"eval_every": every}),
             "small_short": small.replace(options={"eval_every": every}),
@@ -80,9 +85,10 @@ class TierConfig:
 
 TIERS: dict[str, TierConfig] = {
     "smoke": TierConfig(
-        base=Recipe(trainer="sched", dataset="teacher", model="si_mlp", optimizer="sgd", lr=0.1, momentum=0.9,
+        # scikit-learn's digits (real 8×8 handwritten digits, flattened), the whole 1500/297 split
+        base=Recipe(trainer="sched", dataset="digits", model="si_mlp", optimizer="sgd", lr=0.1, momentum=0.9,
                     weight_decay=0.1, batch_size=64, steps=1000, schedule="step",
-                    options={"n_train": 4096, "n_test": 2048, "dim": 32, "width": 64, "depth": 3,
+                    options={"n_train": 0, "n_test": 0, "width": 64, "depth": 3,
                              "milestones": (0.5, 0.75), "gamma": 0.1}),
         n=8,
     ),

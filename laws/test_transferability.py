@@ -41,7 +41,12 @@ Findings at the smoke tier (`pytest laws/ -k transferability --tier smoke`):
   even the stage-2 constant LR memorises less (55%); during stage 1 the large
   LR memorised *more* than a small one at equal steps. Recorded as a strict
   xfail at smoke.
-* stages (N = 16): the 5-class source half is easy — source accuracy 95.5%
+* stages on MNIST-1D (real data, digits 0–4 → 5–9, N = 16; figures in the
+  report): inconclusive for the same reason as on PS10 below — the source
+  accuracy rises ≈ 5 points in stage 2 and ≈ 0.1 in stage 3, so T₃'s
+  denominator is noise and its interval infinite. The claim is not decided at
+  this scale on real data either.
+* stages on PS10 (N = 16, before the smoke tier moved to MNIST-1D): the 5-class source half is easy — source accuracy 95.5%
   after stage 1, +1.4 points in stage 2, ≈ 0 (−0.02) in stage 3 — so T₃ is
   undefined (its denominator is noise) and the bootstrap interval infinite:
   inconclusive. T₂ = 0.20 (fix), 0.34 (finetune), in the range of seed 003's
@@ -80,7 +85,7 @@ class TierConfig:
 
     def ps10_recipes(self) -> dict[str, Recipe]:
         d = self.ps10
-        last = round(d.lr * d.option("gamma", 0.1) ** len(d.option("milestones", (1 / 3, 2 / 3))), 12)
+        last = d.lr * d.option("gamma", 0.1) ** len(d.option("milestones", (1 / 3, 2 / 3)))
         noisy = d.replace(options={"noise": NOISE})
         return {
             "decay": d,
@@ -98,8 +103,10 @@ _PS10_SMOKE = Recipe(trainer="sched", dataset="ps10", model="mlp", optimizer="sg
 TIERS: dict[str, TierConfig] = {
     "smoke": TierConfig(
         ps10=_PS10_SMOKE, n_ps10=8,
-        transfer=_PS10_SMOKE.replace(options={"transfer": "halves", "finetune_steps": 300, "finetune_lr": 0.01,
-                                              "eval_every": 0}),
+        # MNIST-1D's real signals, digits 0–4 → 5–9 (PS10's constructed patterns stay for the PS10 claims)
+        transfer=_PS10_SMOKE.replace(dataset="mnist1d", options={
+            "n_train": 0, "n_test": 0, "fourier": 0.0, "transfer": "halves", "finetune_steps": 300,
+            "finetune_lr": 0.01, "eval_every": 0}),
         n_transfer=16,
     ),
     # PS10 at CIFAR size through a BN conv net, and CIFAR-10 classes 0–4 → 5–9 (untested: no GPU lent).
@@ -171,13 +178,13 @@ def test_transferability_ps10_decay(law) -> None:
 
 
 @lrlaw("transferability", needs=lambda tier: ps10_needs(tier, ("noisy_decay", "noisy_const_small")))
-def test_transferability_ps10_noise(law, request) -> None:
+def test_transferability_ps10_noise(law) -> None:
     decay, small = _metric(law, "noisy_decay", "acc_noisy"), _metric(law, "noisy_const_small", "acc_noisy")
     _pattern_plot(law, "noisy", (("noisy_decay", "lrDecay"), ("noisy_const_small", "constant = last-stage LR")),
                   ("simple", "complex", "noisy"))
     law.note(f"memorised noisy data: lrDecay {np.nanmean(decay):.4f}, small constant LR {np.nanmean(small):.4f}")
     if law.tier in NOISE_FAILS_AT:
-        request.applymarker(pytest.mark.xfail(strict=True, reason=f"finding at {law.tier}: {NOISE_FAILS_AT[law.tier]}"))
+        law.known_failure(NOISE_FAILS_AT[law.tier])
     law.check(paired_difference_result("transferability", "decay_minus_small_const_noisy_acc", decay, small, 0.0, "<", kind=CLAIM))
 
 

@@ -70,3 +70,17 @@ def test_roundtrip_through_json_keeps_the_key(lr, wd, steps, width):
     back = Recipe.from_dict(json.loads(json.dumps(r.to_dict())))
     assert back == r
     assert back.key("x") == r.key("x")
+
+
+def test_float_fields_are_normalised_before_hashing():
+    assert 0.4 + 0.2 != 0.6  # the premise: binary floating point
+    a, b = BASE.replace(lr=0.4 + 0.2), BASE.replace(lr=0.6)
+    assert a == b and a.key("s") == b.key("s") and a.lr == 0.6
+    assert BASE.replace(weight_decay=0.1 * 3).key("s") == BASE.replace(weight_decay=0.3).key("s")
+    assert BASE.replace(options={"scale": 0.25 * 4 + 0.1 + 0.2}).key("s") == BASE.replace(options={"scale": 1.3}).key("s")
+    assert BASE.replace(options={"points": [(0, 0.1 + 0.2)]}).key("s") == BASE.replace(options={"points": [(0, 0.3)]}).key("s")
+
+
+def test_normalisation_keeps_distinct_hyper_parameters_distinct():
+    assert BASE.replace(lr=0.1).key("s") != BASE.replace(lr=0.1000001).key("s")
+    assert BASE.replace(lr=1e-7).key("s") != BASE.replace(lr=1.1e-7).key("s")

@@ -1,16 +1,14 @@
 """Image classification data sets as decoded tensors, and where to find them on disk."""
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import torch
 
-#: environment variable naming the data directory when ``--data-dir`` is not given
-DATA_ENV = "LRLAWS_DATA"
-
+# where data lives and the one-line fix when it does not: torch-free, in the catalog
+from harness.data.catalog import DATA_ENV, data_root, unavailable_message  # noqa: F401  (re-exported)
 
 @dataclass(frozen=True)
 class ImageSet:
@@ -37,21 +35,6 @@ class ImageSet:
                         self.num_classes)
 
 
-def data_root(root: Path | None) -> Path:
-    """``root``, else ``$LRLAWS_DATA``, else ``~/.cache/lrlaws/data`` (the plugin's ``--data-dir`` default)."""
-    if root is not None:
-        return Path(root)
-    env = os.environ.get(DATA_ENV)
-    return Path(env) if env else Path.home() / ".cache" / "lrlaws" / "data"
-
-
-def unavailable_message(name: str, root: Path, expected: str, why: str = "") -> str:
-    """One line naming both fixes: point at a directory holding the data, or run where it can be downloaded."""
-    return (f"{name} not found under {root} (expected {expected}){': ' + why if why else ''}; "
-            f"pass --data-dir DIR or set {DATA_ENV}=DIR to a directory holding it, "
-            f"or run where torchvision can download it (network access)")
-
-
 #: seconds a download may stall (no bytes) before it counts as failed
 DOWNLOAD_STALL_S = 30.0
 
@@ -76,13 +59,22 @@ def try_download(fetch: Callable[[], object]) -> str:
     return ""
 
 
+def load_digits_images(root: Path | None = None, download: bool = True) -> ImageSet:
+    """scikit-learn's digits (``harness.data.digits``) as 1×8×8 uint8 images; never downloads."""
+    from harness.data import digits
+
+    d = digits.load()
+    return ImageSet(torch.from_numpy(digits.as_uint8(d.x_train)), torch.from_numpy(d.y_train),
+                    torch.from_numpy(digits.as_uint8(d.x_test)), torch.from_numpy(d.y_test), d.num_classes)
+
+
 def load_images(dataset: str, root: Path | None, download: bool = True) -> ImageSet:
-    """``load_cifar10`` or ``load_mnist`` by recipe dataset name."""
+    """``load_cifar10``, ``load_mnist`` or ``load_digits_images`` by recipe dataset name."""
     # imported here: the loader modules import this one
     from harness.data.cifar10 import load_cifar10
     from harness.data.mnist import load_mnist
 
-    loaders = {"cifar10": load_cifar10, "mnist": load_mnist}
+    loaders = {"cifar10": load_cifar10, "mnist": load_mnist, "digits": load_digits_images}
     if dataset not in loaders:
         raise ValueError(f"no image loader for dataset {dataset!r}; known: {sorted(loaders)}")
     return loaders[dataset](root, download)

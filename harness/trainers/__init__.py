@@ -1,18 +1,21 @@
 """The trainers recipes can name, by their ``trainer`` field: built-ins, then ``lrlaws.trainers`` entry points."""
 from __future__ import annotations
 
-from harness import plugins
+from pathlib import Path
+
+from harness import identity, plugins
 from harness.recipe import Recipe, RecipeError
 from harness.trainers.base import DataUnavailable, RunResult, TrainContext, Trainer
 from harness.trainers.airbench import AirbenchTrainer
 from harness.trainers.gd import GDTrainer
 from harness.trainers.mlp import MLPTrainer
+from harness.trainers.paper_nets import PaperNetsTrainer
 from harness.trainers.scale_invariant import ScaleInvariantTrainer
-from harness.trainers.toy2d import Toy2DTrainer
 from harness.trainers.schedules import ScheduleTrainer
+from harness.trainers.toy2d import Toy2DTrainer
 
 TRAINERS: dict[str, Trainer] = {t.name: t for t in (MLPTrainer(), AirbenchTrainer(), ScaleInvariantTrainer(), Toy2DTrainer(),
-                                               GDTrainer(), ScheduleTrainer())}
+                                               GDTrainer(), ScheduleTrainer(), PaperNetsTrainer())}
 
 
 def get_trainer(recipe: Recipe) -> Trainer:
@@ -25,15 +28,14 @@ def get_trainer(recipe: Recipe) -> Trainer:
     return trainer
 
 
-def run_salt(recipe: Recipe) -> str:
-    """The code salt in a run's key: the trainer's, plus a plugin data set's (part of the run's identity too)."""
-    salt = get_trainer(recipe).salt
-    data_salt = plugins.dataset_salt(recipe.dataset)
-    return salt if data_salt is None else f"{salt}+{recipe.dataset}:{data_salt}"
+#: the code salt in a run's key (derived for built-ins; see harness.identity)
+run_salt = identity.run_salt
 
 
-def recipe_key(recipe: Recipe) -> str:
-    return recipe.key(run_salt(recipe))
+def recipe_key(recipe: Recipe, data_dir: Path | None = None) -> str:
+    """``harness.identity.recipe_key`` after the trainer validated the recipe (which imports torch)."""
+    get_trainer(recipe)
+    return identity.recipe_key(recipe, data_dir)
 
 
 __all__ = ["TRAINERS", "get_trainer", "recipe_key", "run_salt", "DataUnavailable", "RunResult", "TrainContext", "Trainer"]

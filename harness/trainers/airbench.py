@@ -40,7 +40,7 @@ from harness.data.images import ImageSet, data_root, load_images
 from harness.models.airbench import WHITEN_IMAGES, AirbenchNet, NetSpec, forward_flops, whitening_weight
 from harness.optim import lr_factor
 from harness.recipe import Recipe, RecipeError
-from harness.trainers.base import DIVERGED, OK, RunResult, TrainContext, resolve_options
+from harness.trainers.base import DIVERGED, OK, RunResult, TrainContext, resolve_options, derived_salt
 
 #: lookahead: every this many steps, weights ← EMA with decay 0.95⁵·(t/T)³ (airbench94)
 LOOKAHEAD_EVERY, LOOKAHEAD_BASE = 5, 0.95**5
@@ -117,7 +117,7 @@ def _normalize(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, dtype: to
 
 class AirbenchTrainer:
     name = "airbench"
-    salt = "airbench-v1"
+    salt = derived_salt
 
     def __init__(self) -> None:
         # per-process caches: decoded data per (data set, device), a model (and its compiled

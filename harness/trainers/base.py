@@ -8,6 +8,7 @@ from typing import Any, Iterable, Iterator, Mapping, Protocol, Sequence
 
 import torch
 
+from harness.identity import code_salt
 from harness.recipe import Recipe, RecipeError
 from harness.runs import DIVERGED, OK, RunResult  # noqa: F401  (re-exported: trainers import them from here)
 
@@ -37,7 +38,7 @@ class Trainer(Protocol):
 
     #: the name recipes use in their ``trainer`` field
     name: str
-    #: code-version salt: bump when a change alters what runs produce
+    #: code-version salt, derived from the trainer's source (``harness.identity.code_salt``)
     salt: str
 
     def validate(self, recipe: Recipe) -> None:
@@ -54,6 +55,10 @@ class Trainer(Protocol):
 
     def train(self, recipe: Recipe, seeds: Sequence[int], ctx: TrainContext) -> Iterator[RunResult]:
         """Train one run per seed; yield each as it finishes. Must be deterministic per seed."""
+
+
+#: ``salt = derived_salt`` in a trainer class: its salt is its code's hash, never hand-bumped
+derived_salt = property(lambda self: code_salt(self.name))
 
 
 def resolve_options(trainer: str, recipe: Recipe, defaults: Mapping[str, Any]) -> dict[str, Any]:

@@ -17,6 +17,8 @@ Problems (``dataset`` / ``model``):
   subset of the synthetic teacher task, square loss on one-hot targets by
   default (the setting in which Cohen et al. observe progressive sharpening and
   the edge of stability), or cross-entropy with ``loss="ce"``.
+* ``mnist1d`` / ``mlp`` and ``digits`` / ``mlp``: the same on the first
+  ``n_train`` examples of MNIST-1D or of digits' training split (flattened);
 * ``cifar10`` / ``mlp``: the same on the first ``n_train`` CIFAR-10 training
   images, flattened and standardised (the gpu tier; Cohen et al. use a 5k subset).
 
@@ -41,7 +43,7 @@ from harness.hessian import flat_hvp, lanczos
 from harness.data.images import load_images
 from harness.models.small_nets import ACTIVATIONS, MLPSpec, stack
 from harness.recipe import Recipe
-from harness.trainers.base import DIVERGED, OK, RunResult, TrainContext, check_image_data, cpu_threads, require, resolve_options
+from harness.trainers.base import DIVERGED, OK, RunResult, TrainContext, check_image_data, cpu_threads, require, resolve_options, derived_salt
 
 #: seed 003 §4.1 / issue 6: "loss above k× its start or non-finite"; 10× is far above any
 #: transient bump of a stable run and is reached within a few dozen steps once |1 − ηλ| > 1
@@ -49,7 +51,7 @@ DIVERGENCE_FACTOR = 10.0
 #: effective rate for ``--plan`` estimates (batched bmm on the 2-core CI box, one thread busy)
 FLOPS_PER_SECOND = {"cpu": 2e10, "cuda": 2e12}
 
-PROBLEMS = {("quadratic", "linear"), ("teacher", "mlp"), ("cifar10", "mlp")}
+PROBLEMS = {("quadratic", "linear"), ("teacher", "mlp"), ("mnist1d", "mlp"), ("digits", "mlp"), ("cifar10", "mlp")}
 _OPTIONS: dict[str, Any] = {
     "n_train": 256,
     "dim": 32,            # quadratic / teacher input dimension
@@ -79,7 +81,7 @@ class Problem:
 
 class GDTrainer:
     name = "gd"
-    salt = "gd-v1"
+    salt = derived_salt
 
     def _options(self, recipe: Recipe) -> dict[str, Any]:
         return resolve_options(self.name, recipe, _OPTIONS)
@@ -94,6 +96,8 @@ class GDTrainer:
             (recipe.schedule != "constant", "schedule must be 'constant'"),
             (bool(recipe.probes), "takes no probes (loss and sharpness are always recorded)"),
             (recipe.batch_size != o["n_train"], f"full batch: batch_size must equal option n_train ({o['n_train']})"),
+            (o["n_train"] > {"mnist1d": 4000, "digits": 1500}.get(recipe.dataset, o["n_train"]),
+             "option n_train exceeds the training set (mnist1d: 4000, digits: 1500)"),
             (o["lr_unit"] not in ("absolute", "2/lambda0"), "option lr_unit must be 'absolute' or '2/lambda0'"),
             (o["activation"] not in ACTIVATIONS, f"option activation must be one of {ACTIVATIONS}"),
             (o["loss"] not in ("mse", "ce"), "option loss must be 'mse' or 'ce'"),
@@ -111,7 +115,7 @@ class GDTrainer:
 
     def estimate_seconds(self, recipe: Recipe, device: str) -> float:
         o = self._options(recipe)
-        d = 3072 if recipe.dataset == "cifar10" else o["dim"]
+        d = {"cifar10": 3072, "mnist1d": 40, "digits": 64}.get(recipe.dataset, o["dim"])
         per_example = d * (1 if recipe.model == "linear" else o["width"]) + (o["depth"] - 2) * o["width"] ** 2 + o["width"] * o["classes"]
         flops = 6 * recipe.steps * o["n_train"] * per_example
         measures = 1 + (recipe.steps // o["sharpness_every"] if o["sharpness_every"] else 0)
@@ -130,6 +134,11 @@ class GDTrainer:
             t = teacher_task(seed=o["data_seed"], n_train=o["n_train"], n_test=2, dim=o["dim"],
                              classes=o["classes"], label_noise=o["label_noise"])
             x, y, classes = t.x_train, t.y_train, o["classes"]
+        elif recipe.dataset in ("mnist1d", "digits"):
+            from harness.data.vectors import vector_task
+
+            t = vector_task(recipe.dataset, o["n_train"], 1)
+            x, y, classes = t.x_train, t.y_train, t.num_classes
         else:
             imgs = load_images("cifar10", ctx.data_dir, ctx.download)
             g = torch.Generator().manual_seed(o["data_seed"])

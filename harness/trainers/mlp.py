@@ -1,4 +1,4 @@
-"""Small MLPs on synthetic data, many seeds trained at once as one batched model.
+"""Small MLPs on the teacher task, MNIST-1D or digits (flattened), many seeds trained at once as one batched model.
 
 Each seed's parameters are a slice of stacked tensors and every matmul is a
 ``bmm`` over the seed axis, so a chunk of M runs costs a few large kernels per
@@ -17,8 +17,9 @@ import torch.nn.functional as F
 
 from harness.data.synthetic import teacher_task
 from harness.optim import lr_at
+from harness.data.vectors import VECTOR_SETS, vector_task
 from harness.recipe import Recipe, RecipeError
-from harness.trainers.base import DIVERGED, OK, RunResult, TrainContext, resolve_options
+from harness.trainers.base import DIVERGED, OK, RunResult, TrainContext, resolve_options, derived_salt
 
 #: a run counts as diverged once its loss is non-finite or this many times its start
 DIVERGENCE_FACTOR = 10.0
@@ -28,7 +29,7 @@ _OPTIONS = {
     "depth": 3,          # number of linear layers
     "dim": 32,
     "classes": 10,
-    "n_train": 2048,
+    "n_train": 2048,     # mnist1d / digits: the first n_train / n_test examples, 0 = all
     "n_test": 512,
     "label_noise": 0.1,
     "data_seed": 0,
@@ -38,12 +39,12 @@ _OPTIONS = {
 
 class MLPTrainer:
     name = "mlp"
-    salt = "mlp-v1"
+    salt = derived_salt
 
     def validate(self, recipe: Recipe) -> None:
         resolve_options(self.name, recipe, _OPTIONS)  # unknown options are an error
-        if recipe.dataset != "teacher":
-            raise RecipeError(f"mlp trainer: dataset must be 'teacher', got {recipe.dataset!r}")
+        if recipe.dataset not in ("teacher",) + VECTOR_SETS:
+            raise RecipeError(f"mlp trainer: dataset must be one of {('teacher',) + VECTOR_SETS}, got {recipe.dataset!r}")
         if recipe.model != "mlp":
             raise RecipeError(f"mlp trainer: model must be 'mlp', got {recipe.model!r}")
         if recipe.optimizer != "sgd":
@@ -63,7 +64,8 @@ class MLPTrainer:
 
     def estimate_seconds(self, recipe: Recipe, device: str) -> float:
         o = {k: self._opt(recipe, k) for k in _OPTIONS}
-        flops = 6 * recipe.steps * recipe.batch_size * (o["dim"] * o["width"] + (o["depth"] - 2) * o["width"] ** 2 + o["width"] * o["classes"])
+        dim = {"mnist1d": 40, "digits": 64}.get(recipe.dataset, o["dim"])
+        flops = 6 * recipe.steps * recipe.batch_size * (dim * o["width"] + (o["depth"] - 2) * o["width"] ** 2 + o["width"] * o["classes"])
         # effective rates measured for the batched bmm path (2 CPU cores: ~0.026 s per default run)
         return flops / (4e10 if device == "cpu" else 1e12) + 1e-4
 
@@ -75,14 +77,16 @@ class MLPTrainer:
         t0 = time.perf_counter()
         o = {k: self._opt(recipe, k) for k in _OPTIONS}
         dev = torch.device(ctx.device)
-        task = teacher_task(
-            seed=o["data_seed"], n_train=o["n_train"], n_test=o["n_test"], dim=o["dim"],
-            classes=o["classes"], label_noise=o["label_noise"],
-        ).to(ctx.device)
-        sizes = [o["dim"]] + [o["width"]] * (o["depth"] - 1) + [o["classes"]]
+        if recipe.dataset == "teacher":
+            task = teacher_task(seed=o["data_seed"], n_train=o["n_train"], n_test=o["n_test"], dim=o["dim"],
+                                classes=o["classes"], label_noise=o["label_noise"]).to(ctx.device)
+        else:
+            task = vector_task(recipe.dataset, o["n_train"], o["n_test"]).to(ctx.device)
+        n_train = len(task.y_train)
+        sizes = [task.x_train.shape[1]] + [o["width"]] * (o["depth"] - 1) + [task.num_classes]
         m = len(seeds)
         weights, biases, order = [], [], []
-        per_seed = [self._init(int(s), sizes, recipe, o["n_train"]) for s in seeds]
+        per_seed = [self._init(int(s), sizes, recipe, n_train) for s in seeds]
         for layer in range(len(sizes) - 1):
             weights.append(torch.stack([p[0][layer] for p in per_seed]).to(dev).requires_grad_())
             biases.append(torch.stack([p[1][layer] for p in per_seed]).to(dev).requires_grad_())

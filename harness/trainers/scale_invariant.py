@@ -7,7 +7,8 @@
 * ``templates``: synthetic images (``harness.data.standin.learnable_images``,
   ``channels``×``image_size``² — the smoke tier's data, no download);
 * ``teacher``: synthetic vectors (``harness.data.synthetic.teacher_task``) for the MLPs;
-* ``mnist`` / ``cifar10``: the real sets, the first ``n_train`` / ``n_test`` examples.
+* ``mnist1d`` (vectors, for the MLPs), ``digits`` (1×8×8 images), ``mnist`` /
+  ``cifar10``: the real sets, the first ``n_train`` / ``n_test`` examples.
 
 Recipe fields, in seed 001's notation (λ = ``lr``, α = ``weight_decay``,
 ρ = ``momentum``; seed 002 calls the LR η and the weight decay λ):
@@ -57,11 +58,13 @@ from harness.optim import check_points, gd_step, lars_step, lr_at, sgd_step, SCH
 from harness.probes import LayerStats
 from harness.recipe import Recipe, RecipeError
 from harness.data.images import load_images
-from harness.trainers.base import DIVERGED, OK, DataUnavailable, RunResult, TrainContext, check_image_data, cpu_threads, require, resolve_options
+from harness.trainers.base import DIVERGED, OK, DataUnavailable, RunResult, TrainContext, check_image_data, cpu_threads, require, resolve_options, derived_salt
 
 OPTIMIZERS = ("sgd", "gd", "lars")
 PROBES = ("layer_stats", "snapshots", "loss", "logits", "final_weights")
-DATASETS = ("templates", "teacher", "mnist", "cifar10")
+DATASETS = ("templates", "teacher", "mnist1d", "digits", "mnist", "cifar10")
+#: data sets of vectors, for the mlp models; every other one is images, for the conv nets
+VECTOR_DATA = ("teacher", "mnist1d")
 #: data stream generator of seed s: its own stream, apart from the init generator (seeded with s)
 _ORDER_STREAM = 7_919
 #: seeds trained together on the CPU. Every CPU chunk has exactly this many (a short one is padded
@@ -120,7 +123,7 @@ def _standardise(x_train: torch.Tensor, x_test: torch.Tensor, dtype: torch.dtype
 
 class ScaleInvariantTrainer:
     name = "scale_invariant"
-    salt = "scale_invariant-v2"
+    salt = derived_salt
 
     # -- validation -------------------------------------------------------------
     def _options(self, recipe: Recipe) -> dict[str, Any]:
@@ -141,8 +144,8 @@ class ScaleInvariantTrainer:
             (o["dtype"] not in ("float32", "float64"), f"option dtype must be float32 or float64, got {o['dtype']!r}"),
             (o["wd_on"] not in ("all", "invariant"), f"option wd_on must be 'all' or 'invariant', got {o['wd_on']!r}"),
             (not (o["bn_eps"] >= 0 and o["init_scale"] > 0), "options bn_eps must be >= 0 and init_scale > 0"),
-            (recipe.model.endswith("mlp") != (recipe.dataset == "teacher"),
-             "the mlp models train on dataset 'teacher', the conv nets on image sets"),
+            (recipe.model.endswith("mlp") != (recipe.dataset in VECTOR_DATA),
+             f"the mlp models train on {VECTOR_DATA}, the conv nets on image sets"),
             (recipe.optimizer == "lars" and not (o["sgd_lr"] > 0 and recipe.lr > 0),
              "optimizer lars needs lr > 0 and option sgd_lr > 0"),
             (min(o["probe_every"], o["loss_every"]) <= 0 or o["snapshot_every"] < 0,
@@ -175,6 +178,12 @@ class ScaleInvariantTrainer:
                              classes=o["classes"], label_noise=o["label_noise"])
             xtr, xte = t.x_train[:, :, None, None].to(dtype), t.x_test[:, :, None, None].to(dtype)
             ytr, yte, classes = t.y_train, t.y_test, o["classes"]
+        elif recipe.dataset == "mnist1d":
+            from harness.data.vectors import vector_task
+
+            t = vector_task("mnist1d", n_train, n_test)
+            xtr, xte = t.x_train[:, :, None, None].to(dtype), t.x_test[:, :, None, None].to(dtype)
+            ytr, yte, classes = t.y_train, t.y_test, t.num_classes
         else:
             if recipe.dataset == "templates":
                 from harness.data.standin import learnable_images
@@ -196,7 +205,7 @@ class ScaleInvariantTrainer:
 
     def estimate_seconds(self, recipe: Recipe, device: str) -> float:
         o = self._options(recipe)
-        size = {"mnist": (1, 28), "cifar10": (3, 32), "teacher": (o["dim"], 1)}.get(
+        size = {"mnist": (1, 28), "cifar10": (3, 32), "digits": (1, 8), "mnist1d": (40, 1), "teacher": (o["dim"], 1)}.get(
             recipe.dataset, (o["channels"], o["image_size"]))
         spec = self._spec(recipe, o, size[0], 10)
         flops = 3 * spec.forward_flops(size[1], size[1]) * recipe.batch_size * recipe.steps

@@ -17,6 +17,8 @@ Data (``dataset``) and model (``model``):
   the simple and complex test patterns separately, and on the noisy training
   subset (memorisation), as curves every ``eval_every`` steps.
 * ``teacher`` (``harness.data.synthetic.teacher_task``) with ``mlp``.
+* ``mnist1d`` with the MLPs, ``digits`` with the MLPs (flattened) or a conv net
+  (1×8×8): the first ``n_train`` / ``n_test`` examples of the fixed splits.
 * ``cifar10`` with a conv net (the gpu tier; ``harness.data.cifar10``).
 
 ``mlp`` may see its input through a fixed random Fourier embedding
@@ -51,7 +53,7 @@ from harness.data.images import load_images
 from harness.models.small_nets import MLPSpec, stack
 from harness.optim import lr_at, sgd_step
 from harness.recipe import Recipe
-from harness.trainers.base import DIVERGED, OK, RunResult, TrainContext, check_image_data, cpu_threads, require, resolve_options
+from harness.trainers.base import DIVERGED, OK, RunResult, TrainContext, check_image_data, cpu_threads, require, resolve_options, derived_salt
 from harness.trainers.linear_probe import ridge_probe
 
 #: a run counts as diverged once its loss is non-finite or this many times its start
@@ -61,7 +63,7 @@ _ORDER_STREAM, _FINETUNE_STREAM = 7_919, 15_485
 #: effective rates for ``--plan`` estimates (batched bmm on the 2-core CI box, one thread)
 FLOPS_PER_SECOND = {"cpu": 1.5e10, "cuda": 2e12}
 
-DATASETS = ("ps10", "teacher", "cifar10")
+DATASETS = ("ps10", "teacher", "mnist1d", "digits", "cifar10")
 #: ``si_mlp``: the scale-invariant (weight-normalised, top layer frozen) MLP of ``harness.models.small_nets``
 MLP_MODELS = ("mlp", "si_mlp")
 SCHEDULES = ("constant", "step")
@@ -104,7 +106,7 @@ class Task:
 
 class ScheduleTrainer:
     name = "sched"
-    salt = "sched-v1"
+    salt = derived_salt
 
     def _options(self, recipe: Recipe) -> dict[str, Any]:
         return resolve_options(self.name, recipe, _OPTIONS)
@@ -120,8 +122,8 @@ class ScheduleTrainer:
             (recipe.model not in MLP_MODELS and not conv,
              f"model must be one of {MLP_MODELS + tuple(sorted(MODELS))}, got {recipe.model!r}"),
             (recipe.model in MLP_MODELS and (recipe.dataset == "cifar10" or (recipe.dataset == "ps10" and o["spatial"] != 1)),
-             "the MLPs take vectors: teacher, or ps10 with spatial=1"),
-            (conv and recipe.dataset == "teacher", "the conv nets need images: ps10 (spatial > 1) or cifar10"),
+             "the MLPs take vectors: teacher, mnist1d, digits (flattened), or ps10 with spatial=1"),
+            (conv and recipe.dataset in ("teacher", "mnist1d"), "the conv nets need images: ps10 (spatial > 1), digits or cifar10"),
             (recipe.optimizer != "sgd", f"optimizer must be 'sgd', got {recipe.optimizer!r}"),
             (not 0 <= recipe.momentum < 1, f"momentum must be in [0, 1), got {recipe.momentum}"),
             (recipe.schedule not in SCHEDULES, f"schedule must be one of {SCHEDULES}, got {recipe.schedule!r}"),
@@ -143,13 +145,13 @@ class ScheduleTrainer:
     def estimate_seconds(self, recipe: Recipe, device: str) -> float:
         o = self._options(recipe)
         if recipe.model in MLP_MODELS:
-            d = o["fourier_dim"] if o["fourier"] else (6 if recipe.dataset == "ps10" else o["dim"])
+            d = o["fourier_dim"] if o["fourier"] else {"ps10": 6, "mnist1d": 40, "digits": 64}.get(recipe.dataset, o["dim"])
             per_example = 6 * (d * o["width"] + (o["depth"] - 2) * o["width"] ** 2 + o["width"] * 10)
         else:
             from harness.models.convnets import model_spec
 
-            side = 32 if recipe.dataset == "cifar10" else o["spatial"]
-            spec = model_spec(recipe.model, 3 if recipe.dataset == "cifar10" else 6, 10, o["widths"])
+            side = {"cifar10": 32, "digits": 8}.get(recipe.dataset, o["spatial"])
+            spec = model_spec(recipe.model, {"cifar10": 3, "digits": 1}.get(recipe.dataset, 6), 10, o["widths"])
             per_example = 3 * spec.forward_flops(side, side)
         steps = recipe.steps + (3 * o["finetune_steps"] if o["transfer"] == "halves" else 0)
         return per_example * recipe.batch_size * steps / FLOPS_PER_SECOND["cpu" if device == "cpu" else "cuda"] + 1e-3
@@ -171,8 +173,13 @@ class ScheduleTrainer:
             t = teacher_task(seed=o["data_seed"], n_train=o["n_train"], n_test=o["n_test"], dim=o["dim"],
                              classes=o["classes"], label_noise=o["label_noise"])
             xtr, ytr, xte, yte, classes = t.x_train, t.y_train, t.x_test, t.y_test, o["classes"]
+        elif recipe.model in MLP_MODELS:  # mnist1d, digits: flattened
+            from harness.data.vectors import vector_task
+
+            t = vector_task(recipe.dataset, o["n_train"], o["n_test"])
+            xtr, ytr, xte, yte, classes = t.x_train, t.y_train, t.x_test, t.y_test, t.num_classes
         else:
-            imgs = load_images("cifar10", ctx.data_dir, ctx.download).subset(o["n_train"] or None, o["n_test"] or None)
+            imgs = load_images(recipe.dataset, ctx.data_dir, ctx.download).subset(o["n_train"] or None, o["n_test"] or None)
             mean = imgs.x_train.double().mean((0, 2, 3), keepdim=True)
             std = imgs.x_train.double().std((0, 2, 3), keepdim=True)
             xtr, xte = ((imgs.x_train - mean) / std).float(), ((imgs.x_test - mean) / std).float()

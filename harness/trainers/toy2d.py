@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from harness.recipe import Recipe
-from harness.trainers.base import DIVERGED, OK, RunResult, TrainContext, require, resolve_options
+from harness.trainers.base import DIVERGED, OK, RunResult, TrainContext, derived_salt, require, resolve_options
 
 _TOY_OPTIONS: dict[str, Any] = {"init_radius": 1.0, "min_angle": 0.2}
 
@@ -24,7 +24,7 @@ class Toy2DTrainer:
     """
 
     name = "toy2d"
-    salt = "toy2d-v1"
+    salt = derived_salt
 
     def validate(self, recipe: Recipe) -> None:
         resolve_options(self.name, recipe, _TOY_OPTIONS)  # unknown options are an error
