@@ -14,24 +14,19 @@ import dataclasses
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import torch
 
+from harness.cli import OneLineParser
 from harness.data.formats import write_cifar10
 from harness.data.standin import learnable_images, random_images
-from harness.executor import make_tasks, train_in_process
-from harness.plan import make_plan
-from harness.recipe import Ensemble, Recipe, RecipeError
+from harness.recipe import Recipe, RecipeError
 from harness.store import Store, StoreError
 from harness.trainers import DataUnavailable, TrainContext, get_trainer
-from harness.trainers.base import cpu_threads
 from harness.trainers.airbench import AIRBENCH94, run_flops
+from harness.bench_measure import TINY, TINY_SIZES, device_name, measure  # noqa: F401  (re-exported)
 
-#: the tiny configuration (``--tiny``): seconds per run on a CPU, for tests and a first look
-TINY = dict(batch_size=32, steps=8, options=dict(widths=[8, 8, 8], tta=0))
-TINY_SIZES = (512, 256)
 FULL_SIZES = (50_000, 10_000)
 
 
@@ -74,17 +69,12 @@ def _arg_problem(a: argparse.Namespace) -> str | None:
     return None
 
 
-def _sync(device: str) -> None:
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-
-
 def main(argv: list[str]) -> int:
     if "--acceptance" in argv:
         from harness.acceptance import main as acceptance
 
         return acceptance([a for a in argv if a != "--acceptance"])
-    p = argparse.ArgumentParser(prog="python -m harness bench", description=__doc__.splitlines()[0])
+    p = OneLineParser(prog="python -m harness bench", description=__doc__.splitlines()[0])
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--runs", "-k", type=int, default=5, help="runs per side (default 5)")
     p.add_argument("--data", choices=("random", "synthetic"), default="random",
@@ -141,45 +131,3 @@ def _bench(a: argparse.Namespace) -> int:
     print(f"harness overhead: {100 * (h - b) / b:+.1f}% (mean s/run, harness vs bare)")
     print(f"FLOPs per run: {flops / 1e12:.4g} TFLOP (analytic; airbench94 reference 360 TFLOP = 0.36 PFLOP)")
     return 0
-
-
-def device_name(device: str) -> str:
-    return torch.cuda.get_device_name(torch.device(device)) if device.startswith("cuda") else "cpu"
-
-
-def measure(recipe: Recipe, ctx: TrainContext, runs: int, store: Store) -> dict:
-    """``runs`` seeds through the harness and through the bare loop, alternating; one untimed warm-up first."""
-    trainer = get_trainer(recipe)
-    device = ctx.device
-    t0 = time.perf_counter()
-    n_test_used = len(trainer.run(recipe, runs, ctx).labels)  # warm-up: data to device, autotune, compile
-    warmup = time.perf_counter() - t0
-
-    harness_s, bare_s, harness_acc, bare_acc = [], [], [], []
-
-    def through_harness(seed: int) -> None:
-        # planning happens once per session, not per run: it stays outside the timed part
-        tasks = make_tasks(make_plan([Ensemble(recipe, seed + 1)], store, device, verify=False), device)
-        _sync(device)
-        t = time.perf_counter()
-        out = train_in_process(store, tasks, ctx, lambda *_: None)
-        harness_s.append(time.perf_counter() - t)
-        if out.failed:
-            raise SystemExit(f"bench: a harness run failed:\n{out.failed[0][2]}")
-        harness_acc.append(store.load(tasks[0].key, seed)[0].metrics["test_acc"])
-
-    def bare(seed: int) -> None:
-        _sync(device)
-        t = time.perf_counter()
-        with cpu_threads(device, 1):  # as the harness trains on a CPU: one thread per worker
-            acc = trainer.run(recipe, seed, ctx).test_acc()  # .item() inside waits for the device
-        bare_s.append(time.perf_counter() - t)
-        bare_acc.append(acc)
-
-    for seed in range(runs):
-        first, second = (through_harness, bare) if seed % 2 == 0 else (bare, through_harness)
-        first(seed)
-        second(seed)
-
-    return dict(harness_s=harness_s, bare_s=bare_s, harness_acc=harness_acc, bare_acc=bare_acc,
-                n_test=n_test_used, warmup=warmup)

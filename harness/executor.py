@@ -19,7 +19,7 @@ import traceback
 from collections import deque
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 from harness.plan import Plan
 from harness.recipe import Recipe
@@ -231,85 +231,100 @@ def train_pool(
 
     GPUs get one worker each; the CPU gets ``--workers K`` specs of device ``cpu``.
     """
-    mpctx = mp.get_context(start_method)
-    queue = deque(tasks)
-    out = Outcome()
-    live: dict[int, tuple[mp.Process, Connection, WorkerSpec, Task | None]] = {}
-    next_id = 0
+    pool = _Pool(mp.get_context(start_method), store, ctx, on_run, deque(tasks))
+    for spec in workers:
+        pool.start(spec)
+    try:
+        pool.run()
+    except KeyboardInterrupt:
+        pool.out.interrupted = True
+    finally:
+        pool.shutdown()
+    return pool.out
 
-    def start(spec: WorkerSpec) -> None:
-        nonlocal next_id
-        parent, child = mpctx.Pipe()
-        p = mpctx.Process(
+
+@dataclass
+class _Pool:
+    """The pool's live workers (id -> process, pipe, spec, task in hand) and what is left to do."""
+
+    mpctx: Any
+    store: Store
+    ctx: TrainContext
+    on_run: Callable[[str, int, str], None]
+    queue: deque
+    out: Outcome = field(default_factory=Outcome)
+    live: dict = field(default_factory=dict)
+    next_id: int = 0
+
+    def start(self, spec: WorkerSpec) -> None:
+        parent, child = self.mpctx.Pipe()
+        p = self.mpctx.Process(
             target=_worker_main,
-            args=(child, str(store.root), spec.device, spec.physical, ctx),
+            args=(child, str(self.store.root), spec.device, spec.physical, self.ctx),
             daemon=True,
         )
         p.start()
         child.close()
-        live[next_id] = (p, parent, spec, None)
-        next_id += 1
+        self.live[self.next_id] = (p, parent, spec, None)
+        self.next_id += 1
 
-    def retry(task: Task, why: str) -> None:
-        _retry(task, queue, out, why)
-
-    for spec in workers:
-        start(spec)
-    try:
-        while live and (queue or any(t is not None for (_, _, _, t) in live.values())):
-            conns = {c: wid for wid, (_, c, _, _) in live.items()}
-            sentinels = {p.sentinel: wid for wid, (p, _, _, _) in live.items()}
+    def run(self) -> None:
+        while self.live and (self.queue or any(t is not None for (_, _, _, t) in self.live.values())):
+            conns = {c: wid for wid, (_, c, _, _) in self.live.items()}
+            sentinels = {p.sentinel: wid for wid, (p, _, _, _) in self.live.items()}
             for ready in wait(list(conns) + list(sentinels)):
                 if ready in conns:
-                    wid = conns[ready]
-                    if wid not in live:
-                        continue
-                    p, c, spec, task = live[wid]
-                    try:
-                        kind, payload = c.recv()
-                    except (EOFError, OSError):
-                        continue  # the sentinel branch handles the death
-                    if kind == "run":
-                        out.trained += 1
-                        on_run(*payload)
-                        continue
-                    if kind == "error" and task is not None:
-                        retry(task, payload)
-                    elif kind == "fatal" and task is not None:
-                        out.failed.append((task.key, task.seeds, payload))
-                    task = queue.popleft() if queue else None
-                    live[wid] = (p, c, spec, task)
-                    if task is not None:
-                        c.send(task)
+                    self._message(conns[ready])
                 else:
-                    wid = sentinels[ready]
-                    if wid not in live:
-                        continue
-                    p, c, spec, task = live.pop(wid)
-                    p.join()
-                    c.close()
-                    if task is not None:
-                        retry(task, f"worker on {spec.device} died (exit code {p.exitcode})")
-                        if queue:
-                            start(spec)
+                    self._death(sentinels[ready])
         # Every worker died (e.g. before taking a task): what is left was not trained, and must say so.
-        out.failed += [(t.key, t.seeds, "every worker process died before training it") for t in queue]
-        queue.clear()
-    except KeyboardInterrupt:
-        out.interrupted = True
-    finally:
-        for p, c, _, _ in live.values():
+        self.out.failed += [(t.key, t.seeds, "every worker process died before training it") for t in self.queue]
+        self.queue.clear()
+
+    def _message(self, wid: int) -> None:
+        if wid not in self.live:
+            return
+        p, c, spec, task = self.live[wid]
+        try:
+            kind, payload = c.recv()
+        except (EOFError, OSError):
+            return  # the sentinel branch handles the death
+        if kind == "run":
+            self.out.trained += 1
+            self.on_run(*payload)
+            return
+        if kind == "error" and task is not None:
+            _retry(task, self.queue, self.out, payload)
+        elif kind == "fatal" and task is not None:
+            self.out.failed.append((task.key, task.seeds, payload))
+        task = self.queue.popleft() if self.queue else None
+        self.live[wid] = (p, c, spec, task)
+        if task is not None:
+            c.send(task)
+
+    def _death(self, wid: int) -> None:
+        if wid not in self.live:
+            return
+        p, c, spec, task = self.live.pop(wid)
+        p.join()
+        c.close()
+        if task is not None:
+            _retry(task, self.queue, self.out, f"worker on {spec.device} died (exit code {p.exitcode})")
+            if self.queue:
+                self.start(spec)
+
+    def shutdown(self) -> None:
+        for p, c, _, _ in self.live.values():
             try:
                 c.send(None)
             except (OSError, BrokenPipeError):
                 pass
-        deadline = time.time() + (0 if out.interrupted else 10)
-        for p, _, _, _ in live.values():
+        deadline = time.time() + (0 if self.out.interrupted else 10)
+        for p, _, _, _ in self.live.values():
             p.join(max(0.0, deadline - time.time()))
             if p.is_alive():
                 p.terminate()
                 p.join(5)
-    return out
 
 
 def visible_cuda_devices() -> list[str]:

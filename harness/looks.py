@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import pytest
 
 from harness.law import EnsembleRuns, LawContext
-from harness.plan import Plan, format_seconds, make_plan
+from harness.plan import Plan, format_seconds, plan_keyed
 from harness.recipe import Ensemble
 from harness.sequential import PointState, decided, run_rounds, scaled
 from harness.stats import confidence_level
@@ -47,8 +47,10 @@ def ensembles_at(need: "ItemNeeds", point: PointState | None, n: int | None = No
 def round_plan(ls: "LawSession", verify: bool = False) -> Plan:
     """What the current look of every point needs (decided points stay at their stop)."""
     assert ls.store is not None
-    ens = [e for nodeid, p in ls.points.items() for e in ensembles_at(ls.items[nodeid], p).values()]
-    return make_plan(ens, ls.store, ls.device, verify=verify)
+    # the keys of collection, not recomputed: a round trains exactly the runs the tests will read
+    keyed = [(ls.items[nodeid].keys[name], e) for nodeid, p in ls.points.items()
+             for name, e in ensembles_at(ls.items[nodeid], p).items()]
+    return plan_keyed(keyed, ls.store, ls.device, verify=verify)
 
 
 def context(ls: "LawSession", item: pytest.Item, point: PointState | None, dry: bool = False) -> LawContext:
@@ -111,14 +113,14 @@ def expected_plan(ls: "LawSession") -> tuple[Plan, str]:
     """The runs to train if each point stops where it stopped last time (else at its maximum)."""
     assert ls.store is not None
     before = previous_runs(ls.report_dir, str(ls.tier))
-    ens = []
+    keyed = []
     for nodeid, p in ls.points.items():
         n = min(before.get(nodeid, p.n_max), p.n_max)
-        ens += ensembles_at(ls.items[nodeid], p, n).values()
+        keyed += [(ls.items[nodeid].keys[name], e) for name, e in ensembles_at(ls.items[nodeid], p, n).items()]
     source = "each point's stop in the previous report" if before else "no previous report: every point at its maximum"
     # the device the session's plan estimates for (a GPU-less box planning a gpu-tier night)
     device = ls.device if ls.gpus or ls.tier == "smoke" else "cuda"
-    return make_plan(ens, ls.store, device, verify=False), source
+    return plan_keyed(keyed, ls.store, device, verify=False), source
 
 
 def write_expected(tr: Any, ls: "LawSession") -> None:

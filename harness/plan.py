@@ -77,9 +77,12 @@ def format_seconds(s: float) -> str:
 
 def merge(ensembles: Iterable[Ensemble], data_dir: Path | None = None) -> dict[str, Ensemble]:
     """De-duplicate by recipe key, keeping the largest N of each recipe."""
+    return _merge_keyed((recipe_key(e.recipe, data_dir, absent_ok=True), e) for e in ensembles)
+
+
+def _merge_keyed(keyed: Iterable[tuple[str, Ensemble]]) -> dict[str, Ensemble]:
     merged: dict[str, Ensemble] = {}
-    for ens in ensembles:
-        key = recipe_key(ens.recipe, data_dir, absent_ok=True)
+    for key, ens in keyed:
         if key not in merged or merged[key].n < ens.n:
             merged[key] = ens
     return merged
@@ -88,8 +91,13 @@ def merge(ensembles: Iterable[Ensemble], data_dir: Path | None = None) -> dict[s
 def make_plan(ensembles: Iterable[Ensemble], store: "Store", device: str, verify: bool = True,
               data_dir: Path | None = None) -> Plan:
     """Raises ``RecipeError`` for a recipe with runs to train that its trainer rejects."""
+    return plan_keyed(merge(ensembles, data_dir).items(), store, device, verify)
+
+
+def plan_keyed(keyed: Iterable[tuple[str, Ensemble]], store: "Store", device: str, verify: bool = True) -> Plan:
+    """The plan of ensembles whose keys the session computed once (its later rounds reuse them)."""
     needs = []
-    for key, ens in merge(ensembles, data_dir).items():
+    for key, ens in _merge_keyed(keyed).items():
         missing = store.missing(key, ens.seeds, verify=verify)
         per_run = store.median_seconds(key) if missing else 0.0
         if missing and not per_run:

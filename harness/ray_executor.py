@@ -31,7 +31,7 @@ import os
 import socket
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
@@ -164,95 +164,110 @@ def _drive(ray: Any, store: Store, tasks: list[Task], ctx: TrainContext, on_run:
     resources = ray.cluster_resources()
     gpus = int(resources.get("GPU", 0))
     device = "cuda:0" if gpus else "cpu"  # Ray pins each GPU task to its GPU via CUDA_VISIBLE_DEVICES
-    slots = gpus or max(1, int(resources.get("CPU", 1)))
     remote = ray.remote(train_block).options(
         num_returns="streaming", max_retries=0, **({"num_gpus": 1} if gpus else {"num_cpus": 1}))
-    queue = deque(rechunk(tasks, device))
-    entry_points = plugins.exported()
-    flights: dict[Any, _Flight] = {}  # ObjectRefGenerator -> what it trains
+    d = _Driver(ray, store, ctx, on_run, max_retries, out, remote, device, deque(rechunk(tasks, device)),
+                plugins.exported())
+    slots = gpus or max(1, int(resources.get("CPU", 1)))
+    try:
+        while d.queue or d.flights:
+            for _ in range(len(d.queue)):
+                if len(d.flights) >= IN_FLIGHT_PER_SLOT * slots:
+                    break
+                task = d.queue.popleft()
+                if not d.submit(task):
+                    d.queue.append(task)
+            if not d.flights:
+                time.sleep(POLL_SECONDS)  # every block left is being trained by another session
+                continue
+            ready, _ = ray.wait(list(d.flights), num_returns=1, timeout=POLL_SECONDS)
+            for gen in ready:
+                d.advance(gen)
+    except KeyboardInterrupt:
+        out.interrupted = True
+        with contextlib.suppress(KeyboardInterrupt):
+            _store_arrived(ray, d.flights, d.advance)
+    finally:
+        for gen, f in list(d.flights.items()):
+            with contextlib.suppress(Exception):
+                ray.cancel(gen, force=True)
+            f.lock.__exit__(None, None, None)
+        d.flights.clear()
+    return out
 
-    def submit(task: Task) -> bool:
+
+@dataclass
+class _Driver:
+    """The tasks in flight on the cluster (ObjectRefGenerator -> what it trains) and those queued."""
+
+    ray: Any
+    store: Store
+    ctx: TrainContext
+    on_run: Callable[[str, int, str], None]
+    max_retries: int
+    out: Outcome
+    remote: Any
+    device: str
+    queue: deque
+    entry_points: dict
+    flights: dict = field(default_factory=dict)
+
+    def submit(self, task: Task) -> bool:
         """Start a task unless another session holds its block. True when the queue can drop it."""
-        lock = store.lock(task.lock_name, blocking=False)
+        lock = self.store.lock(task.lock_name, blocking=False)
         if not lock.__enter__():
             lock.__exit__(None, None, None)
             return False
-        todo = store.missing(task.key, task.seeds, verify=False)
-        store.clean_tmp(task.key, todo)
+        todo = self.store.missing(task.key, task.seeds, verify=False)
+        self.store.clean_tmp(task.key, todo)
         if not todo:
             lock.__exit__(None, None, None)
             return True
         recipe = task.recipe()
-        store.register(task.key, recipe, run_salt(recipe))
-        gen = remote.remote(task.recipe_json, tuple(todo), device, ctx, entry_points)
-        flights[gen] = _Flight(task, lock, set(todo))
+        self.store.register(task.key, recipe, run_salt(recipe))
+        gen = self.remote.remote(task.recipe_json, tuple(todo), self.device, self.ctx, self.entry_points)
+        self.flights[gen] = _Flight(task, lock, set(todo))
         return True
 
-    def finish(gen: Any, error: str | None) -> None:
-        f = flights.pop(gen)
+    def finish(self, gen: Any, error: str | None) -> None:
+        f = self.flights.pop(gen)
         f.lock.__exit__(None, None, None)
         if error is None and not f.todo:
             return
         f.task.attempts += 1
         why = error or f"the trainer returned no run for seeds {sorted(f.todo)}"
-        if f.task.attempts > max_retries:
-            out.failed.append((f.task.key, tuple(sorted(f.todo)), why))
+        if f.task.attempts > self.max_retries:
+            self.out.failed.append((f.task.key, tuple(sorted(f.todo)), why))
         else:
             # the same block (and lock); submit() trains only what is still missing
-            queue.append(f.task)
+            self.queue.append(f.task)
 
-    def advance(gen: Any) -> None:
+    def advance(self, gen: Any) -> None:
         """Store the next run of a task whose next result is ready, or close the task."""
-        f = flights[gen]
+        f = self.flights[gen]
         try:
             ref = next(gen)
         except StopIteration:
-            finish(gen, None)
+            self.finish(gen, None)
             return
         try:
-            result, where = ray.get(ref)
+            result, where = self.ray.get(ref)
         except Exception as e:  # the task raised, or its worker or node died
-            finish(gen, f"{type(e).__name__}: {e}"[:2000])
+            self.finish(gen, f"{type(e).__name__}: {e}"[:2000])
             return
         if result.seed in f.todo:
             try:
-                store.put(f.task.key, result, where)
+                self.store.put(f.task.key, result, where)
             except StoreError as e:
                 if e.deterministic:  # disk full, read-only: the next attempt would fail the same way
-                    f.task.attempts = max_retries
+                    f.task.attempts = self.max_retries
                 with contextlib.suppress(Exception):
-                    ray.cancel(gen, force=True)
-                finish(gen, str(e))
+                    self.ray.cancel(gen, force=True)
+                self.finish(gen, str(e))
                 return
             f.todo.discard(result.seed)
-            out.trained += 1
-            on_run(f.task.key, result.seed, result.status)
-
-    try:
-        while queue or flights:
-            for _ in range(len(queue)):
-                if len(flights) >= IN_FLIGHT_PER_SLOT * slots:
-                    break
-                task = queue.popleft()
-                if not submit(task):
-                    queue.append(task)
-            if not flights:
-                time.sleep(POLL_SECONDS)  # every block left is being trained by another session
-                continue
-            ready, _ = ray.wait(list(flights), num_returns=1, timeout=POLL_SECONDS)
-            for gen in ready:
-                advance(gen)
-    except KeyboardInterrupt:
-        out.interrupted = True
-        with contextlib.suppress(KeyboardInterrupt):
-            _store_arrived(ray, flights, advance)
-    finally:
-        for gen, f in list(flights.items()):
-            with contextlib.suppress(Exception):
-                ray.cancel(gen, force=True)
-            f.lock.__exit__(None, None, None)
-        flights.clear()
-    return out
+            self.out.trained += 1
+            self.on_run(f.task.key, result.seed, result.status)
 
 
 def _store_arrived(ray: Any, flights: dict[Any, _Flight], advance: Callable[[Any], None]) -> None:

@@ -25,6 +25,10 @@ from harness.data import digits, mnist1d
 from harness.data.arrays import hash_files
 
 #: environment variable naming the data directory when ``--data-dir`` is not given
+class DataUnavailable(RuntimeError):
+    """A recipe's data set is not on disk and cannot be downloaded."""
+
+
 DATA_ENV = "LRLAWS_DATA"
 CACHE_ENV = "LRLAWS_CACHE"
 CIFAR10_FOLDER = "cifar-10-batches-py"

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from harness.data.images import ImageSet, data_root, try_download, unavailable_message
-from harness.trainers.base import DataUnavailable
+from harness.data.catalog import DataUnavailable, data_root, unavailable_message
+from harness.data.imageset import ImageSet, try_download
 
 FOLDER = "cifar-10-batches-py"
 TRAIN_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))

@@ -1,62 +1,15 @@
 """Image classification data sets as decoded tensors, and where to find them on disk."""
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import torch
 
 # where data lives and the one-line fix when it does not: torch-free, in the catalog
 from harness.data.catalog import DATA_ENV, data_root, unavailable_message  # noqa: F401  (re-exported)
-
-@dataclass(frozen=True)
-class ImageSet:
-    """A decoded image data set on the CPU: uint8 images N×C×H×W, int64 labels."""
-
-    x_train: torch.Tensor
-    y_train: torch.Tensor
-    x_test: torch.Tensor
-    y_test: torch.Tensor
-    num_classes: int
-
-    def __post_init__(self) -> None:
-        for name in ("x_train", "x_test"):
-            t = getattr(self, name)
-            if t.dtype != torch.uint8 or t.dim() != 4:
-                raise ValueError(f"ImageSet.{name} must be uint8 N×C×H×W, got {t.dtype} {tuple(t.shape)}")
-        for x, y in ((self.x_train, self.y_train), (self.x_test, self.y_test)):
-            if y.dtype != torch.int64 or y.shape != (x.shape[0],):
-                raise ValueError(f"ImageSet labels must be int64 of length {x.shape[0]}, got {y.dtype} {tuple(y.shape)}")
-
-    def subset(self, n_train: int | None = None, n_test: int | None = None) -> "ImageSet":
-        """The first ``n_train`` / ``n_test`` examples (all when None): tiny configurations for CPU tests."""
-        return ImageSet(self.x_train[:n_train], self.y_train[:n_train], self.x_test[:n_test], self.y_test[:n_test],
-                        self.num_classes)
-
-
-#: seconds a download may stall (no bytes) before it counts as failed
-DOWNLOAD_STALL_S = 30.0
-
-
-def try_download(fetch: Callable[[], object]) -> str:
-    """Run a torchvision download; return "" on success, else a short reason (offline, DNS, disk).
-
-    Sockets time out after DOWNLOAD_STALL_S of silence, so a network that drops
-    packets instead of refusing them fails the data check instead of hanging collection.
-    """
-    import socket
-
-    previous = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(DOWNLOAD_STALL_S)
-    try:
-        fetch()
-    except Exception as e:  # every failure means the same thing here: not available on this machine
-        first = str(e).strip().splitlines()[0][:120] if str(e).strip() else ""
-        return f"download failed ({type(e).__name__}{': ' + first if first else ''})"
-    finally:
-        socket.setdefaulttimeout(previous)
-    return ""
+from harness.data.cifar10 import load_cifar10
+from harness.data.imageset import DOWNLOAD_STALL_S, ImageSet, try_download  # noqa: F401  (re-exported)
+from harness.data.mnist import load_mnist
 
 
 def load_digits_images(root: Path | None = None, download: bool = True) -> ImageSet:
@@ -70,10 +23,6 @@ def load_digits_images(root: Path | None = None, download: bool = True) -> Image
 
 def load_images(dataset: str, root: Path | None, download: bool = True) -> ImageSet:
     """``load_cifar10``, ``load_mnist`` or ``load_digits_images`` by recipe dataset name."""
-    # imported here: the loader modules import this one
-    from harness.data.cifar10 import load_cifar10
-    from harness.data.mnist import load_mnist
-
     loaders = {"cifar10": load_cifar10, "mnist": load_mnist, "digits": load_digits_images}
     if dataset not in loaders:
         raise ValueError(f"no image loader for dataset {dataset!r}; known: {sorted(loaders)}")

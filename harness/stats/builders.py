@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from scipy import stats as sps
 
-from harness.stats import (
+from harness.stats.core import (
     CLAIM,
     N_BOOT,
     LawResult,

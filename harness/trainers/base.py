@@ -8,13 +8,10 @@ from typing import Any, Iterable, Iterator, Mapping, Protocol, Sequence
 
 import torch
 
+from harness.data.catalog import DataUnavailable  # noqa: F401  (re-exported: trainers raise it from here)
 from harness.identity import code_salt
 from harness.recipe import Recipe, RecipeError
 from harness.runs import DIVERGED, OK, RunResult  # noqa: F401  (re-exported: trainers import them from here)
-
-
-class DataUnavailable(RuntimeError):
-    """A recipe's data set is not on disk and cannot be downloaded."""
 
 
 @dataclass

@@ -1,0 +1,159 @@
+"""The core of ``harness.stats`` (re-exported there): ``LawResult``, the decision rule, the level
+in force and the generic intervals. Builders and law statistics import from here."""
+from __future__ import annotations
+
+import contextlib
+import math
+from contextvars import ContextVar
+from dataclasses import asdict, dataclass, field
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+from scipy import stats as sps
+
+PASS, FAIL, INCONCLUSIVE, NOT_RUN = "pass", "fail", "inconclusive", "not_run"
+#: a row's kind: a *claim* is a seed's empirical statement and makes a point's decision; a *check*
+#: is an identity, a theorem or a probe's correctness, and failing it is an error of the harness
+CLAIM, CHECK = "claim", "check"
+KINDS = (CLAIM, CHECK)
+
+#: default two-sided confidence level of every interval
+CONFIDENCE = 0.95
+#: The level in force for the law point being decided. A sequential decision (several
+#: looks at a growing ensemble) lowers it per look to keep the error rate over all looks
+#: valid; every interval builder resolves ``confidence=None`` through ``current_confidence()``.
+_LEVEL: ContextVar[float] = ContextVar("lrlaws_confidence", default=CONFIDENCE)
+
+
+def current_confidence() -> float:
+    return _LEVEL.get()
+
+
+@contextlib.contextmanager
+def confidence_level(level: float) -> Iterator[None]:
+    """Within the block, intervals built with ``confidence=None`` use ``level``."""
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"confidence level must be in (0, 1), got {level}")
+    token = _LEVEL.set(level)
+    try:
+        yield
+    finally:
+        _LEVEL.reset(token)
+
+
+#: bootstrap resamples; 2000 keeps the Monte-Carlo error of a 95% bound ~0.5%
+N_BOOT = 2000
+#: runs are pooled into at most this many groups before resampling (bootstrap cost ~ G²)
+MAX_GROUPS = 256
+
+
+@dataclass
+class LawResult:
+    """One decision about one law at one parameter point."""
+
+    law: str
+    statistic: str
+    value: float
+    ci: tuple[float, float]
+    threshold: float | tuple[float, float]
+    direction: str  # ">" (value must exceed), "<", "in" (inside a band)
+    decision: str
+    n: int
+    seeds: tuple[int, int] = (0, 0)  # half-open range of seeds used
+    extra: dict[str, Any] = field(default_factory=dict)
+    kind: str = CLAIM
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"LawResult kind must be one of {KINDS}, got {self.kind!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["ci"] = list(self.ci)
+        d["seeds"] = list(self.seeds)
+        if isinstance(self.threshold, tuple):
+            d["threshold"] = list(self.threshold)
+        return d
+
+    def summary(self) -> str:
+        thr = self.threshold
+        t = f"[{thr[0]:.4g}, {thr[1]:.4g}]" if isinstance(thr, tuple) else f"{thr:.4g}"
+        return (
+            f"[{self.kind}] {self.statistic} = {self.value:.4g}, {int(CONFIDENCE * 100)}% CI "
+            f"[{self.ci[0]:.4g}, {self.ci[1]:.4g}], needs {self.direction} {t} (N={self.n}): {self.decision}"
+        )
+
+
+def decide(ci: tuple[float, float], threshold: float | tuple[float, float], direction: str) -> str:
+    lo, hi = ci
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return INCONCLUSIVE
+    if direction == ">":
+        return PASS if lo > threshold else FAIL if hi < threshold else INCONCLUSIVE
+    if direction == "<":
+        return PASS if hi < threshold else FAIL if lo > threshold else INCONCLUSIVE
+    if direction == "in":
+        a, b = threshold  # type: ignore[misc]
+        if a <= lo and hi <= b:
+            return PASS
+        if hi < a or lo > b:
+            return FAIL
+        return INCONCLUSIVE
+    raise ValueError(f"unknown direction {direction!r}")
+
+
+def combine(decisions: Sequence[str]) -> str:
+    """A law point with several assertions passes only if all pass; any fail fails it."""
+    if FAIL in decisions:
+        return FAIL
+    if all(d == PASS for d in decisions):
+        return PASS
+    return INCONCLUSIVE
+
+
+
+def mean_ci(values: Sequence[float] | np.ndarray, confidence: float | None = None) -> tuple[float, tuple[float, float]]:
+    """Mean and Student-t interval over independent runs (e.g. one value per seed)."""
+    confidence = current_confidence() if confidence is None else confidence
+    x = np.asarray(values, dtype=float)
+    x = x[np.isfinite(x)]
+    if x.size < 2:
+        return float(x.mean()) if x.size else math.nan, (-math.inf, math.inf)
+    m = float(x.mean())
+    half = float(sps.t.ppf(0.5 + confidence / 2, x.size - 1) * x.std(ddof=1) / math.sqrt(x.size))
+    return m, (m - half, m + half)
+
+
+def bootstrap_interval(theta: float, reps: np.ndarray, confidence: float | None = None,
+                       method: str = "basic", expected: int | None = None) -> tuple[float, float]:
+    """The one bootstrap interval of the package, from replicates ``reps`` of an estimate ``theta``.
+
+    ``basic`` (pivotal: 2θ̂ − q_hi, 2θ̂ − q_lo) or ``percentile`` (q_lo, q_hi). Non-finite
+    replicates (e.g. a resample whose ratio's denominator vanished) are dropped; if more
+    than 10% of ``expected`` (default: all replicates) are, the interval is (−inf, inf).
+    """
+    confidence = current_confidence() if confidence is None else confidence
+    reps = np.asarray(reps, dtype=float)
+    total = reps.size if expected is None else expected
+    reps = reps[np.isfinite(reps)]
+    if not math.isfinite(theta) or total == 0 or reps.size < 0.9 * total:
+        return (-math.inf, math.inf)
+    alpha = (1 - confidence) / 2
+    qlo, qhi = np.quantile(reps, [alpha, 1 - alpha])
+    if method == "percentile":
+        return (float(qlo), float(qhi))
+    if method != "basic":
+        raise ValueError(f"unknown bootstrap method {method!r}")
+    return (float(2 * theta - qhi), float(2 * theta - qlo))
+
+
+def bootstrap_ci(
+    values: np.ndarray, fn, n_boot: int = N_BOOT, confidence: float | None = None, rng: np.random.Generator | int = 0
+) -> tuple[float, tuple[float, float]]:
+    """``fn`` over runs (axis 0) with a basic-bootstrap interval from resampling runs."""
+    rng = np.random.default_rng(rng)
+    values = np.asarray(values)
+    theta = float(fn(values))
+    idx = rng.integers(0, len(values), size=(n_boot, len(values)))
+    reps = np.array([fn(values[i]) for i in idx], dtype=float)
+    return theta, bootstrap_interval(theta, reps, confidence)
