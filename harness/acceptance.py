@@ -96,7 +96,8 @@ def run_steps(a: argparse.Namespace, tmp: Path) -> dict[str, Any]:
                                 a.runs, tmp, "compiled")
     out["peak_gpu_mem_gib"] = (torch.cuda.max_memory_allocated() / 2**30) if a.device.startswith("cuda") else None
     gpu = ["--gpus", "1"] if a.device.startswith("cuda") else ["--gpus", "0", "--workers", "1"]
-    smoke_k = ["-k", "test_linearity and a0.05"] if a.tiny else []
+    # --tiny: the seed's point, decided (it does not hold on MNIST-1D: a recorded strict xfail) at its first look
+    smoke_k = ["-k", "test_linearity and a0.1-b0.2"] if a.tiny else []
     left = BUDGET_S - (time.perf_counter() - t_start)
     out["smoke_tier"] = _law_session(["--tier", "smoke", *gpu, *smoke_k], tmp, "smoke", timeout=max(60.0, left))
     tier = ["--tier", "gpu", *gpu, "--data-dir", str(data), "-k", GPU_POINT]

@@ -169,3 +169,30 @@ def sequential_decision(runs: np.ndarray, threshold: float, plan: list[int], lev
     """The rule on one claim 'mean > threshold': (decision, runs used)."""
     _, _, decision, n = sequential_interval(runs, threshold, plan, level)
     return decision, n
+
+
+def false_pass_rate(cell: Cell, n0: int = N0, level: float | None = None, seed: int = 0) -> tuple[float, float]:
+    """Share of trials the rule passes (a false pass when truth ≤ threshold) and mean runs used.
+
+    ``level`` overrides the rule's level per look (a naive 95% at every look is the
+    negative control: its false-pass rate grows with the number of looks).
+    """
+    plan = looks(cell.n_max, n0)
+    lvl = look_level(len(plan)) if level is None else level
+    rng = np.random.default_rng(seed)
+    passes, used = 0, 0
+    for _ in range(cell.trials):
+        decision, n = sequential_decision(_draw(cell, rng), cell.threshold, plan, lvl)
+        passes += decision == PASS
+        used += n
+    return passes / cell.trials, used / cell.trials
+
+
+def calibration_cells() -> list[Cell]:
+    """Generators at the threshold (false pass must be ≤ 5%) for tests; ``python -m harness calibrate``
+    measures the same rule in ``harness.calibrate.sequential_rule``."""
+    return [
+        Cell("seq-normal-at-threshold", truth=0.0, threshold=0.0, n_max=512, noise="normal"),
+        Cell("seq-heavy-tails-at-threshold", truth=0.0, threshold=0.0, n_max=512, noise="t3"),
+        Cell("seq-many-looks-at-threshold", truth=0.0, threshold=0.0, n_max=4096, noise="normal"),
+    ]

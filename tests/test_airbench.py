@@ -146,7 +146,7 @@ def test_compile_option_reaches_train_context(pytester: pytest.Pytester, fake_tr
     """))
     for flag in ([], ["--compile"]):
         store = pytester.path / f"store{len(flag)}"
-        result = pytester.runpytest_inprocess("-p", "no:cacheprovider", "--gpus", "0", "--store", str(store),
+        result = pytester.runpytest_inprocess("-p", "no:cacheprovider", "--gpus", "0", "--workers", "1", "--store", str(store),
                                               "--report-dir", str(pytester.path / "results"), *flag)
         result.assert_outcomes(passed=1)
     assert seen == [False, True]

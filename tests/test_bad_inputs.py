@@ -62,7 +62,8 @@ def session(pytester, *args, env: dict | None = None, timeout: float = 120):
     old = {k: os.environ.get(k) for k in (env or {})}
     os.environ.update(env or {})
     try:
-        return pytester.runpytest_subprocess("-p", "no:cacheprovider", *args, timeout=timeout)
+        # one worker: the fake trainer is registered in this process's conftest, which spawned workers never run
+        return pytester.runpytest_subprocess("-p", "no:cacheprovider", "--workers=1", *args, timeout=timeout)
     finally:
         for k, v in old.items():
             if v is None:

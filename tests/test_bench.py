@@ -49,7 +49,8 @@ def test_acceptance_tiny_cpu_writes_one_json_and_one_table(tmp_path, capsys: pyt
     assert r["device"] == "cpu" and r["eager"]["s_per_run_harness"] > 0 and r["compile"] is None
     smoke = r["smoke_tier"]
     assert smoke["exit"] == 0 and smoke["runs_trained"] == 3 * 64  # one point, first look
-    assert [(p["decision"], p["runs_used"], p["runs_max"]) for p in smoke["points"]] == [("pass", 64, 512)]
+    # the seed's point does not hold on MNIST-1D (a strict xfail, so the session exits 0); decided at 64 runs
+    assert [(p["decision"], p["runs_used"], p["runs_max"]) for p in smoke["points"]] == [("fail", 64, 512)]
     assert r["gpu_tier"]["trained"] is False and r["gpu_tier"]["plan_max"] == 3 * 64
     table = capsys.readouterr().out
     for row in ("s/run eager (harness)", "smoke_tier", "gpu_tier", "peak GPU memory", "json:"):

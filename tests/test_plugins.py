@@ -92,7 +92,7 @@ def stored(store: Path) -> dict[tuple[str, int], tuple[str, float]]:
 
 def _key(recipe: Recipe) -> str:
     # the key without importing the package into this process: trainer salt + data set salt
-    return recipe.key("logreg-v1+blobs:blobs-v1")
+    return recipe.key("logreg-v1\0plugin-data:blobs:blobs-v1")
 
 
 # ------------------------------------------------------------------ in-process --
@@ -163,7 +163,7 @@ def test_negative_control_a_trainer_registered_in_conftest_does_not_reach_pool_w
     monkeypatch.setenv("PYTHONPATH", str(ROOT))  # no entry points: the package is not installed
     r = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--gpus=0", "--workers=2", "--store=s",
                                       "--report-dir=rep", "--compare-to=none", timeout=300)
-    r.stdout.fnmatch_lines(["*lrlaws: training * failed:*", "*unknown trainer 'logreg'*",
+    r.stdout.fnmatch_lines(["*lrlaws: training failed for*unknown trainer 'logreg'*",
                             "NOT_RUN*test_larger_lr_fits_the_blobs_sooner*training failed*"])
     assert "trained 0 runs" in r.stdout.str() or "lrlaws: trained" not in r.stdout.str()
 

@@ -7,9 +7,8 @@ import torch
 
 # where data lives and the one-line fix when it does not: torch-free, in the catalog
 from harness.data.catalog import DATA_ENV, data_root, unavailable_message  # noqa: F401  (re-exported)
-from harness.data.cifar10 import load_cifar10
+from harness.data import cifar10, mnist
 from harness.data.imageset import DOWNLOAD_STALL_S, ImageSet, try_download  # noqa: F401  (re-exported)
-from harness.data.mnist import load_mnist
 
 
 def load_digits_images(root: Path | None = None, download: bool = True) -> ImageSet:
@@ -23,7 +22,8 @@ def load_digits_images(root: Path | None = None, download: bool = True) -> Image
 
 def load_images(dataset: str, root: Path | None, download: bool = True) -> ImageSet:
     """``load_cifar10``, ``load_mnist`` or ``load_digits_images`` by recipe dataset name."""
-    loaders = {"cifar10": load_cifar10, "mnist": load_mnist, "digits": load_digits_images}
+    # looked up at call time, so a test can stand in for a loader
+    loaders = {"cifar10": cifar10.load_cifar10, "mnist": mnist.load_mnist, "digits": load_digits_images}
     if dataset not in loaders:
         raise ValueError(f"no image loader for dataset {dataset!r}; known: {sorted(loaders)}")
     return loaders[dataset](root, download)
