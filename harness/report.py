@@ -148,7 +148,7 @@ class Report:
             *[f"    {line}" for line in law_summary_lines(data["summary"])], "",
             seeds, "",
             f"tier **{self.tier}** · commit `{env.get('git_commit') or 'unknown'}` · torch {env.get('torch')} · "
-            f"devices {', '.join(env.get('devices', [])) or 'cpu'} · trained {data['runs_trained']} runs in "
+            f"devices {', '.join(env.get('devices') or []) or ('cpu' if env.get('devices_queried', True) else 'not queried')} · trained {data['runs_trained']} runs in "
             f"{data['train_seconds']:.1f} s", "",
             "| law point | decision | kind | statistic | value | CI | threshold | N | compute s |",
             "|---|---|---|---|---|---|---|---|---|",
@@ -174,12 +174,17 @@ class Report:
 def environment() -> dict[str, Any]:
     env: dict[str, Any] = {"python": platform.python_version(), "platform": platform.platform()}
     try:
-        import numpy
-        import torch
+        import sys
+        from importlib.metadata import version
 
-        env["torch"] = torch.__version__
+        import numpy
+
         env["numpy"] = numpy.__version__
-        env["devices"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+        # read from the package metadata: a session that trained nothing never imports torch
+        env["torch"] = version("torch")
+        torch = sys.modules.get("torch")
+        env["devices"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] if torch else []
+        env["devices_queried"] = torch is not None  # False: this session never loaded torch (trained nothing)
     except Exception:  # a report must not fail over metadata
         pass
     try:
@@ -190,10 +195,10 @@ def environment() -> dict[str, Any]:
         env["lrlaws"] = None
     env["packages"] = package_versions()
     try:
-        from harness.trainers import TRAINERS
+        from harness.identity import TRAINER_MODULES, code_salt
 
         # a salt change invalidates stored runs, so it explains drift between two reports
-        env["salts"] = {name: t.salt for name, t in sorted(TRAINERS.items())}
+        env["salts"] = {name: code_salt(name) for name in sorted(TRAINER_MODULES)}
     except Exception:
         env["salts"] = {}
     try:

@@ -50,7 +50,7 @@ from harness import Ensemble, Recipe
 from harness.law import NotAtThisTier, lrlaw
 from harness.stats import CLAIM, MAX_GROUPS, LawResult, decide
 from harness.stats.linearity import bootstrap_weights, linearity_estimate, linearity_estimate_chunks, paired_difference_ci
-from harness.trainers.airbench import AIRBENCH94
+from harness.recipes import AIRBENCH94
 
 # The seed's R² = 0.9991 is a raw (finite-N, hence lower-bound) value on CIFAR-10
 # with its airbench net; the gpu/paper tiers hold the law to 0.999. A 3-layer MLP

@@ -39,6 +39,7 @@ from harness.data.augment import draw_epochs, epoch_images
 from harness.data.images import ImageSet, data_root, load_images
 from harness.models.airbench import WHITEN_IMAGES, AirbenchNet, NetSpec, forward_flops, whitening_weight
 from harness.optim import lr_factor
+from harness.recipes import AIRBENCH94  # noqa: F401  (re-exported)
 from harness.recipe import Recipe, RecipeError
 from harness.trainers.base import DIVERGED, OK, RunResult, TrainContext, resolve_options, derived_salt
 
@@ -70,10 +71,6 @@ IMAGE_SHAPES = {"cifar10": (3, 32, 32), "mnist": (1, 28, 28)}
 TEST_SIZES = {"cifar10": 10_000, "mnist": 10_000}
 OPTIMIZERS = ("nesterov", "sgd")
 
-#: airbench94 as a recipe: 476 steps = ceil(9.9 epochs × ⌊50000/1024⌋ steps)
-AIRBENCH94 = Recipe(trainer="airbench", dataset="cifar10", model="airbench94", optimizer="nesterov", lr=11.5,
-                    momentum=0.85, weight_decay=0.0153, batch_size=1024, steps=476, schedule="airbench",
-                    probes=("logits",))
 
 
 @dataclass
