@@ -1,6 +1,7 @@
 """Shared fixtures for the harness's own tests: a fast fake trainer and tiny recipes."""
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from pathlib import Path
@@ -70,3 +71,21 @@ def fake_trainer(monkeypatch: pytest.MonkeyPatch) -> FakeTrainer:
 
 def fake_recipe(**kw) -> Recipe:
     return Recipe(trainer="fake", dataset="none", model="none", **kw)
+
+
+@contextlib.contextmanager
+def loopback_ray_cluster() -> Iterator[object]:
+    """A 2-CPU Ray test cluster whose processes listen on 127.0.0.1 only, shut down on exit."""
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # else Ray binds the machine's network address
+    import ray
+    from ray.cluster_utils import Cluster
+
+    c = Cluster(initialize_head=True, head_node_args={
+        "num_cpus": 2, "object_store_memory": 100 * 2**20, "include_dashboard": False,
+        "node_ip_address": "127.0.0.1"})
+    try:
+        yield c
+    finally:
+        if ray.is_initialized():
+            ray.shutdown()
+        c.shutdown()

@@ -24,6 +24,8 @@ from harness import Ensemble, Recipe, RecipeError, plugins
 from harness.store import Store
 from harness.trainers import TrainContext, get_trainer, recipe_key
 
+from conftest import loopback_ray_cluster
+
 ROOT = Path(__file__).resolve().parents[1]
 TUTORIAL = ROOT / "tests" / "tutorial"
 PACKAGE = "lrlaws_logreg"
@@ -173,17 +175,9 @@ def test_negative_control_a_trainer_registered_in_conftest_does_not_reach_pool_w
 @pytest.fixture(scope="module")
 def cluster():
     """A 2-CPU Ray cluster on loopback, started before the package is on any path."""
-    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # keep Ray on loopback (see test_ray_executor)
-    ray = pytest.importorskip("ray", reason="the ray extra is not installed: pip install -e '.[dev,ray]'")
-    from ray.cluster_utils import Cluster
-
-    c = Cluster(initialize_head=True, head_node_args={
-        "num_cpus": 2, "object_store_memory": 100 * 2**20, "include_dashboard": False,
-        "node_ip_address": "127.0.0.1"})
-    yield c
-    if ray.is_initialized():
-        ray.shutdown()
-    c.shutdown()
+    pytest.importorskip("ray", reason="the ray extra is not installed: pip install -e '.[dev,ray]'")
+    with loopback_ray_cluster() as c:
+        yield c
 
 
 def test_law_runs_on_ray_with_the_same_runs(cluster, pytester, site, monkeypatch):

@@ -18,6 +18,8 @@ from harness.plan import make_plan
 from harness.store import Store
 from harness.trainers import TrainContext, recipe_key
 
+from conftest import loopback_ray_cluster
+
 # Keep every Ray process of these tests on loopback: Ray binds its node IP (eth0 here)
 # unless clusters are "disabled", as it does on macOS/Windows. Read once, when ray is imported.
 os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
@@ -30,16 +32,9 @@ BASE = Recipe(trainer="mlp", dataset="teacher", model="mlp", lr=0.3, batch_size=
 
 @pytest.fixture(scope="module")
 def cluster():
-    from ray.cluster_utils import Cluster
-
     # loopback only: the test cluster must not listen on (or talk to) any other address
-    c = Cluster(initialize_head=True, head_node_args={
-        "num_cpus": 2, "object_store_memory": 100 * 2**20, "include_dashboard": False,
-        "node_ip_address": "127.0.0.1"})
-    yield c
-    if ray.is_initialized():
-        ray.shutdown()
-    c.shutdown()
+    with loopback_ray_cluster() as c:
+        yield c
 
 
 def _train(store: Store, ensembles: list[Ensemble], executor, **kw):
@@ -210,8 +205,11 @@ def test_plugin_ray_executor_matches_local(cluster, pytester):
     pytester.makepyfile(test_toy_law=LAW)
 
     def run(name: str, *args: str):
-        r = pytester.runpytest("-p", "no:cacheprovider", f"--store={pytester.path / name}",
-                               f"--report-dir={pytester.path / ('results-' + name)}", "--compare-to=none", *args)
+        # a fresh process: in-process runs share (and restore) sys.modules, and numpy's C modules
+        # first imported inside such a run cannot be imported again by the next one
+        r = pytester.runpytest_subprocess("-p", "no:cacheprovider", f"--store={pytester.path / name}",
+                                          f"--report-dir={pytester.path / ('results-' + name)}", "--compare-to=none",
+                                          *args, timeout=300)
         (report,) = [json.loads(p.read_text()) for p in (pytester.path / f"results-{name}").glob("*/report.json")]
         return r, {e["nodeid"]: (e["decision"], [x["value"] for x in e["results"]]) for e in report["entries"]}
 
