@@ -1,21 +1,23 @@
-"""The API law modules use: declare needs with ``@lrlaw``, read runs and decide through the ``law`` fixture.
+"""The API law modules use: declare tiers and reads with ``@lrlaw``, read runs and decide through ``law``.
 
-A law test declares its configuration per tier on the law, and what it reads::
+A law declares its ensembles per tier, and which of them each test reads::
 
-    @lrlaw("linearity", tiers={"smoke": SMOKE, "gpu": GPU},
-           needs=lambda cfg, point: {"eta": Ensemble(cfg.base.replace(lr=point), cfg.n), ...})
-    @pytest.mark.parametrize("point", POINTS, ids=...)
-    def test_linearity(law, point):
+    TIERS = {"smoke": {"eta": Ensemble(SMOKE, 512), "eta_a": Ensemble(SMOKE.replace(lr=0.5), 512)},
+             "gpu": {...}}
+
+    @lrlaw("linearity", tiers=TIERS, reads=("eta", "eta_a"))
+    def test_linearity(law):
         logits = law.runs("eta").array("logits")        # N x ... stacked over seeds (small N)
         chunks = law.runs("eta").chunks("logits")       # the same, 256 seeds at a time (any N)
-        law.check(stats_result_1, stats_result_2)         # pass / fail / inconclusive
+        law.check(mean_result(...), band_result(...))    # pass / fail / inconclusive
 
-With ``tiers``, ``needs`` gets the session tier's configuration (any object; the
-test reads it back as ``law.config``), and a tier the law does not declare is
-reported as not tested there. Without ``needs``, each tier's configuration must
-be the ensembles themselves (a mapping name -> ``Ensemble``). The older form,
-``@lrlaw(name, needs=lambda tier, **params: ...)``, gets the tier's name and may
-raise ``NotAtThisTier(reason)``.
+A tier the law does not declare is reported as not tested there. When the tier's
+configuration is not just ensembles (a parametrised point derives its own), give
+``needs`` instead of ``reads``: it gets the session tier's configuration (any
+object; the test reads it back as ``law.config``) and the test's parameters, and
+returns a mapping name -> ``Ensemble``; it may raise ``NotAtThisTier(reason)``.
+Without ``tiers``, ``@lrlaw(name, needs=lambda tier, **params: ...)`` gets the
+tier's name.
 
 ``needs`` is called at collection time with the test's parameters, so the plugin
 knows every run the selected tests read before any test starts. A ``needs`` that
@@ -24,20 +26,15 @@ tests run.
 """
 from __future__ import annotations
 
-import contextlib
+import functools
 import inspect
-import dataclasses
-import re
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping
 
 import numpy as np
 import pytest
 
 from harness.recipe import Ensemble
-from harness.stats import CHECK, CLAIM, FAIL, INCONCLUSIVE, PASS, LawResult, combine
-
 from harness.store import StoreError
 
 if TYPE_CHECKING:
@@ -54,13 +51,25 @@ class NeedsError(Exception):
     """A law's ``needs`` could not say what the point reads; the message is one line."""
 
 
-def lrlaw(name: str, needs: NeedsFn | None = None, *, tiers: Mapping[str, Any] | None = None) -> pytest.MarkDecorator:
-    """Mark a test as a point of law ``name``; see the module docstring for ``needs`` and ``tiers``."""
+def lrlaw(name: str, needs: NeedsFn | None = None, *, tiers: Mapping[str, Any] | None = None,
+          reads: tuple[str, ...] | None = None) -> pytest.MarkDecorator:
+    """Mark a test as a point of law ``name``; see the module docstring for ``needs``, ``tiers`` and ``reads``."""
     if needs is None and tiers is None:
         raise TypeError(f"@lrlaw({name!r}) needs `tiers=` or `needs=`: say which runs the law reads")
     if tiers is not None and not isinstance(tiers, Mapping):
         raise TypeError(f"@lrlaw({name!r}, tiers=...) takes a dict tier name -> configuration, got {type(tiers).__name__}")
+    if reads is not None:
+        if needs is not None or tiers is None:
+            raise TypeError(f"@lrlaw({name!r}, reads=...) picks ensembles from `tiers=`; it goes without `needs=`")
+        reads = (reads,) if isinstance(reads, str) else tuple(reads)
+        needs = functools.partial(_pick, reads)
     return pytest.mark.lrlaw(name=name, needs=needs, tiers=None if tiers is None else dict(tiers))
+
+
+def _pick(names: tuple[str, ...], config: Mapping[str, Ensemble]) -> dict[str, Ensemble]:
+    if missing := [k for k in names if k not in config]:
+        raise KeyError(f"the tier declares no ensemble {missing[0]!r}; it declares {sorted(config)}")
+    return {k: config[k] for k in names}
 
 
 def _describe(fn: Callable[..., Any]) -> str:
@@ -180,6 +189,10 @@ class EnsembleRuns:
         for start in range(0, len(seeds), size):
             yield np.stack([cache.arrays(self.key, s)[name] for s in seeds[start : start + size]])
 
+    def arrays(self, *names: str) -> dict[str, np.ndarray]:
+        """Several arrays by name, each N x ... stacked over seeds."""
+        return {k: self.array(k) for k in names}
+
     def array(self, name: str) -> np.ndarray:
         """N x ... stacked over seeds: for small ensembles; large ones go through ``chunks``."""
         return np.concatenate(list(self.chunks(name)))
@@ -192,6 +205,15 @@ class EnsembleRuns:
         return np.array([rec.status for rec in self._records()])
 
     @property
+    def ok(self) -> np.ndarray:
+        """Seeds whose run finished (did not diverge), a mask over the ensemble."""
+        return self.status == "ok"
+
+    def ok_metric(self, name: str) -> np.ndarray:
+        """``metric(name)`` with NaN for runs that diverged, so statistics skip them."""
+        return np.where(self.ok, self.metric(name), np.nan)
+
+    @property
     def seconds(self) -> float:
         return float(sum(rec.seconds for rec in self._records()))
 
@@ -200,118 +222,4 @@ class EnsembleRuns:
         return sorted({rec.device for rec in self._records()})
 
 
-@dataclass
-class LawContext:
-    """What the ``law`` fixture hands a test: its runs, and the place its decision goes."""
-
-    nodeid: str
-    name: str
-    tier: str
-    params: dict[str, Any]
-    ensembles: dict[str, EnsembleRuns]
-    plot_dir: Path
-    inconclusive: str = "skip"
-    #: the configuration ``@lrlaw(tiers=...)`` declares for this tier (None in the ``needs(tier, ...)`` form)
-    config: Any = None
-    seed_base: int = 0
-    #: a sequential look: ``check`` records without raising, figures are not saved
-    dry: bool = False
-    #: the pytest item of the point (for ``known_failure``); None outside a session
-    node: Any = None
-    #: runs this point used (per ensemble, the largest) and its tier's maximum
-    runs_used: int = 0
-    runs_max: int = 0
-    looks: int = 1
-    results: list[LawResult] = field(default_factory=list)
-    plots: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-
-    def runs(self, name: str) -> EnsembleRuns:
-        try:
-            return self.ensembles[name]
-        except KeyError:
-            raise KeyError(f"law {self.name!r} declared no ensemble {name!r}; declared: {sorted(self.ensembles)}") from None
-
-    def known_failure(self, reason: str) -> None:
-        """This point's claim is a recorded finding that does not hold at this tier: a strict xfail,
-        so the point still trains, reports and plots, and flips loudly if it starts to hold."""
-        if not self.dry and self.node is not None:
-            self.node.add_marker(pytest.mark.xfail(strict=True, reason=f"finding at {self.tier}: {reason}"))
-
-    def note(self, text: str) -> None:
-        """A line for the report (e.g. a finding that is not itself an assertion)."""
-        self.notes.append(text)
-
-    @contextlib.contextmanager
-    def figure(self, name: str, **subplots_kw: Any) -> Iterator[Any]:
-        """``with law.figure("scatter") as (fig, ax): ...`` saves a PNG into the report."""
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        fig, ax = plt.subplots(**subplots_kw)
-        try:
-            yield fig, ax
-            if self.dry:
-                return
-            self.plot_dir.mkdir(parents=True, exist_ok=True)
-            stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", self.nodeid.split("::")[-1])
-            path = self.plot_dir / f"{stem}-{name}.png"
-            fig.savefig(path, dpi=110, bbox_inches="tight")
-            self.plots.append(str(path))
-        finally:
-            plt.close(fig)
-
-    @property
-    def claims(self) -> list[LawResult]:
-        return [r for r in self.results if r.kind == CLAIM]
-
-    @property
-    def broken_checks(self) -> list[LawResult]:
-        """Checks (identities, probe correctness) that did not pass: errors of the harness."""
-        return [r for r in self.results if r.kind == CHECK and r.decision != PASS]
-
-    @property
-    def decision(self) -> str:
-        """The point's verdict, made of its claims only; a point with checks alone passes when they hold."""
-        if self.broken_checks:
-            return "error"
-        claims = self.claims
-        if claims:
-            return combine([r.decision for r in claims])
-        return PASS if self.results else INCONCLUSIVE
-
-    def _rebase(self, r: LawResult) -> LawResult:
-        # rows count seeds from 0 (the i-th run of an ensemble); the report wants the seeds trained
-        return dataclasses.replace(r, seeds=(r.seeds[0] + self.seed_base, r.seeds[1] + self.seed_base))
-
-    def check(self, *results: LawResult) -> None:
-        """Record the point's rows and turn their decision into a test outcome.
-
-        Claims decide the point; a check that does not hold is an error of the
-        harness (its probe or trainer is wrong), reported as such and never as a
-        verdict on the law.
-        """
-        self.results.extend(self._rebase(r) for r in results)
-        if self.dry:
-            return
-        lines = "\n".join(f"  {r.law}: {r.summary()}" for r in self.results)
-        if self.broken_checks:
-            pytest.fail(f"harness error: a check of law {self.name} is broken (this is no verdict on the law):\n"
-                        f"{lines}", pytrace=False)
-        decision = self.decision
-        if decision == PASS:
-            return
-        if decision == FAIL:
-            pytest.fail(f"law {self.name} does not hold:\n{lines}", pytrace=False)
-        worst = next(r for r in self.claims if r.decision == INCONCLUSIVE)
-        thr = worst.threshold
-        reason = (
-            f"inconclusive: CI [{worst.ci[0]:.4g}, {worst.ci[1]:.4g}] straddles threshold "
-            f"{thr if not isinstance(thr, tuple) else list(thr)} ({worst.statistic}, N={worst.n})"
-        )
-        if self.inconclusive == "fail":
-            pytest.fail(reason + "\n" + lines, pytrace=False)
-        # reported at the test, not at this line, in pytest's short summary (-rs)
-        raise pytest.skip.Exception(reason, _use_item_location=True)
+from harness.law_context import LawContext  # noqa: E402,F401  (re-exported: the fixture's type)

@@ -18,10 +18,10 @@ Assertions:
   for f < 1 the fraction of diverged seeds is < ½, for f > 1 it is > ½
   (Clopper–Pearson intervals); and the probe's λ_max agrees with the exact
   eigenvalue to 1e-3 relative on every seed.
-* ``net`` (a tanh MLP with square loss on the teacher task, the setting of
-  Cohen et al. 2021): f < 1 stays stable (diverged fraction < ½). For f > 1 the
-  seed's prediction "diverges" is *not* asserted, because it is false here
-  (below): the fraction diverged is reported.
+* ``net`` (a tanh MLP with square loss, full batch, the setting of Cohen et
+  al. 2021): f < 1 stays stable (diverged fraction < ½). For f > 1 the seed's
+  prediction "diverges" is *not* asserted, because it is false here (see the
+  findings): the fraction diverged is reported.
 * ``edge_of_stability`` — how sharpness adapts instead (Cohen et al., ICLR
   2021, "Gradient descent on neural networks typically occurs at the edge of
   stability": the sharpness rises to ≈ 2/η and hovers there). On the same net
@@ -30,37 +30,16 @@ Assertions:
   nearly gradient flow) sharpens past 2/η_f, and never above the band's top
   for the others.
 
-Findings at the smoke tier (`pytest laws/ -k gd_divergence --tier smoke`; the
-net trains on the first 256 MNIST-1D signals, real data, since the smoke tier
-moved off the teacher task; figures in the report): the quadratic and the net
-points hold as before; the edge-of-stability point is *inconclusive* on
-MNIST-1D: at f = 0.9 the small-step reference sharpened past 2/η on only 2 of
-8 seeds, too few to decide, while every run's late-window η·λ_max/2 stays at
-≈ 1.03–1.08. What follows was measured on the teacher task: on the
-quadratic the threshold is exact — f = 0.5, 0.9 converge and f = 1.1, 2
-diverge on all 16 seeds, and the probe matches the exact λ_max to ~1e-12. On
-the tanh MLP *no* run diverges, not even at f = 2: the loss spikes, the
-sharpness falls from f·(2/η) to ≈ 2/η within a few dozen steps (a
-"catapult") and training continues at the edge of stability; for f = 0.9 the
-sharpness first dips, then progressive sharpening carries it up to ≈ 2/η where
-it stays. Late-window η·λ_max/2 ≈ 1.02–1.06 for f = 0.9, 1.1, 2. The f = 0.5
-run converges (loss → 1e-3) with λ_max saturating below 2/η: no edge of
-stability when gradient flow itself never reaches 2/η. So seed 003's
-"a mildly larger η diverges" holds on the quadratic and not on this net, whose
-sharpness adapts to the step size.
+Findings — what the law measured at each tier, and on which data: ``docs/findings.md`` (gd_divergence).
 """
 from __future__ import annotations
 
-import warnings
-from dataclasses import dataclass
 
 import numpy as np
 from harness import Ensemble, Recipe
-from harness.law import NotAtThisTier, lrlaw
-from harness.stats import CHECK, CLAIM, LawResult, decide
-from harness.stats.schedules import (
-    band_result, curve_band, late_window, normalized_sharpness, rate_result,
-)
+from harness.law import lrlaw
+from harness.stats import CHECK, CLAIM, LawResult, exact_result
+from harness.stats.schedules import band_result, late_median, normalized_sharpness, rate_result
 
 #: seed 003 §3.1 states the threshold at f = 1; the grid brackets it closely (0.9, 1.1) and loosely (0.5, 2)
 F_GRID = (0.5, 0.9, 1.1, 2.0)
@@ -73,8 +52,7 @@ PROBE_REL_TOL = 1e-3
 #: "≈ 2/η" of Cohen et al. read as ±15% of the stability edge: at the edge of stability
 #: the sharpness oscillates around 2/η ("hovers just above" it); the alternatives are far
 #: outside (no adaptation leaves η·λ/2 at f = 2, or diverges; runaway sharpening exceeds 1)
-# Provenance: committed with the law and its smoke findings, so not shown to predate the smoke data: treat as
-# set after they were seen (the --seed-base confirmatory table tests it).
+# Provenance: set after the smoke data were seen (not shown to predate them); the --seed-base table tests it.
 EOS_BAND = (0.85, 1.15)
 #: the edge-of-stability window: the second half of training, fixed before any run
 EOS_WINDOW = 0.5
@@ -82,54 +60,33 @@ EOS_WINDOW = 0.5
 REF_F = 0.5
 
 
-@dataclass(frozen=True)
-class TierConfig:
-    quadratic: Recipe
-    n_quadratic: int
-    net: Recipe
-    n_net: int
-
-
-_QUAD = Recipe(trainer="gd", dataset="quadratic", model="linear", optimizer="gd", batch_size=64, steps=200,
-               options={"n_train": 64, "dim": 32, "spread": 10.0, "lr_unit": "2/lambda0", "dtype": "float64"})
-
-TIERS: dict[str, TierConfig] = {
-    "smoke": TierConfig(
-        quadratic=_QUAD, n_quadratic=16,
-        # the first 256 MNIST-1D training signals: a real task, full batch as in Cohen et al.
-        net=Recipe(trainer="gd", dataset="mnist1d", model="mlp", optimizer="gd", batch_size=256, steps=600,
-                   options={"n_train": 256, "width": 64, "depth": 3, "activation": "tanh",
-                            "loss": "mse", "lr_unit": "2/lambda0", "sharpness_every": 50}),
-        n_net=8,
-    ),
-    # Cohen et al.'s fully connected tanh net on a 5k CIFAR-10 subset, square loss (untested here: no GPU lent).
-    "gpu": TierConfig(
-        quadratic=_QUAD, n_quadratic=64,
-        net=Recipe(trainer="gd", dataset="cifar10", model="mlp", optimizer="gd", batch_size=5000, steps=2000,
-                   options={"n_train": 5000, "width": 200, "depth": 3, "activation": "tanh", "loss": "mse",
-                            "lr_unit": "2/lambda0", "sharpness_every": 100}),
-        n_net=4,
-    ),
-}
-
-
-def tier_config(tier: str) -> TierConfig:
-    if tier not in TIERS:
-        raise NotAtThisTier(f"gd_divergence has no {tier} configuration (the gpu tier's settings are the largest)")
-    return TIERS[tier]
-
-
 def _name(kind: str, f: float) -> str:
     return f"{kind}_f{f:g}"
 
 
-def grid_needs(tier: str, kind: str) -> dict[str, Ensemble]:
-    cfg = tier_config(tier)
-    recipe, n = (cfg.quadratic, cfg.n_quadratic) if kind == "quadratic" else (cfg.net, cfg.n_net)
+def grid(kind: str, recipe: Recipe, n: int) -> dict[str, Ensemble]:
+    """The recipe at η = f·2/λ_max (its ``lr_unit``) for every f of the grid."""
     return {_name(kind, f): Ensemble(recipe.replace(lr=f), n) for f in F_GRID}
 
 
-# ----------------------------------------------------------------------- assertions --
+_QUAD = Recipe(trainer="gd", dataset="quadratic", model="linear", optimizer="gd", batch_size=64, steps=200,
+               options={"n_train": 64, "dim": 32, "spread": 10.0, "lr_unit": "2/lambda0", "dtype": "float64"})
+TIERS = {
+    # the net: the first 256 MNIST-1D training signals: a real task, full batch as in Cohen et al.
+    "smoke": {**grid("quadratic", _QUAD, 16),
+              **grid("net", Recipe(trainer="gd", dataset="mnist1d", model="mlp", optimizer="gd", batch_size=256,
+                                   steps=600, options={"n_train": 256, "width": 64, "depth": 3, "activation": "tanh",
+                                                       "loss": "mse", "lr_unit": "2/lambda0", "sharpness_every": 50}),
+                     8)},
+    # Cohen et al.'s fully connected tanh net on a 5k CIFAR-10 subset, square loss (untested here: no GPU lent).
+    "gpu": {**grid("quadratic", _QUAD, 64),
+            **grid("net", Recipe(trainer="gd", dataset="cifar10", model="mlp", optimizer="gd", batch_size=5000,
+                                 steps=2000, options={"n_train": 5000, "width": 200, "depth": 3, "activation": "tanh",
+                                                      "loss": "mse", "lr_unit": "2/lambda0", "sharpness_every": 100}),
+                   4)},
+}
+QUADRATIC, NET = (tuple(_name(kind, f) for f in F_GRID) for kind in ("quadratic", "net"))
+
 
 def divergence_results(diverged: dict[float, np.ndarray], law: str = "gd_divergence",
                        sides: tuple[str, ...] = ("below", "above"), kind: str = CLAIM) -> list[LawResult]:
@@ -154,16 +111,11 @@ def eos_results(runs: dict[float, dict[str, np.ndarray]], steps: int, law: str =
     past the edge) it must lie in EOS_BAND, and fewer than half of those runs may
     diverge; elsewhere it must only stay below the band's top.
     """
-    def late_median(values: np.ndarray, sharp_steps: np.ndarray) -> np.ndarray:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # a diverged seed's window is all NaN
-            return np.nanmedian(np.asarray(values, dtype=float)[:, late_window(sharp_steps, steps, EOS_WINDOW)], axis=1)
-
     ref = runs[REF_F]
-    ref_sharp = late_median(ref["sharpness"], ref["sharp_steps"])
+    ref_sharp = late_median(ref["sharpness"], ref["sharp_steps"], steps, EOS_WINDOW)
     out = []
     for f, r in sorted(runs.items()):
-        per_seed = late_median(normalized_sharpness(r["sharpness"], r["eta"]), r["sharp_steps"])
+        per_seed = late_median(normalized_sharpness(r["sharpness"], r["eta"]), r["sharp_steps"], steps, EOS_WINDOW)
         per_seed = np.where(r["ok"], per_seed, np.nan)
         reaches = (ref_sharp * np.asarray(r["eta"]) / 2 > 1.0) & (f != REF_F)
         if reaches.any():
@@ -175,71 +127,51 @@ def eos_results(runs: dict[float, dict[str, np.ndarray]], steps: int, law: str =
         if (~reaches).any():
             vals = per_seed[~reaches]
             hi = float(np.nanmax(vals)) if np.isfinite(vals).any() else float("nan")
-            ci = (hi, hi)
-            out.append(LawResult(law, f"late_eta_sharpness_over_2_below_edge_f{f:g}", hi, ci, EOS_BAND[1], "<",
-                                 decide(ci, EOS_BAND[1], "<"), n=int((~reaches).sum()), extra={"f": f}, kind=CLAIM))
+            out.append(exact_result(law, f"late_eta_sharpness_over_2_below_edge_f{f:g}", hi, EOS_BAND[1], "<",
+                                    n=int((~reaches).sum()), seeds=(0, per_seed.size), kind=CLAIM, f=f))
     return out
 
 
 def probe_result(lambda_hat: np.ndarray, lambda_exact: np.ndarray, law: str = "gd_divergence") -> LawResult:
     """Largest relative error of the probe over seeds (deterministic: a point, no sampling interval)."""
-    err = float(np.max(np.abs(np.asarray(lambda_hat) - lambda_exact) / np.abs(lambda_exact)))
-    return LawResult(law, "probe_max_rel_error", err, (err, err), PROBE_REL_TOL, "<",
-                     decide((err, err), PROBE_REL_TOL, "<"), n=len(lambda_exact), seeds=(0, len(lambda_exact)),
-                     kind=CHECK)
+    err = np.max(np.abs(np.asarray(lambda_hat) - lambda_exact) / np.abs(lambda_exact))
+    return exact_result(law, "probe_max_rel_error", err, PROBE_REL_TOL, "<", n=len(lambda_exact), kind=CHECK)
 
-
-# ------------------------------------------------------------------------------ plots --
 
 def _loss_plot(law, name: str, kind: str, title: str) -> None:
-    with law.figure(name, figsize=(6, 4)) as (fig, ax):
+    with law.figure(name, figsize=(6, 4), xlabel="GD step", ylabel="loss / loss at start (mean, 10–90%)",
+                    title=title, legend=8, logy=True) as (fig, ax):
         for i, f in enumerate(F_GRID):
             loss = law.runs(_name(kind, f)).array("loss")
-            rel = loss / loss[:, :1]
-            mean, lo, hi = curve_band(rel)
-            steps = np.arange(rel.shape[1])
-            ax.plot(steps, mean, color=f"C{i}", label=f"f = {f:g}")
-            ax.fill_between(steps, lo, hi, color=f"C{i}", alpha=0.2)
+            law.band(ax, np.arange(loss.shape[1]), loss / loss[:, :1], f"f = {f:g}", f"C{i}")
         ax.axhline(10.0, color="k", ls=":", lw=1, label="divergence (10× start)")
-        ax.set_yscale("log")
-        ax.set_xlabel("GD step")
-        ax.set_ylabel("loss / loss at start (mean, 10–90%)")
-        ax.set_title(title, fontsize=9)
-        ax.legend(fontsize=8)
 
 
 def _sharpness_plot(law, steps: int) -> None:
-    with law.figure("sharpness", figsize=(6, 4)) as (fig, ax):
+    with law.figure("sharpness", figsize=(6, 4), xlabel="GD step", ylabel="η·λ_max / 2", legend=7,
+                    title="tanh MLP, square loss: sharpness adapts to 2/η") as (fig, ax):
         for i, f in enumerate(F_GRID):
             runs = law.runs(_name("net", f))
-            s = normalized_sharpness(runs.array("sharpness"), runs.array("eta"))
-            x = runs.array("sharp_steps")[0]
-            for row in s:
-                ax.plot(x, row, color=f"C{i}", alpha=0.35, lw=0.8)
+            ax.plot(runs.array("sharp_steps")[0], normalized_sharpness(runs.array("sharpness"), runs.array("eta")).T,
+                    color=f"C{i}", alpha=0.35, lw=0.8)
             ax.plot([], [], color=f"C{i}", label=f"f = {f:g}")
         ax.axhline(1.0, color="k", lw=1, label="η·λ_max/2 = 1 (2/η)")
         ax.axhspan(*EOS_BAND, color="grey", alpha=0.15, label=f"band {EOS_BAND}")
         ax.axvspan((1 - EOS_WINDOW) * steps, steps, color="y", alpha=0.08, label="assessed window")
-        ax.set_xlabel("GD step")
-        ax.set_ylabel("η·λ_max / 2")
-        ax.set_title("tanh MLP, square loss: sharpness adapts to 2/η", fontsize=9)
-        ax.legend(fontsize=7)
 
 
-# ------------------------------------------------------------------------------ tests --
-
-@lrlaw("gd_divergence", needs=lambda tier: grid_needs(tier, "quadratic"))
+@lrlaw("gd_divergence", tiers=TIERS, reads=QUADRATIC)
 def test_gd_divergence_quadratic(law) -> None:
-    diverged = {f: law.runs(_name("quadratic", f)).status != "ok" for f in F_GRID}
+    diverged = {f: ~law.runs(_name("quadratic", f)).ok for f in F_GRID}
     runs = law.runs(_name("quadratic", F_GRID[0]))
     _loss_plot(law, "loss", "quadratic", "least squares: η = f·2/λ_max (probe)")
     law.note("diverged per f: " + ", ".join(f"f={f:g}: {int(d.sum())}/{d.size}" for f, d in diverged.items()))
     law.check(*divergence_results(diverged, kind=CHECK), probe_result(runs.metric("lambda0"), runs.metric("lambda_exact")))
 
 
-@lrlaw("gd_divergence", needs=lambda tier: grid_needs(tier, "net"))
+@lrlaw("gd_divergence", tiers=TIERS, reads=NET)
 def test_gd_divergence_net(law) -> None:
-    diverged = {f: law.runs(_name("net", f)).status != "ok" for f in F_GRID}
+    diverged = {f: ~law.runs(_name("net", f)).ok for f in F_GRID}
     _loss_plot(law, "loss", "net", "tanh MLP, square loss: η = f·2/λ_max at init")
     above = ", ".join(f"f={f:g}: {int(d.sum())}/{d.size}" for f, d in diverged.items() if f > 1)
     law.note(f"finding: diverged above the threshold on the net: {above} (seed 003 predicts all; "
@@ -247,14 +179,14 @@ def test_gd_divergence_net(law) -> None:
     law.check(*divergence_results(diverged, sides=("below",), kind=CLAIM))
 
 
-@lrlaw("gd_divergence", needs=lambda tier: grid_needs(tier, "net"))
+@lrlaw("gd_divergence", tiers=TIERS, reads=NET)
 def test_gd_divergence_edge_of_stability(law) -> None:
-    steps = tier_config(law.tier).net.steps
+    steps = law.runs(NET[0]).ensemble.recipe.steps
     runs = {}
     for f in F_GRID:
         r = law.runs(_name("net", f))
         runs[f] = {"sharp_steps": r.array("sharp_steps")[0], "sharpness": r.array("sharpness"),
-                   "eta": r.array("eta"), "ok": r.status == "ok"}
+                   "eta": r.array("eta"), "ok": r.ok}
     _sharpness_plot(law, steps)
     results = eos_results(runs, steps)
     law.note("late-window η·λ_max/2 by f: " + ", ".join(

@@ -32,12 +32,8 @@ summary over the equilibrium window, with a Student-t 95% interval:
 * ``grad_ema_corr``: mean of cos(g_t, v_{t−1}) within ±CORR_MAX, for ρ > 0 only —
   the assumption the momentum argument needs (ρ = 0 does not use it, see below).
 
-The un-normalised net (``plain_convnet``, ``tests/test_scale_invariance_controls.py``)
-fails ``radial`` at every smoke point (r ≈ −4 … −3000) and ``step_over_lars`` at
-both ρ = 0 points (0.08–0.1 and ≈ 0.65). Finding: at the ρ = 0.9 point its ratio
-lands in the band (0.95–1.15) although its weights are neither scale invariant
-nor at a norm equilibrium (|w|² stays near its init) — the step ratio alone does
-not diagnose scale invariance; the radial term does.
+The un-normalised net (``plain_convnet``) is the negative control, in
+``tests/test_scale_invariance_controls.py``.
 
 **Equilibrium window** — decided from the theory, not from the runs. With
 τ = (1−ρ)/(λα) steps, weight decay alone shrinks |w|² as e^{−2t/τ}, and near the
@@ -48,33 +44,11 @@ e⁸-fold. The law notes each point's |w₀|²/|w|²(window) so the premise can 
 checked (0.9–7.4 at the smoke points). Points keep λα/(1−ρ)² ≤ 0.05, the size
 of the corrections to the resummed balance at ρ > 0 (for ρ = 0 they are O(λα)).
 
-Findings at the smoke tier on real data (3-conv BN net, widths 8-16-16, on
-scikit-learn's 1×8×8 digits, 1500 training images, batch 32, 8 seeds; `pytest
-laws/ -k lars --tier smoke`; the figures are in the report): both ρ = 0 points
-hold (step ratio ≈ 0.87–0.94, growth/shrink ≈ 0.96–1.01, then computed from |g|). At ρ = 0.9 the claim
-does *not* pass on digits, and not because of a claim: with growth/shrink
-measured from successive weights every claim holds (step ratio 0.94–1.05,
-growth/shrink 0.96–0.99 at seeds 0…7 and at the held-out 1000000…), but the last
-conv layer's radial check w·g/(|w||g|) is ≈ −0.08, at the edge of its ±1/11 band:
-its weights are small enough on digits that BN's ε breaks the scale symmetry the
-check assumes. Recorded as a strict xfail (FAILS_AT), reported as a broken check
-(an earlier |g|-based growth/shrink had read ≈ 1.39 for the first layer; that
-statistic was the step ratio squared and is gone). The paragraph below is what the synthetic template images (8×8×3,
-10 classes) gave before the smoke tier moved to real data: the step ratio is 0.97–1.01 at ρ = 0 and 1.03–1.07 at ρ = 0.9;
-growth/shrink is 1.02–1.07 at ρ = 0 (the fixed point still drifts up slowly as
-the net keeps learning: |w|² rising ~20% over the window shows up as +10%) and
-1.13–1.18 at ρ = 0.9 — the "slightly larger discrepancy" the seed reports;
-|2w·g/(λ|g|²)| < 0.008 (BN's ε is the only breach of the symmetry, largest in
-the last, smallest-norm layer). The gradient–EMA correlation is −0.02…−0.03 at
-ρ = 0.9 but −0.12…−0.19 at ρ = 0 (also at λα = 0.0025, tried while building
-this): without momentum successive batch gradients are *anti*-correlated on
-this task, so the orthogonality the seed observed is not a property of plain
-SGD here. Since the ρ = 0 relation (eq. 6) does not rely on it ("this
-assumption was not used at this stage for pure SGD"), it is reported, not
-asserted, at ρ = 0.
+Findings — what the law measured at each tier, and on which data: ``docs/findings.md`` (lars).
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -82,9 +56,9 @@ import numpy as np
 import pytest
 
 from harness import Ensemble, Recipe
-from harness.law import NotAtThisTier, lrlaw
-from harness.stats import CHECK, CLAIM, LawResult, decide, mean_ci
-from harness.stats.scale_invariance import per_seed, window_mask
+from harness.law import lrlaw
+from harness.stats import CHECK, CLAIM, LawResult, mean_result
+from harness.stats.scale_invariance import measured_growth_over_shrink, per_seed, radial_share, window_mask
 
 # Seed 001 shows λ|g|/|w| scattering around √(2λα(1−ρ)) "up to noise" and calls SGD's steps
 # "very similar" to LARS's. We read "≈" as within a factor 1.25 either way: the corrections
@@ -92,21 +66,18 @@ from harness.stats.scale_invariance import per_seed, window_mask
 # gradient norms instead of their rms (≈ 5–10% lower), the slow drift of the fixed point —
 # are each well inside it, while a net whose weights are not scale invariant misses it by
 # far more (the control: ≈ 0.25–0.7).
-# Provenance: committed with the law and its smoke findings, so not shown to predate the smoke data: treat as
-# set after they were seen (the --seed-base confirmatory table tests it).
+# Provenance: set after the smoke data were seen (not shown to predate them); the --seed-base table tests it.
 RATIO_BAND = (0.8, 1.25)
 # Eq. (3) drops the first-order term −2λw·g from the change of |w|², which is exact for
 # scale-invariant weights. We ask that it be below 10% of the λ²|g|² growth that is kept.
-# Provenance: committed with the law and its smoke findings, so not shown to predate the smoke data: treat as
-# set after they were seen (the --seed-base confirmatory table tests it).
+# Provenance: set after the smoke data were seen (not shown to predate them); the --seed-base table tests it.
 RADIAL_MAX = 0.1
 # Eq. (3) itself, averaged over the window: the same factor-1.25 reading of "≈" as RATIO_BAND.
 # Provenance: set before the weight-measured balance was first computed on any run.
 BALANCE_BAND = (0.8, 1.25)
 # "Correlations are close to zero": a persistent gradient direction gives ≈ +1, a pure
 # oscillation ≈ −1; within ±0.1 means under 1% of |g_t|² lies along the recent average.
-# Provenance: committed with the law and its smoke findings, so not shown to predate the smoke data: treat as
-# set after they were seen (the --seed-base confirmatory table tests it).
+# Provenance: set after the smoke data were seen (not shown to predate them); the --seed-base table tests it.
 CORR_MAX = 0.1
 # The window [WINDOW_START·τ, WINDOW_END·τ], τ = (1−ρ)/(λα); see the module docstring.
 WINDOW_START, WINDOW_END = 2.0, 4.0
@@ -132,82 +103,32 @@ class Point:
     def steps(self) -> int:
         return int(round(WINDOW_END * self.tau))
 
-
-@dataclass(frozen=True)
-class TierConfig:
-    base: Recipe
-    n: int
-    points: dict[str, Point]
+    @classmethod
+    def of(cls, recipe: Recipe) -> "Point":
+        return cls(recipe.lr, recipe.weight_decay, recipe.momentum)
 
 
-TIERS: dict[str, TierConfig] = {
+def points(base: Recipe, n: int, **pts: Point) -> dict[str, Ensemble]:
+    """One ensemble per named point, each trained to the end of its equilibrium window."""
+    return {k: Ensemble(base.replace(lr=p.lr, weight_decay=p.wd, momentum=p.mom, steps=p.steps), n) for k, p in pts.items()}
+
+
+TIERS = {
     # τ = 100 steps at ρ = 0 (λα = 0.01), τ = 200 at ρ = 0.9 (λα/(1−ρ)² = 0.05): 400 + 400 + 800 steps × 8 seeds
     # (one CPU chunk: the trainer pads a chunk to 8 seeds anyway)
-    "smoke": TierConfig(
-        # scikit-learn's digits: real 1×8×8 handwritten digits, the whole 1500/297 split
-        base=Recipe(trainer="scale_invariant", dataset="digits", model="bn_convnet", batch_size=32,
-                    probes=("layer_stats",), options={"n_train": 0, "n_test": 0, "probe_every": 5}),
-        n=8,
-        points={"rho0-a": Point(1.0, 0.01, 0.0), "rho0-b": Point(0.5, 0.02, 0.0), "rho0.9": Point(0.05, 0.01, 0.9)},
-    ),
+    # scikit-learn's digits: real 1×8×8 handwritten digits, the whole 1500/297 split
+    "smoke": points(Recipe(trainer="scale_invariant", dataset="digits", model="bn_convnet", batch_size=32,
+                           probes=("layer_stats",), options={"n_train": 0, "n_test": 0, "probe_every": 5}), 8,
+                    **{"rho0-a": Point(1.0, 0.01, 0.0), "rho0-b": Point(0.5, 0.02, 0.0),
+                       "rho0.9": Point(0.05, 0.01, 0.9)}),
     # CIFAR-10 with a wider BN net; seed 001's scale of decay (α = 5e-4). τ = 5000, 5000, 2000 steps:
     # 48 000 steps of 8 grouped seeds at batch 128 (estimated ~3 ms a step on one H100: ≈ 3 GPU-min).
-    "gpu": TierConfig(
-        base=Recipe(trainer="scale_invariant", dataset="cifar10", model="bn_convnet", batch_size=128,
-                    probes=("layer_stats",),
-                    options={"widths": (32, 64, 128), "strides": (1, 2, 2), "n_train": 0, "n_test": 1000,
-                             "probe_every": 50}),
-        n=8,
-        points={"rho0-a": Point(0.4, 5e-4, 0.0), "rho0-b": Point(0.1, 2e-3, 0.0), "rho0.9": Point(0.1, 5e-4, 0.9)},
-    ),
+    "gpu": points(Recipe(trainer="scale_invariant", dataset="cifar10", model="bn_convnet", batch_size=128,
+                         probes=("layer_stats",), options={"widths": (32, 64, 128), "strides": (1, 2, 2), "n_train": 0,
+                                                           "n_test": 1000, "probe_every": 50}), 8,
+                  **{"rho0-a": Point(0.4, 5e-4, 0.0), "rho0-b": Point(0.1, 2e-3, 0.0),
+                     "rho0.9": Point(0.1, 5e-4, 0.9)}),
 }
-POINT_NAMES = ("rho0-a", "rho0-b", "rho0.9")
-
-
-def point_of(tier: str, name: str) -> tuple[TierConfig, Point]:
-    cfg = TIERS.get(tier)
-    if cfg is None:
-        raise NotAtThisTier("the lars law has no configuration for this tier (the paper tier would be seed 001's "
-                            "ResNet on CIFAR-10 with its schedule)")
-    if name not in cfg.points:
-        raise NotAtThisTier(f"point {name} is not run at tier {tier}")
-    return cfg, cfg.points[name]
-
-
-def needs(tier: str, name: str) -> dict[str, Ensemble]:
-    cfg, pt = point_of(tier, name)
-    recipe = cfg.base.replace(lr=pt.lr, weight_decay=pt.wd, momentum=pt.mom, steps=pt.steps)
-    return {"sgd": Ensemble(recipe, cfg.n)}
-
-
-def probe_arrays(runs) -> dict[str, np.ndarray]:
-    """The probe series of an ensemble, stacked: name → [N, T, L] (``si_steps`` → [T])."""
-    names = ("si_step", "si_wg", "si_g_norm", "si_lr", "si_growth", "si_shrink", "si_grad_ema_corr", "si_w_norm2")
-    out = {k: runs.array(k) for k in names}
-    out["si_steps"] = runs.array("si_steps")[0]
-    return out
-
-
-def _share(r):
-    """r/(1+|r|): the radial ratio mapped monotonically into (−1, 1), so a seed whose weights are far from
-    scale invariant (|r| in the thousands) cannot swamp the mean over seeds; per-seed medians commute with it."""
-    return r / (1 + np.abs(r))
-
-
-def measured_growth_over_shrink(w_norm2: np.ndarray, steps: np.ndarray, win: np.ndarray, pt: Point) -> np.ndarray:
-    """[N, T, L] recorded |w|² → [N, L]: (Δ|w|² + Σ shrink) / Σ shrink over the window.
-
-    Σ shrink = Σ_t 2λα|w_t|²/(1−ρ), the resummed decay of every step in the window
-    (trapezoid rule between records); Δ|w|² is the measured change between the
-    window's first and last record, so the growth the gradient steps brought is
-    read off the weights themselves, not from |g|.
-    """
-    w = np.asarray(w_norm2, dtype=float)[:, win]
-    t = np.asarray(steps, dtype=float)[win]
-    if t.size < 2:
-        raise ValueError("the equilibrium window holds fewer than 2 recorded steps")
-    shrink = 2.0 * pt.lr * pt.wd / (1.0 - pt.mom) * 0.5 * ((w[:, 1:] + w[:, :-1]) * np.diff(t)[None, :, None]).sum(1)
-    return (w[:, -1] - w[:, 0] + shrink) / shrink
 
 
 def lars_results(a: dict[str, np.ndarray], pt: Point, layers: list[str], seeds: tuple[int, int],
@@ -216,38 +137,33 @@ def lars_results(a: dict[str, np.ndarray], pt: Point, layers: list[str], seeds: 
     win = window_mask(a["si_steps"], WINDOW_START * pt.tau, WINDOW_END * pt.tau + 1)
     stats = {
         "step_over_lars": (per_seed(a["si_step"] / pt.lars_lr, win), RATIO_BAND),
-        "radial": (per_seed(_share(2 * a["si_wg"] / (a["si_lr"] * a["si_g_norm"] ** 2)), win),
-                   (-_share(RADIAL_MAX), _share(RADIAL_MAX))),
-        "growth_over_shrink": (measured_growth_over_shrink(a["si_w_norm2"], a["si_steps"], win, pt), BALANCE_BAND),
+        "radial": (per_seed(radial_share(2 * a["si_wg"] / (a["si_lr"] * a["si_g_norm"] ** 2)), win),
+                   (-radial_share(RADIAL_MAX), radial_share(RADIAL_MAX))),
+        "growth_over_shrink": (measured_growth_over_shrink(a["si_w_norm2"], a["si_steps"], win, pt.lr, pt.wd, pt.mom), BALANCE_BAND),
     }
     if pt.mom > 0:
         stats["grad_ema_corr"] = (per_seed(a["si_grad_ema_corr"], win, "mean"), (-CORR_MAX, CORR_MAX))
     out = []
     for stat, (values, band) in stats.items():
-        kind = CHECK if stat == "radial" else CLAIM
         for j, layer in enumerate(layers):
-            m, ci = mean_ci(values[:, j])
-            out.append(LawResult(law, f"{layer}:{stat}", m, ci, band, "in", decide(ci, band, "in"),
-                                 n=values.shape[0], seeds=seeds, kind=kind,
-                                 extra={"lr": pt.lr, "wd": pt.wd, "momentum": pt.mom, "window": [
-                                     WINDOW_START * pt.tau, WINDOW_END * pt.tau]}))
+            r = mean_result(law, f"{layer}:{stat}", values[:, j], band, "in", kind=CHECK if stat == "radial" else CLAIM,
+                            lr=pt.lr, wd=pt.wd, momentum=pt.mom, window=[WINDOW_START * pt.tau, WINDOW_END * pt.tau])
+            out.append(dataclasses.replace(r, n=values.shape[0], seeds=seeds))  # seeds: the ensemble's, diverged included
     return out
 
 
 def _plot(law, a: dict[str, np.ndarray], pt: Point, layers: list[str]) -> None:
     steps = a["si_steps"]
-    with law.figure("lars-steps", nrows=1, ncols=len(layers), figsize=(4 * len(layers), 3.4), sharey=True) as (fig, axes):
-        for j, (ax, layer) in enumerate(zip(np.atleast_1d(axes), layers)):
+    with law.figure("lars-steps", ncols=len(layers), figsize=(4 * len(layers), 3.4), sharey=True, xlabel="step",
+                    logy=True, legend=7, title=f"seed 001's plot: λ={pt.lr:g}, α={pt.wd:g}, ρ={pt.mom:g} "
+                                               "(grey: equilibrium window)") as (fig, axes):
+        for j, (ax, layer) in enumerate(zip(axes, layers)):
             ax.scatter(steps, a["si_step"][0, :, j], s=4, facecolors="none", edgecolors="C0", label="λ|g|/|w| (seed 0)")
             ax.plot(steps, np.median(a["si_step"][:, :, j], axis=0), "C1", lw=1, label="median over seeds")
             ax.axhline(pt.lars_lr, color="k", lw=1.5, label="√(2λα(1−ρ))")
             ax.axvspan(WINDOW_START * pt.tau, WINDOW_END * pt.tau, color="0.9", zorder=0)
-            ax.set_yscale("log")
             ax.set_title(layer)
-            ax.set_xlabel("step")
-        np.atleast_1d(axes)[0].legend(fontsize=7)
-        fig.suptitle(f"seed 001's plot: λ={pt.lr:g}, α={pt.wd:g}, ρ={pt.mom:g} (grey: equilibrium window)")
-    with law.figure("lars-balance", nrows=1, ncols=2, figsize=(9, 3.4)) as (fig, (ax1, ax2)):
+    with law.figure("lars-balance", ncols=2, figsize=(9, 3.4), xlabel="step", legend=6) as (fig, (ax1, ax2)):
         shrink = a["si_shrink"].mean(0) / (1 - pt.mom)
         growth = a["si_growth"].mean(0) / (1 - pt.mom) ** 2
         for j, layer in enumerate(layers):
@@ -255,12 +171,9 @@ def _plot(law, a: dict[str, np.ndarray], pt: Point, layers: list[str]) -> None:
             ax1.plot(steps, growth[:, j], f"C{j}:", lw=1, label=f"{layer} growth λ²|g|²/(1−ρ)²")
             ax2.plot(steps[1:], a["si_grad_ema_corr"][:, 1:, j].mean(0), f"C{j}", lw=1, label=layer)  # NaN at step 0
         ax1.set_yscale("log")
-        ax1.legend(fontsize=6)
-        ax1.set_xlabel("step")
         ax2.axhline(0, color="k", lw=0.5)
         ax2.axhspan(-CORR_MAX, CORR_MAX, color="0.9", zorder=0)
         ax2.set_title("cos(g_t, EMA_0.9 of earlier g)")
-        ax2.set_xlabel("step")
         ax2.legend(fontsize=7)
 
 
@@ -269,17 +182,15 @@ FAILS_AT = {("smoke", "rho0.9"): "on digits the last conv layer's radial check w
                                  "band's edge (BN's ε breaks the scale symmetry at small |w|)"}
 
 
-@lrlaw("lars", needs=lambda tier, name: needs(tier, name))
-@pytest.mark.parametrize("name", POINT_NAMES, ids=lambda n: f"lars-{n}")
+@lrlaw("lars", tiers=TIERS, needs=lambda cfg, name: {"sgd": cfg[name]})
+@pytest.mark.parametrize("name", ("rho0-a", "rho0-b", "rho0.9"), ids=lambda n: f"lars-{n}")
 def test_lars_equilibrium(law, name: str) -> None:
-    _, pt = point_of(law.tier, name)
-    if (law.tier, name) in FAILS_AT:
-        law.known_failure(FAILS_AT[law.tier, name])
-    runs = law.runs("sgd")
-    ok = runs.status == "ok"
-    if not ok.all():
-        law.note(f"{int((~ok).sum())} of {runs.n} runs diverged and are left out")
-    a = {k: (v[ok] if v.ndim == 3 else v) for k, v in probe_arrays(runs).items()}
+    law.known_failure(FAILS_AT.get((law.tier, name)))
+    runs, ok = law.runs("sgd"), law.ok_seeds("sgd")
+    pt = Point.of(runs.ensemble.recipe)
+    a = {k: v[ok] for k, v in runs.arrays("si_step", "si_wg", "si_g_norm", "si_lr", "si_growth", "si_shrink",
+                                           "si_grad_ema_corr", "si_w_norm2").items()}
+    a["si_steps"] = runs.array("si_steps")[0]
     layers = [f"conv{j}" for j in range(a["si_step"].shape[2])]
     results = lars_results(a, pt, layers, (0, runs.n))
     win = window_mask(a["si_steps"], WINDOW_START * pt.tau)

@@ -104,3 +104,19 @@ def test_a_bad_needs_fails_only_its_test_with_one_line(pytester):
         "=*= lrlaws =*=",
     ], consecutive=True)
     r.stdout.fnmatch_lines(["SKIPPED * not tested at tier smoke: gpu_only declares tiers gpu only"])
+
+
+def test_reads_picks_the_named_ensembles_of_the_tier():
+    tiers = {"smoke": {"a": Ensemble(BASE, 2), "b": Ensemble(BASE.replace(lr=0.2), 2), "c": Ensemble(BASE, 3)}}
+    ensembles, config = resolve_needs(mark_of(lrlaw("x", tiers=tiers, reads=("a", "b"))), "smoke", {})
+    assert list(ensembles) == ["a", "b"] and config is tiers["smoke"]
+    assert list(resolve_needs(mark_of(lrlaw("x", tiers=tiers, reads="c")), "smoke", {})[0]) == ["c"]
+    with pytest.raises(NeedsError, match="KeyError: \"the tier declares no ensemble 'd'; it declares \\['a', 'b', 'c'\\]\""):
+        resolve_needs(mark_of(lrlaw("x", tiers=tiers, reads=("a", "d"))), "smoke", {})
+
+
+def test_reads_goes_with_tiers_and_without_needs():
+    with pytest.raises(TypeError, match="picks ensembles from `tiers=`; it goes without `needs=`"):
+        lrlaw("x", needs=lambda tier: {}, reads=("a",))
+    with pytest.raises(TypeError, match="picks ensembles from `tiers=`"):
+        lrlaw("x", tiers={"smoke": {}}, needs=lambda cfg: {}, reads=("a",))

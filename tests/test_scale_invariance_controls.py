@@ -43,9 +43,8 @@ def _lars_arrays(results) -> dict[str, np.ndarray]:
 def test_lars_fails_on_the_unnormalised_net(name):
     """plain_convnet at the smoke points: the radial term misses its band in every layer, and at ρ = 0 so
     does the step ratio. (At ρ = 0.9 the ratio happens to land in its band: a finding, see the law.)"""
-    cfg = LARS_TIERS["smoke"]
-    pt = cfg.points[name]
-    recipe = cfg.base.replace(model="plain_convnet", lr=pt.lr, weight_decay=pt.wd, momentum=pt.mom, steps=pt.steps)
+    recipe = LARS_TIERS["smoke"][name].recipe.replace(model="plain_convnet")
+    pt = Point.of(recipe)
     results = lars_results(_lars_arrays(_train(recipe, 8)), pt, ["conv0", "conv1", "conv2"], (0, 8))
     by_stat = {r.statistic: r.decision for r in results}
     for layer in ("conv0", "conv1", "conv2"):

@@ -15,7 +15,13 @@ from harness.stats import FAIL, PASS, decide
 from harness.stats.linearity import linearity_estimate, paired_difference_ci, bootstrap_weights
 from tests.coverage import COVERAGE_TRIALS, coverage_bound
 
-from laws.test_lr_linearity import Point, linearity_results
+from laws.test_lr_linearity import Point, results_of
+
+
+def linearity_results(f0, fa, fb, point: Point, tier: str, n_total: int):
+    """The law's two small-ratio rows on synthetic ensembles, and the estimate they come from."""
+    est = linearity_estimate(f0, fa, fb, point.a, point.b)
+    return results_of(est, point, tier, n_total), est
 
 
 def ensembles(rng, n, p, eta, a, b, curvature, noise, shared=0.5, chaos=0.0):

@@ -16,6 +16,8 @@ from harness.stats.core import (  # noqa: F401  (the package's public names)
 # authors import every builder from ``harness.stats``.
 from harness.stats.builders import (
     band_result,
+    exact_result,
+    mean_result,
     noninferiority_result,
     paired_difference_result,
     proportion_ci,
@@ -26,6 +28,6 @@ from harness.stats.builders import (
 __all__ = [
     "CHECK", "CLAIM", "CONFIDENCE", "FAIL", "INCONCLUSIVE", "KINDS", "NOT_RUN", "PASS", "LawResult",
     "band_result", "bootstrap_ci", "bootstrap_interval", "combine", "confidence_level", "current_confidence",
-    "decide", "mean_ci", "noninferiority_result", "paired_difference_result", "proportion_ci", "rate_result",
+    "decide", "exact_result", "mean_ci", "mean_result", "noninferiority_result", "paired_difference_result", "proportion_ci", "rate_result",
     "ratio_result",
 ]

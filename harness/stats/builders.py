@@ -14,6 +14,7 @@ import numpy as np
 from scipy import stats as sps
 
 from harness.stats.core import (
+    CHECK,
     CLAIM,
     N_BOOT,
     LawResult,
@@ -103,3 +104,21 @@ def ratio_result(law: str, statistic: str, num: np.ndarray, den: np.ndarray, thr
     n = int(np.isfinite(np.asarray(num, dtype=float)).sum())
     return LawResult(law, statistic, value, ci, threshold, direction, decide(ci, threshold, direction),
                      n=n, seeds=(0, len(np.asarray(num))), extra=dict(extra), kind=kind)
+
+
+def mean_result(law: str, statistic: str, per_seed: np.ndarray, threshold: float | tuple[float, float],
+                direction: str, kind: str = CLAIM, **extra: Any) -> LawResult:
+    """Mean over seeds of a per-seed value, Student-t interval, against a threshold or (``"in"``) a band."""
+    x = np.asarray(per_seed, dtype=float)
+    m, ci = mean_ci(x)
+    return LawResult(law, statistic, m, ci, threshold, direction, n=int(np.isfinite(x).sum()), seeds=(0, len(x)),
+                     extra=dict(extra), kind=kind)
+
+
+def exact_result(law: str, statistic: str, value: float, threshold: float | tuple[float, float], direction: str,
+                 n: int, kind: str = CHECK, seeds: tuple[int, int] | None = None, **extra: Any) -> LawResult:
+    """A value with no sampling interval (a worst case over ``n`` seeds, an identity's error): its CI is the
+    point. ``seeds`` is the ensemble's range when the ``n`` seeds are a subset of it."""
+    value = float(value)
+    return LawResult(law, statistic, value, (value, value), threshold, direction, n=n,
+                     seeds=(0, n) if seeds is None else seeds, extra=dict(extra), kind=kind)

@@ -57,8 +57,9 @@ class LawResult:
     ci: tuple[float, float]
     threshold: float | tuple[float, float]
     direction: str  # ">" (value must exceed), "<", "in" (inside a band)
-    decision: str
-    n: int
+    #: left out, it is ``decide(ci, threshold, direction)``: the one rule every row is decided by
+    decision: str = ""
+    n: int = 0
     seeds: tuple[int, int] = (0, 0)  # half-open range of seeds used
     extra: dict[str, Any] = field(default_factory=dict)
     kind: str = CLAIM
@@ -66,6 +67,8 @@ class LawResult:
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"LawResult kind must be one of {KINDS}, got {self.kind!r}")
+        if not self.decision:
+            self.decision = decide(self.ci, self.threshold, self.direction)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

@@ -228,3 +228,26 @@ def poisson_rate_ci(total: int, runs: int, confidence: float | None = None) -> t
     lo = 0.0 if total == 0 else float(sps.chi2.ppf(a / 2, 2 * total) / 2)
     hi = float(sps.chi2.ppf(1 - a / 2, 2 * total + 2) / 2)
     return lo / runs, hi / runs
+
+
+def radial_share(r: np.ndarray | float) -> np.ndarray | float:
+    """r/(1+|r|): a radial ratio mapped monotonically into (−1, 1), so a seed whose weights are far from
+    scale invariant (|r| in the thousands) cannot swamp the mean over seeds; per-seed medians commute with it."""
+    return r / (1 + np.abs(r))
+
+
+def measured_growth_over_shrink(w_norm2: np.ndarray, steps: np.ndarray, win: np.ndarray, lr: float, wd: float,
+                                momentum: float) -> np.ndarray:
+    """[N, T, L] recorded |w|² → [N, L]: (Δ|w|² + Σ shrink) / Σ shrink over the window.
+
+    Σ shrink = Σ_t 2λα|w_t|²/(1−ρ) (λ = ``lr``, α = ``wd``, ρ = ``momentum``), the resummed
+    decay of every step in the window (trapezoid rule between records); Δ|w|² is the
+    measured change between the window's first and last record, so the growth the
+    gradient steps brought is read off the weights themselves, not from |g|.
+    """
+    w = np.asarray(w_norm2, dtype=float)[:, win]
+    t = np.asarray(steps, dtype=float)[win]
+    if t.size < 2:
+        raise ValueError("the equilibrium window holds fewer than 2 recorded steps")
+    shrink = 2.0 * lr * wd / (1.0 - momentum) * 0.5 * ((w[:, 1:] + w[:, :-1]) * np.diff(t)[None, :, None]).sum(1)
+    return (w[:, -1] - w[:, 0] + shrink) / shrink

@@ -32,6 +32,13 @@ def late_window(steps: np.ndarray, total: int, fraction: float) -> np.ndarray:
     return np.asarray(steps) >= (1.0 - fraction) * total
 
 
+def late_median(values: np.ndarray, steps: np.ndarray, total: int, fraction: float) -> np.ndarray:
+    """[N, S] values recorded at ``steps`` → [N]: each seed's median over the last ``fraction`` of training."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a diverged seed's window is all NaN
+        return np.nanmedian(np.asarray(values, dtype=float)[:, late_window(steps, total, fraction)], axis=1)
+
+
 def normalized_sharpness(sharpness: np.ndarray, eta: np.ndarray) -> np.ndarray:
     """η·λ_max/2 per recorded step and seed ([N, S] from [N, S] and [N]): 1 is the GD stability edge."""
     return np.asarray(sharpness, dtype=float) * np.asarray(eta, dtype=float)[:, None] / 2.0

@@ -1,0 +1,180 @@
+"""``LawContext``: what the ``law`` fixture hands a law test — its runs, its tier's configuration, and
+the place its decision goes (``check``), its notes and its figures."""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterator
+
+import numpy as np
+import pytest
+
+from harness.stats import CHECK, CLAIM, FAIL, INCONCLUSIVE, PASS, LawResult, combine
+
+if TYPE_CHECKING:
+    from harness.law import EnsembleRuns
+
+
+@dataclass
+class LawContext:
+    """What the ``law`` fixture hands a test: its runs, and the place its decision goes."""
+
+    nodeid: str
+    name: str
+    tier: str
+    params: dict[str, Any]
+    ensembles: dict[str, EnsembleRuns]
+    plot_dir: Path
+    inconclusive: str = "skip"
+    #: the configuration ``@lrlaw(tiers=...)`` declares for this tier (None in the ``needs(tier, ...)`` form)
+    config: Any = None
+    seed_base: int = 0
+    #: a sequential look: ``check`` records without raising, figures are not saved
+    dry: bool = False
+    #: the pytest item of the point (for ``known_failure``); None outside a session
+    node: Any = None
+    #: runs this point used (per ensemble, the largest) and its tier's maximum
+    runs_used: int = 0
+    runs_max: int = 0
+    looks: int = 1
+    results: list[LawResult] = field(default_factory=list)
+    plots: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def runs(self, name: str) -> EnsembleRuns:
+        try:
+            return self.ensembles[name]
+        except KeyError:
+            raise KeyError(f"law {self.name!r} declared no ensemble {name!r}; declared: {sorted(self.ensembles)}") from None
+
+    def chunks(self, array: str, *names: str, mask: np.ndarray | None = None) -> Iterator[tuple[np.ndarray, ...]]:
+        """``array`` of the named ensembles, seed-aligned chunks of seeds at a time (memory flat in N)."""
+        return zip(*(self.runs(k).chunks(array, mask=mask) for k in names))
+
+    def ok_seeds(self, *names: str) -> np.ndarray:
+        """Seeds where the run of every named ensemble finished, a mask over the ensembles.
+
+        Statistics that pair runs drop whole seeds, so the pairs stay aligned; the
+        count dropped goes into the report, since divergence is itself a finding.
+        """
+        ok = np.logical_and.reduce([self.runs(k).ok for k in names])
+        if dropped := int((~ok).sum()):
+            self.note(f"{dropped} of {len(ok)} seeds dropped because a run diverged ({', '.join(names)})")
+        return ok
+
+    def require_ok(self, *names: str, why: str) -> None:
+        """Fail the point (an AssertionError naming ``why``) if any run of the named ensembles diverged."""
+        bad = {k: int((~self.runs(k).ok).sum()) for k in names}
+        if any(bad.values()):
+            raise AssertionError(f"{why}; diverged runs per ensemble: {bad}")
+
+    def known_failure(self, reason: str | None) -> None:
+        """This point's claim is a recorded finding that does not hold at this tier: a strict xfail,
+        so the point still trains, reports and plots, and flips loudly if it starts to hold.
+        ``None`` (no finding recorded for this tier or point) does nothing."""
+        if reason is not None and not self.dry and self.node is not None:
+            self.node.add_marker(pytest.mark.xfail(strict=True, reason=f"finding at {self.tier}: {reason}"))
+
+    def note(self, text: str) -> None:
+        """A line for the report (e.g. a finding that is not itself an assertion)."""
+        self.notes.append(text)
+
+    @contextlib.contextmanager
+    def figure(self, name: str, *, xlabel: str | None = None, ylabel: str | None = None, title: str | None = None,
+               legend: float | None = None, logy: bool = False, **subplots_kw: Any) -> Iterator[Any]:
+        """``with law.figure("scatter", xlabel=..., legend=8) as (fig, ax): ...`` saves a PNG into the report.
+
+        The labels go on every panel's x axis and the first panel's y axis; ``title`` on
+        the figure; ``legend`` (a font size) on the first panel.
+        """
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(**subplots_kw)
+        try:
+            yield fig, ax
+            panels = list(np.atleast_1d(ax).flat)
+            for a in panels:
+                a.set_xlabel(xlabel or a.get_xlabel())
+                a.set_yscale("log" if logy else a.get_yscale())
+            panels[0].set_ylabel(ylabel or panels[0].get_ylabel())
+            if title:
+                (panels[0].set_title(title, fontsize=9) if len(panels) == 1 else fig.suptitle(title, fontsize=10))
+            if legend:
+                panels[0].legend(fontsize=legend)
+            if self.dry:
+                return
+            self.plot_dir.mkdir(parents=True, exist_ok=True)
+            stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", self.nodeid.split("::")[-1])
+            path = self.plot_dir / f"{stem}-{name}.png"
+            fig.savefig(path, dpi=110, bbox_inches="tight")
+            self.plots.append(str(path))
+        finally:
+            plt.close(fig)
+
+    @staticmethod
+    def band(ax: Any, x: np.ndarray, curves: np.ndarray, label: str, color: str, **plot_kw: Any) -> None:
+        """Curves over seeds ([N, T]) drawn as their mean and the band of 10–90% of seeds."""
+        from harness.stats.schedules import curve_band
+
+        mean, lo, hi = curve_band(curves)
+        ax.plot(x, mean, color=color, label=label, **plot_kw)
+        ax.fill_between(x, lo, hi, color=color, alpha=0.2)
+
+    @property
+    def claims(self) -> list[LawResult]:
+        return [r for r in self.results if r.kind == CLAIM]
+
+    @property
+    def broken_checks(self) -> list[LawResult]:
+        """Checks (identities, probe correctness) that did not pass: errors of the harness."""
+        return [r for r in self.results if r.kind == CHECK and r.decision != PASS]
+
+    @property
+    def decision(self) -> str:
+        """The point's verdict, made of its claims only; a point with checks alone passes when they hold."""
+        if self.broken_checks:
+            return "error"
+        claims = self.claims
+        if claims:
+            return combine([r.decision for r in claims])
+        return PASS if self.results else INCONCLUSIVE
+
+    def _rebase(self, r: LawResult) -> LawResult:
+        # rows count seeds from 0 (the i-th run of an ensemble); the report wants the seeds trained
+        return dataclasses.replace(r, seeds=(r.seeds[0] + self.seed_base, r.seeds[1] + self.seed_base))
+
+    def check(self, *results: LawResult) -> None:
+        """Record the point's rows and turn their decision into a test outcome.
+
+        Claims decide the point; a check that does not hold is an error of the
+        harness (its probe or trainer is wrong), reported as such and never as a
+        verdict on the law.
+        """
+        self.results.extend(self._rebase(r) for r in results)
+        if self.dry:
+            return
+        lines = "\n".join(f"  {r.law}: {r.summary()}" for r in self.results)
+        if self.broken_checks:
+            pytest.fail(f"harness error: a check of law {self.name} is broken (this is no verdict on the law):\n"
+                        f"{lines}", pytrace=False)
+        decision = self.decision
+        if decision == PASS:
+            return
+        if decision == FAIL:
+            pytest.fail(f"law {self.name} does not hold:\n{lines}", pytrace=False)
+        worst = next(r for r in self.claims if r.decision == INCONCLUSIVE)
+        thr = worst.threshold
+        reason = (
+            f"inconclusive: CI [{worst.ci[0]:.4g}, {worst.ci[1]:.4g}] straddles threshold "
+            f"{thr if not isinstance(thr, tuple) else list(thr)} ({worst.statistic}, N={worst.n})"
+        )
+        if self.inconclusive == "fail":
+            pytest.fail(reason + "\n" + lines, pytrace=False)
+        # reported at the test, not at this line, in pytest's short summary (-rs)
+        raise pytest.skip.Exception(reason, _use_item_location=True)

@@ -1,0 +1,105 @@
+"""The helpers the ``law`` fixture gives law authors: divergence masks, streamed multi-ensemble chunks,
+labelled figures, and the builders behind one-line rows."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from harness.law import EnsembleRuns, LawContext, RunCache
+from harness.recipe import Ensemble, Recipe
+from harness.stats import CHECK, FAIL, INCONCLUSIVE, PASS, LawResult, exact_result, mean_result
+from harness.store import RunRecord
+
+#: per ensemble, the seeds whose run diverged
+DIVERGED = {"a": {1}, "b": {3}, "c": set()}
+
+
+class FakeStore:
+    """Four runs per key; run s of key k has logits filled with s and accuracy s/10 (NaN-free even if diverged)."""
+
+    def records(self, key, seeds=None):
+        return {s: RunRecord(key, s, "diverged" if s in DIVERGED[key] else "ok", "", "", 0.0, "cpu",
+                             {"test_acc": s / 10}) for s in range(4)}
+
+    def load(self, key, seed):
+        return self.records(key)[seed], {"logits": np.full(3, float(seed)), "curve": np.arange(5.0) * seed}
+
+
+def context(tmp_path, dry: bool = False) -> LawContext:
+    cache = RunCache(FakeStore())
+    recipe = Recipe(trainer="mlp", dataset="teacher", model="mlp")
+    ensembles = {k: EnsembleRuns(k, k, Ensemble(recipe, 4), cache.store, cache) for k in DIVERGED}
+    return LawContext("t.py::test_x", "x", "smoke", {}, ensembles, tmp_path / "plots", dry=dry)
+
+
+def test_ok_masks_and_metrics_leave_diverged_runs_out(tmp_path):
+    law = context(tmp_path)
+    assert law.runs("a").ok.tolist() == [True, False, True, True]
+    np.testing.assert_array_equal(law.runs("a").ok_metric("test_acc"), [0.0, np.nan, 0.2, 0.3])
+    assert law.ok_seeds("a", "b").tolist() == [True, False, True, False]
+    assert law.notes == ["2 of 4 seeds dropped because a run diverged (a, b)"]
+    assert law.ok_seeds("c").all() and len(law.notes) == 1  # nothing dropped, nothing noted
+
+
+def test_require_ok_fails_the_point_naming_the_ensembles(tmp_path):
+    law = context(tmp_path)
+    law.require_ok("c", why="needs every run")
+    with pytest.raises(AssertionError, match=r"needs every run; diverged runs per ensemble: \{'a': 1, 'c': 0\}"):
+        law.require_ok("a", "c", why="needs every run")
+
+
+def test_chunks_are_seed_aligned_across_ensembles_and_masked(tmp_path):
+    law = context(tmp_path)
+    mask = np.array([True, False, True, True])
+    chunks = list(law.chunks("logits", "a", "b", mask=mask))
+    assert len(chunks) == 1
+    a, b = chunks[0]
+    np.testing.assert_array_equal(a[:, 0], [0, 2, 3])
+    np.testing.assert_array_equal(a, b)
+    assert set(law.runs("a").arrays("logits", "curve")) == {"logits", "curve"}
+
+
+def test_figure_labels_every_panel_and_saves_only_outside_dry_looks(tmp_path):
+    law = context(tmp_path)
+    with law.figure("bands", ncols=2, xlabel="step", ylabel="acc", title="T", legend=7, logy=True) as (fig, axes):
+        law.band(axes[0], np.arange(5), law.runs("a").array("curve") + 1, "a", "C0")
+        panels = list(axes)
+    assert [a.get_xlabel() for a in panels] == ["step", "step"] and panels[0].get_ylabel() == "acc"
+    assert all(a.get_yscale() == "log" for a in panels) and fig._suptitle.get_text() == "T"
+    assert panels[0].get_legend() is not None and len(panels[0].collections) == 1  # the 10–90% band
+    assert [p.rsplit("/", 1)[-1] for p in law.plots] == ["test_x-bands.png"]
+    dry = context(tmp_path / "dry", dry=True)
+    with dry.figure("bands") as (fig, ax):
+        ax.plot([0, 1])
+    assert dry.plots == [] and not (tmp_path / "dry").exists()
+
+
+def test_known_failure_of_none_adds_no_marker(tmp_path):
+    class Node:
+        markers: list = []
+
+        def add_marker(self, m):
+            self.markers.append(m)
+
+    law = context(tmp_path)
+    law.node = Node()
+    law.known_failure(None)
+    assert law.node.markers == []
+    law.known_failure("a finding")
+    assert law.node.markers[0].kwargs == {"strict": True, "reason": "finding at smoke: a finding"}
+
+
+def test_a_row_without_a_decision_is_decided_by_the_one_rule():
+    assert LawResult("x", "s", 1.0, (0.5, 1.5), 0.2, ">").decision == PASS
+    assert LawResult("x", "s", 1.0, (0.5, 1.5), 1.0, ">").decision == INCONCLUSIVE
+    assert LawResult("x", "s", 1.0, (0.5, 1.5), 0.2, ">", "fail").decision == FAIL  # given, kept
+
+
+def test_mean_and_exact_builders():
+    r = mean_result("x", "m", [1.0, 1.1, 0.9, np.nan], (0.5, 1.5), "in", kind=CHECK, layer="c0")
+    assert r.decision == PASS and r.n == 3 and r.seeds == (0, 4) and r.kind == CHECK and r.extra == {"layer": "c0"}
+    assert mean_result("x", "m", [1.0, 1.1, 0.9], 2.0, ">").decision == FAIL
+    e = exact_result("x", "err", 1e-9, 1e-6, "<", n=8)
+    assert e.ci == (1e-9, 1e-9) and e.decision == PASS and e.seeds == (0, 8) and e.kind == CHECK
+    assert exact_result("x", "worst", 2.0, 1.15, "<", n=2, seeds=(0, 8)).seeds == (0, 8)
+    assert exact_result("x", "worst", 2.0, 1.15, "<", n=2).decision == FAIL
