@@ -8,29 +8,11 @@ they are identities, the same on any seed.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any
 
-
-class ConfirmError(Exception):
-    pass
-
-
-def load_report(path: str) -> dict[str, Any]:
-    p = Path(path)
-    if p.is_dir():
-        p = p / "report.json"
-    try:
-        data = json.loads(p.read_text())
-    except FileNotFoundError:
-        raise ConfirmError(f"no report at {p}; pass a report.json or its run directory") from None
-    except (OSError, ValueError) as e:
-        raise ConfirmError(f"cannot read {p} as a report ({e}); pass a report.json written by lrlaws") from None
-    if not isinstance(data, dict) or not isinstance(data.get("entries"), list):
-        raise ConfirmError(f"{p} is not an lrlaws report (no entries); pass a report.json written by lrlaws")
-    return data
+from harness.report_find import CompareError, load_report
 
 
 def claim_rows(report: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
@@ -75,8 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--md", default=None, metavar="OUT", help="also write the table to this Markdown file")
     args = p.parse_args(argv)
     try:
-        fixed, held = load_report(args.fixed), load_report(args.heldout)
-    except ConfirmError as e:
+        fixed, held = load_report(args.fixed, schema=False), load_report(args.heldout, schema=False)
+    except CompareError as e:
         print(f"confirm: {e}", file=sys.stderr)
         return 2
     if fixed.get("seed_base", 0) == held.get("seed_base", 0):

@@ -23,7 +23,9 @@ def report_path(path: str | Path) -> Path:
     return p / "report.json" if p.is_dir() else p
 
 
-def load_report(path: str | Path) -> dict[str, Any]:
+def load_report(path: str | Path, schema: bool = True) -> dict[str, Any]:
+    """The report at ``path`` (a report.json or its run directory); ``schema=False`` asks only for its
+    entries (tables built from hand-made or partial reports)."""
     p = report_path(path)
     try:
         data = json.loads(p.read_text())
@@ -34,7 +36,8 @@ def load_report(path: str | Path) -> dict[str, Any]:
     if not isinstance(data, dict) or not isinstance(data.get("entries"), list):
         raise CompareError(f"{p} is not an lrlaws report (no 'entries' list)")
     try:
-        validate(data)
+        if schema:
+            validate(data)
     except ReportInvalid as e:
         raise CompareError(f"{p} is not a valid lrlaws report: {e}; fix or delete it") from None
     return data
