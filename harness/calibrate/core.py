@@ -94,12 +94,20 @@ class Cell:
         false_ok = self.role != "boundary" or self.pass_rate <= MAX_FALSE_PASS
         return self.coverage >= MIN_COVERAGE and false_ok
 
+    @property
+    def surely_misses(self) -> bool:
+        """The cell misses a bar beyond its own Monte-Carlo doubt: its 95% interval lies wholly on the
+        wrong side (what a quick run, too short to prove the bars, can still show)."""
+        false_bad = self.role == "boundary" and self.pass_ci[0] > MAX_FALSE_PASS
+        return self.coverage_ci[1] < MIN_COVERAGE or false_bad
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "statistic": self.statistic, "generator": self.generator, "role": self.role, "truth": self.truth,
             "trials": self.trials, "coverage": self.coverage, "coverage_ci": list(self.coverage_ci),
             "pass_rate": self.pass_rate, "pass_ci": list(self.pass_ci),
             "false_pass": self.pass_rate if self.role == "boundary" else None, "ok": self.ok,
+            "surely_misses": self.surely_misses,
             "seconds": self.seconds, "note": self.note,
         }
 
@@ -119,7 +127,11 @@ def run_cell(family: Family, gen: Generator, trials: int, seed: int) -> Cell:
 
 
 def run_all(trials: int, only: list[str] | None = None, seed: int = 20261127,
-            progress: Callable[[Cell], None] | None = None) -> list[Cell]:
+            progress: Callable[[Cell], None] | None = None, generators: list[str] | None = None) -> list[Cell]:
+    """Every cell of the registered families (``only`` those statistics, ``generators`` those generators).
+
+    A cell's random stream depends on its family's and generator's places in the registry, so a
+    cell re-run alone (``generators``) draws the same first trials as in a run of everything."""
     cells = []
     for i, (name, family) in enumerate(sorted(REGISTRY.items())):
         if only and name not in only:
@@ -129,6 +141,8 @@ def run_all(trials: int, only: list[str] | None = None, seed: int = 20261127,
         scaled = max(20, int(math.ceil(trials / family.trial_cost)))
         n = scaled if trials < FULL_TRIALS or family.trial_cost < 1 else trials
         for j, gen in enumerate(family.generators):
+            if generators and gen.name not in generators:
+                continue
             cell = run_cell(family, gen, n, seed + 1000 * i + j)
             cells.append(cell)
             if progress is not None:
