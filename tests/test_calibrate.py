@@ -98,3 +98,16 @@ def test_one_cell_re_runs_alone(tmp_path, capsys):
     assert [(c["statistic"], c["generator"]) for c in data["cells"]] == [("band_t", "just_inside")]
     assert main(["--only", "band_t", "--generator", "exactly_linear", "--out", str(tmp_path)]) == 2
     assert "unknown generator(s) exactly_linear" in capsys.readouterr().err
+
+
+def test_a_full_run_re_measures_a_cell_below_a_bar_within_its_noise(monkeypatch, tmp_path):
+    # 92% coverage: over 400 trials its interval mostly straddles 93%, so the full run measures it on 4000
+    monkeypatch.setitem(REGISTRY, "borderline", _family("borderline", 0.92))
+    assert main(["--trials", "400", "--only", "borderline", "--out", str(tmp_path)]) == 1
+    cells = json.loads((tmp_path / "calibration.json").read_text())["cells"]
+    again = [c for c in cells if c["note"].startswith("re-measured")]
+    assert len(again) >= 3 and all(c["trials"] == 4000 and not c["ok"] for c in again)
+    assert all(c["ok"] or c["surely_misses"] for c in cells if c not in again)
+    # a sure miss is not re-measured
+    monkeypatch.setitem(REGISTRY, "broken", _family("broken", 0.5))
+    assert [c.trials for c in run_all(400, only=["broken"])] == [400] * 6

@@ -57,7 +57,8 @@ def main(argv: list[str] | None = None) -> int:
         flag = "" if c.ok else ("   <-- misses the bars" if full or c.surely_misses
                                 else "   <-- below a bar, within a quick run's noise")
         print(f"{c.statistic:28} {c.generator:38} cover {100 * c.coverage:5.1f}%  pass {100 * c.pass_rate:5.1f}% "
-              f"({c.role}, {c.trials} trials, {c.seconds:.1f} s){flag}", flush=True)
+              f"({c.role}, {c.trials} trials{', re-measured' if c.note.startswith('re-measured') else ''}, "
+              f"{c.seconds:.1f} s){flag}", flush=True)
 
     cells = run_all(trials, args.only, progress=show, generators=args.generator)
     seconds = time.perf_counter() - t0

@@ -32,6 +32,10 @@ MIN_COVERAGE = 0.93
 #: trials per cell: the full run needs ≥ 400 (±~1.2% on a 95% coverage)
 FULL_TRIALS = 400
 QUICK_TRIALS = 60
+#: a full run re-measures a cell below a bar but within its own noise on this many times the trials.
+#: Why: ~40 cells sit near 95% coverage, and each falls below 93% over 400 trials ~3% of the time
+#: by chance alone, so most full runs would otherwise report a miss that is not there.
+RECHECK_FACTOR = 10
 ROLES = ("boundary", "inside", "away")
 
 
@@ -144,6 +148,11 @@ def run_all(trials: int, only: list[str] | None = None, seed: int = 20261127,
             if generators and gen.name not in generators:
                 continue
             cell = run_cell(family, gen, n, seed + 1000 * i + j)
+            if trials >= FULL_TRIALS and not cell.ok and not cell.surely_misses:
+                # the same stream: the first n trials are among the new ones, so the verdict rests on all
+                cell = run_cell(family, gen, RECHECK_FACTOR * n, seed + 1000 * i + j)
+                cell.note = f"re-measured on {cell.trials} trials: below a bar within the noise of {n}" + (
+                    f"; {cell.note}" if cell.note else "")
             cells.append(cell)
             if progress is not None:
                 progress(cell)
