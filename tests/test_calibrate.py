@@ -111,3 +111,11 @@ def test_a_full_run_re_measures_a_cell_below_a_bar_within_its_noise(monkeypatch,
     # a sure miss is not re-measured
     monkeypatch.setitem(REGISTRY, "broken", _family("broken", 0.5))
     assert [c.trials for c in run_all(400, only=["broken"])] == [400] * 6
+
+
+@pytest.mark.parametrize("statistic", ["band_t", "paired_difference_t", "noninferiority_t", "sequential_t_looks"])
+def test_the_mean_interval_families_have_every_kind_of_generator(statistic):
+    names = " ".join(g.name for g in REGISTRY[statistic].generators)
+    for kind in ("minority", "collapsing", "t3", "unequal_noise", "crn|common_random_numbers", "skewed",
+                 "just_inside", "just_outside"):
+        assert any(k in names for k in kind.split("|")), f"{statistic} lacks a {kind} generator"

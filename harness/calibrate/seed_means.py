@@ -122,6 +122,8 @@ register(Family("band_t", _band_decide, (
     Generator("minority_basin_at_lower_edge", 0.8, "boundary", lambda r: _minority(r, 0.8, 0.05)),
     Generator("collapsing_minority_at_lower_edge", 0.8, "boundary", lambda r: _collapsing(r, 0.8, 0.05),
               "20% of seeds 4 sd below: left skew"),
+    Generator("right_skewed_lognormal_at_upper_edge", 1.25, "boundary",
+              lambda r: 2 * 1.25 - _left_lognormal(r, 1.25, 0.1), "skewness +1.75: a low mean with a small spread"),
     Generator("crn_lognormal_ratio_at_upper_edge", 1.25, "boundary", _lognormal_ratio,
               "x/y with a shared seed effect"),
     Generator("unequal_noise_ratio_at_upper_edge", 1.25, "boundary", _unequal_ratio,
