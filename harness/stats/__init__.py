@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from harness.stats.core import (  # noqa: F401  (the package's public names)
     CHECK, CLAIM, CONFIDENCE, FAIL, INCONCLUSIVE, KINDS, MAX_GROUPS, N_BOOT, NOT_RUN, PASS, LawResult,
-    bootstrap_ci, bootstrap_interval, combine, confidence_level, current_confidence, decide, mean_ci,
+    bootstrap_ci, bootstrap_interval, combine, confidence_level, current_confidence, decide, mean_ci, t_interval,
 )
 
 # The generic result builders live in their own module; they are re-exported here so that law
@@ -28,6 +28,6 @@ from harness.stats.builders import (
 __all__ = [
     "CHECK", "CLAIM", "CONFIDENCE", "FAIL", "INCONCLUSIVE", "KINDS", "NOT_RUN", "PASS", "LawResult",
     "band_result", "bootstrap_ci", "bootstrap_interval", "combine", "confidence_level", "current_confidence",
-    "decide", "exact_result", "mean_ci", "mean_result", "noninferiority_result", "paired_difference_result", "proportion_ci", "rate_result",
-    "ratio_result",
+    "decide", "exact_result", "mean_ci", "mean_result", "noninferiority_result", "paired_difference_result",
+    "proportion_ci", "rate_result", "ratio_result", "t_interval",
 ]
