@@ -1,9 +1,11 @@
 """Small MLPs on the teacher task, MNIST-1D or digits (flattened), many seeds trained at once as one batched model.
 
-Each seed's parameters are a slice of stacked tensors and every matmul is a
+The network is ``harness.models.small_nets.MLPSpec`` (the batched MLP every
+MLP trainer shares: each seed a slice of stacked tensors, every matmul a
 ``bmm`` over the seed axis, so a chunk of M runs costs a few large kernels per
-step instead of M small ones. The summed loss has a block-diagonal gradient, so
-each run's update is exactly what it would be trained alone.
+step instead of M small ones) and the step is ``harness.optim.sgd_step``, with
+diverged runs frozen by its mask. The summed loss has a block-diagonal
+gradient, so each run's update is exactly what it would be trained alone.
 """
 from __future__ import annotations
 
@@ -16,8 +18,9 @@ import torch
 import torch.nn.functional as F
 
 from harness.data.synthetic import teacher_task
-from harness.optim import lr_at
 from harness.data.vectors import VECTOR_SETS, vector_task
+from harness.models.small_nets import MLPSpec, stack
+from harness.optim import lr_at, sgd_step
 from harness.recipe import Recipe, RecipeError
 from harness.trainers.base import DIVERGED, OK, RunResult, TrainContext, resolve_options, derived_salt
 
@@ -82,75 +85,55 @@ class MLPTrainer:
                                 classes=o["classes"], label_noise=o["label_noise"]).to(ctx.device)
         else:
             task = vector_task(recipe.dataset, o["n_train"], o["n_test"]).to(ctx.device)
-        n_train = len(task.y_train)
-        sizes = [task.x_train.shape[1]] + [o["width"]] * (o["depth"] - 1) + [task.num_classes]
+        spec = MLPSpec((task.x_train.shape[1],) + (o["width"],) * (o["depth"] - 1) + (task.num_classes,))
         m = len(seeds)
-        weights, biases, order = [], [], []
-        per_seed = [self._init(int(s), sizes, recipe, n_train) for s in seeds]
-        for layer in range(len(sizes) - 1):
-            weights.append(torch.stack([p[0][layer] for p in per_seed]).to(dev).requires_grad_())
-            biases.append(torch.stack([p[1][layer] for p in per_seed]).to(dev).requires_grad_())
-        order = torch.stack([p[2] for p in per_seed]).to(dev)  # [M, steps, B]
-        params = weights + biases
-        bufs = [torch.zeros_like(p) for p in params]
+        per_seed = [_init(int(s), spec, recipe, len(task.y_train)) for s in seeds]
+        params = [p.requires_grad_() for p in stack([p for p, _ in per_seed], dev)]
+        order = torch.stack([idx for _, idx in per_seed]).to(dev)  # [M, steps, B]
+        bufs = [torch.zeros_like(p) for p in params] if recipe.momentum else None
         alive = torch.ones(m, dtype=torch.bool, device=dev)
         start_loss = None
 
         for step in range(recipe.steps):
-            lr = lr_at(recipe.schedule, recipe.lr, step, recipe.steps)
             idx = order[:, step]                                  # [M, B]
             x, y = task.x_train[idx], task.y_train[idx]           # [M, B, d], [M, B]
-            logits = self._forward(weights, biases, x)
-            loss_m = F.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="none").view(m, -1).mean(1)
+            loss_m = F.cross_entropy(spec.forward(params, x).flatten(0, 1), y.flatten(),
+                                     reduction="none").view(m, -1).mean(1)
             with torch.no_grad():
                 if start_loss is None:
                     start_loss = loss_m.detach().clone()
-                bad = ~torch.isfinite(loss_m) | (loss_m > DIVERGENCE_FACTOR * start_loss)
-                alive &= ~bad
+                alive &= torch.isfinite(loss_m) & (loss_m <= DIVERGENCE_FACTOR * start_loss)
             grads = torch.autograd.grad(loss_m.nan_to_num(0.0).sum(), params)
-            with torch.no_grad():
-                keep = alive.float()
-                for p, g, buf in zip(params, grads, bufs):
-                    g = g + recipe.weight_decay * p
-                    if recipe.momentum:
-                        buf.mul_(recipe.momentum).add_(g)
-                        g = buf
-                    shape = (m,) + (1,) * (p.dim() - 1)
-                    p.sub_(lr * g * keep.view(shape))
+            sgd_step(params, grads, bufs, lr=lr_at(recipe.schedule, recipe.lr, step, recipe.steps),
+                     momentum=recipe.momentum, weight_decay=recipe.weight_decay, mask=alive)
 
         with torch.no_grad():
-            test_logits = self._forward(weights, biases, task.x_test.expand(m, -1, -1))
+            test_logits = spec.forward(params, task.x_test.expand(m, -1, -1))
             acc = (test_logits.argmax(-1) == task.y_test).float().mean(1)
             train_loss = loss_m.detach()
         per_run = (time.perf_counter() - t0) / m
         dtype = np.dtype(o["logits_dtype"])
         for i, s in enumerate(seeds):
-            ok = bool(alive[i])
             yield RunResult(
                 seed=int(s),
                 arrays={"logits": test_logits[i].cpu().numpy().astype(dtype)},
                 metrics={"test_acc": float(acc[i]), "train_loss": float(train_loss[i])},
-                status=OK if ok else DIVERGED,
+                status=OK if bool(alive[i]) else DIVERGED,
                 seconds=per_run,
             )
 
-    @staticmethod
-    def _forward(weights, biases, x):
-        h = x
-        for i, (w, b) in enumerate(zip(weights, biases)):
-            h = torch.baddbmm(b.unsqueeze(1), h, w)
-            if i < len(weights) - 1:
-                h = F.relu(h)
-        return h
 
-    @staticmethod
-    def _init(seed: int, sizes: list[int], recipe: Recipe, n_train: int):
-        """Init and data order drawn from the seed alone, so a run is the same in any chunk."""
-        g = torch.Generator().manual_seed(seed)
-        ws, bs = [], []
-        for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
-            bound = 1.0 / math.sqrt(fan_in)
-            ws.append((torch.rand(fan_in, fan_out, generator=g) * 2 - 1) * bound * math.sqrt(3))
-            bs.append((torch.rand(fan_out, generator=g) * 2 - 1) * bound)
-        order = torch.randint(n_train, (recipe.steps, recipe.batch_size), generator=g)
-        return ws, bs, order
+def _init(seed: int, spec: MLPSpec, recipe: Recipe, n_train: int) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """One seed's parameters (``spec``'s layout) and minibatch order [steps, B], from ``seed`` alone.
+
+    The distribution is ``MLPSpec.init``'s, but the draws are float32 where
+    ``MLPSpec.init`` draws float64, so a seed gives another network: the stored
+    mlp runs (and the linearity baseline) were made with these draws.
+    """
+    g = torch.Generator().manual_seed(seed)
+    params = []
+    for fan_in, fan_out in zip(spec.sizes[:-1], spec.sizes[1:]):
+        bound = 1.0 / math.sqrt(fan_in)
+        params.append((torch.rand(fan_in, fan_out, generator=g) * 2 - 1) * bound * math.sqrt(3))
+        params.append((torch.rand(fan_out, generator=g) * 2 - 1) * bound)
+    return params, torch.randint(n_train, (recipe.steps, recipe.batch_size), generator=g)
