@@ -65,7 +65,8 @@ def test_each_seed_trains_as_torch_sgd_would_train_it_alone():
 
 def test_a_diverged_run_stays_frozen_and_leaves_the_others_alone():
     # constant LR, so training longer changes nothing but the number of steps
-    hot = BASE.replace(lr=1.0, weight_decay=0.0, schedule="constant", steps=40)
+    # LR 1.5: 4 of 16 seeds diverge within 40 steps (found by scanning 1.2–4; the assert below says if it drifts)
+    hot = BASE.replace(lr=1.5, weight_decay=0.0, schedule="constant", steps=40)
     short, long = _logits(hot, range(16)), _logits(hot.replace(steps=60), range(16))
     diverged = [s for s, (_, status) in short.items() if status == DIVERGED]
     ok = [s for s, (_, status) in long.items() if status == OK]

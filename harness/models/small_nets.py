@@ -55,7 +55,10 @@ class MLPSpec:
 
     def init(self, seed: int, dtype: torch.dtype = torch.float32) -> list[torch.Tensor]:
         """One seed's parameters: uniform with unit-variance pre-activations for unit-variance inputs."""
-        g = torch.Generator().manual_seed(int(seed))
+        return self.draw(torch.Generator().manual_seed(int(seed)), dtype)
+
+    def draw(self, g: torch.Generator, dtype: torch.dtype = torch.float32) -> list[torch.Tensor]:
+        """``init`` from a generator the caller seeded, which can then go on to draw e.g. a data order."""
         out: list[torch.Tensor] = []
         for i, (fan_in, fan_out) in enumerate(zip(self.sizes[:-1], self.sizes[1:])):
             bound = math.sqrt(3.0 / fan_in)

@@ -9,7 +9,6 @@ gradient, so each run's update is exactly what it would be trained alone.
 """
 from __future__ import annotations
 
-import math
 import time
 from typing import Iterator, Sequence
 
@@ -124,16 +123,7 @@ class MLPTrainer:
 
 
 def _init(seed: int, spec: MLPSpec, recipe: Recipe, n_train: int) -> tuple[list[torch.Tensor], torch.Tensor]:
-    """One seed's parameters (``spec``'s layout) and minibatch order [steps, B], from ``seed`` alone.
-
-    The distribution is ``MLPSpec.init``'s, but the draws are float32 where
-    ``MLPSpec.init`` draws float64, so a seed gives another network: the stored
-    mlp runs (and the linearity baseline) were made with these draws.
-    """
+    """One seed's parameters and minibatch order [steps, B], from ``seed`` alone."""
     g = torch.Generator().manual_seed(seed)
-    params = []
-    for fan_in, fan_out in zip(spec.sizes[:-1], spec.sizes[1:]):
-        bound = 1.0 / math.sqrt(fan_in)
-        params.append((torch.rand(fan_in, fan_out, generator=g) * 2 - 1) * bound * math.sqrt(3))
-        params.append((torch.rand(fan_out, generator=g) * 2 - 1) * bound)
+    params = spec.draw(g)
     return params, torch.randint(n_train, (recipe.steps, recipe.batch_size), generator=g)
