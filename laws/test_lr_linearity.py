@@ -38,7 +38,7 @@ from harness.recipes import AIRBENCH94
 # The seed's R² = 0.9991 is a raw (finite-N, hence lower-bound) value on CIFAR-10
 # with its airbench net; the gpu/paper tiers hold the law to 0.999. A 3-layer MLP
 # is a different function class, so the smoke tier asks only that the linear term
-# explain 99% of the variance of the response. It can fail: the breakdown point sits at ≈ 0.967.
+# explain 99% of the variance of the response. It can fail: at the breakdown point R²∞ ≈ 0.79 on MNIST-1D.
 # Provenance: smoke set after the smoke data were seen (the --seed-base table tests it); gpu/paper: the
 # seed's 0.999, set before.
 R2_MIN = {"smoke": 0.99, "gpu": 0.999, "paper": 0.999}
@@ -113,8 +113,8 @@ def results_of(est, point: Point, tier: str, n_total: int) -> list[LawResult]:
 
 
 #: (tier, point id) where the law did not hold, a recorded finding: strict xfail
-FAILS_AT = {("smoke", SMALL.id): "on MNIST-1D R²∞ ≈ 0.970, slope∞ ≈ 1.61 (b/a = 2)",
-            ("smoke", FINE.id): "on MNIST-1D slope∞ ≈ 1.75 (b/a = 2), R²∞ ≈ 0.992"}
+FAILS_AT = {("smoke", SMALL.id): "on MNIST-1D R²∞ ≈ 0.971, slope∞ ≈ 1.60 (b/a = 2)",
+            ("smoke", FINE.id): "on MNIST-1D slope∞ ≈ 1.77 (b/a = 2), R²∞ ≈ 0.991"}
 
 
 @lrlaw("linearity", tiers=TIERS, needs=lambda cfg, point: point.ensembles(*cfg))
