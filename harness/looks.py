@@ -75,9 +75,9 @@ def dry_look(ls: "LawSession", item: pytest.Item, point: PointState) -> bool | N
     """Run the test body on the look's runs: True when every claim is decided (or runs are
     missing, which the real test reports), False when not, None when the body cannot run dry."""
     need = ls.items[item.nodeid]
-    assert ls.store is not None
+    assert ls.run_cache is not None
     for name, e in ensembles_at(need, point).items():
-        if ls.store.missing(need.keys[name], e.seeds, verify=False):
+        if ls.run_cache.missing(need.keys[name], e.seeds):
             return True
     params = _params(item)
     argnames = getattr(getattr(item, "_fixtureinfo", None), "argnames", ())

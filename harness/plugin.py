@@ -305,7 +305,7 @@ def law(request: pytest.FixtureRequest):
     point = ls.points.get(item.nodeid)
     if need.not_run is None:
         ens = ensembles_at(need, point)
-        missing = {name: ls.store.missing(need.keys[name], e.seeds, verify=False) for name, e in ens.items()}
+        missing = {name: ls.run_cache.missing(need.keys[name], e.seeds) for name, e in ens.items()}
         total = sum(len(m) for m in missing.values())
         if total:
             why = "--no-train" if ls.no_train else "training failed or was interrupted"
