@@ -318,6 +318,7 @@ def law(request: pytest.FixtureRequest):
     with confidence_level(point.level) if point else contextlib.nullcontext():
         yield ctx
         entry = ls.report.add(ctx)
+        entry.stop_digest = ls.stops.digests.get(item.nodeid, "") if ls.stops else ""
     if not ctx.results and item.stash.get(CALL_PASSED, False):
         pytest.fail(f"{item.nodeid}: the law test never called law.check(...), so it decided nothing", pytrace=False)
     for k, v in entry.junit_properties():
