@@ -8,6 +8,8 @@ import json
 import re
 from pathlib import Path
 
+import numpy as np
+
 from harness.runs import RunResult
 from harness.stops import previous_stops
 from harness.store import Store
@@ -93,3 +95,16 @@ def test_previous_stops_take_the_newest_report_of_the_tier_that_records_one(tmp_
     got = previous_stops(tmp_path, "smoke", {"a", "b", "c"})
     assert got == {"a": (128, "new"), "b": (128, "b1")}
     assert previous_stops(tmp_path / "absent", "smoke", {"a"}) == {}
+
+
+def test_loading_a_run_reads_its_own_index_row_only(tmp_path):
+    # a rerun loads every artifact it reads: one row per load, not every row of the key each time
+    store = Store(tmp_path / "s")
+    for s in range(40):
+        store.put("k", RunResult(s, {"logits": np.full(3, s, np.float32)}), "cpu")
+    statements: list[str] = []
+    store._connect().set_trace_callback(statements.append)
+    rec, arrays = store.load("k", 7)
+    assert rec.seed == 7 and arrays["logits"].tolist() == [7, 7, 7]
+    (query,) = [q for q in statements if "FROM runs" in q]
+    assert "seed = 7" in query
