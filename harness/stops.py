@@ -37,6 +37,8 @@ _HARNESS = Path(__file__).resolve().parent
 def previous_stops(report_dir: Path, tier: str, nodeids: set[str]) -> dict[str, tuple[int, str]]:
     """nodeid -> (runs used, stop digest) from the newest earlier reports of ``tier`` that record one."""
     found: dict[str, tuple[int, str]] = {}
+    if not nodeids:
+        return found
     # run directories start with their start time (harness.report.Report.start): newest first by name
     paths = sorted(Path(report_dir).glob("*/report.json"), key=lambda p: p.parent.name, reverse=True)
     for path in paths[:MAX_REPORTS]:
