@@ -98,6 +98,33 @@ def dry_look(ls: "LawSession", item: pytest.Item, point: PointState) -> bool | N
     return decided(ctx.results)
 
 
+def _stop_digest(ls: "LawSession", nodeid: str, law_dir: Path, point: PointState, n: int) -> str | None:
+    assert ls.stops is not None and ls.run_cache is not None
+    need = ls.items[nodeid]
+    keyed = {name: (need.keys[name], e) for name, e in ensembles_at(need, point, n).items()}
+    return stops.stop_digest(ls.stops, ls.run_cache, nodeid, law_dir, point, ls.seed_base, keyed)
+
+
+def reuse_stops(ls: "LawSession", law_dirs: dict[str, Path]) -> None:
+    """Start every point whose earlier stop has this session's digest at that stop (``harness.stops``)."""
+    assert ls.stops is not None
+    for nodeid, p in ls.points.items():
+        n, digest = ls.stops.previous.get(nodeid, (0, ""))
+        if len(p.plan) > 1 and n in p.plan and _stop_digest(ls, nodeid, law_dirs[nodeid], p, n) == digest:
+            p.stop_at(n)
+            ls.stops.reused += 1
+
+
+def record_stops(ls: "LawSession", law_dirs: dict[str, Path]) -> None:
+    """The digest of every point that its looks' verdicts stopped, for its report entry."""
+    assert ls.stops is not None
+    for nodeid, p in ls.points.items():
+        if p.done and len(p.plan) > 1 and nodeid not in ls.stops.unverified:
+            digest = _stop_digest(ls, nodeid, law_dirs[nodeid], p, p.n)
+            if digest is not None:
+                ls.stops.digests[nodeid] = digest
+
+
 def previous_runs(report_dir: Path, tier: str) -> dict[str, int]:
     """Runs each point used in the newest earlier report of the tier (for --plan's expectation)."""
     newest: tuple[float, dict[str, int]] | None = None
@@ -141,7 +168,7 @@ def decide_in_rounds(session: pytest.Session, ls: "LawSession", train_plan: Call
     t0 = time.perf_counter()
     law_dirs = {nodeid: Path(by_id[nodeid].path).parent for nodeid in ls.points}
     ls.stops = stops.Stops(stops.previous_stops(ls.report_dir, str(ls.tier), set(ls.points)))
-    stops.reuse(ls, law_dirs)
+    reuse_stops(ls, law_dirs)
 
     def train() -> None:
         plan = round_plan(ls)
@@ -149,7 +176,7 @@ def decide_in_rounds(session: pytest.Session, ls: "LawSession", train_plan: Call
             train_plan(plan)
 
     rounds = run_rounds(ls.points, train, lambda nodeid, p: dry_look(ls, by_id[nodeid], p))
-    stops.record(ls, law_dirs)
+    record_stops(ls, law_dirs)
     tr = session.config.pluginmanager.get_plugin("terminalreporter")
     if tr is not None and ls.points:
         used = sum(p.n for p in ls.points.values())

@@ -24,8 +24,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from harness.law import RunCache
+    from harness.recipe import Ensemble
     from harness.sequential import PointState
-    from harness.session import LawSession
 
 #: bump when what a dry look depends on changes in a way the files hashed here do not show
 FORMAT = 1
@@ -88,37 +89,15 @@ class Stops:
         return self._code[law_dir]
 
 
-def stop_digest(ls: "LawSession", nodeid: str, law_dir: Path, point: "PointState", n: int) -> str | None:
-    """The digest of what the point's looks up to ``n`` runs depend on; None when a run is missing."""
-    from harness.looks import ensembles_at
-
-    assert ls.stops is not None and ls.run_cache is not None
-    need = ls.items[nodeid]
-    h = hashlib.sha256(json.dumps([nodeid, point.plan, point.level, ls.seed_base, n, ls.stops.code(law_dir)]).encode())
-    for name, e in sorted(ensembles_at(need, point, n).items()):
-        key = need.keys[name]
-        if ls.run_cache.missing(key, e.seeds):
+def stop_digest(stops: Stops, cache: "RunCache", nodeid: str, law_dir: Path, point: "PointState",
+                seed_base: int, ensembles: dict[str, tuple[str, "Ensemble"]]) -> str | None:
+    """The digest of what the point's looks depend on, up to the look whose ``ensembles``
+    (name -> recipe key, ensemble cut to that look) are given; None when a run is missing."""
+    n = max((e.n for _, e in ensembles.values()), default=0)
+    h = hashlib.sha256(json.dumps([nodeid, point.plan, point.level, seed_base, n, stops.code(law_dir)]).encode())
+    for name, (key, e) in sorted(ensembles.items()):
+        if cache.missing(key, e.seeds):
             return None
         h.update(f"{name}\0{key}\0{e.seeds.start}\0{e.n}\0".encode())
-        h.update("".join(r.sha256 for r in ls.run_cache.records(key, e.seeds)).encode())
+        h.update("".join(r.sha256 for r in cache.records(key, e.seeds)).encode())
     return h.hexdigest()
-
-
-def reuse(ls: "LawSession", law_dirs: dict[str, Path]) -> None:
-    """Start every point whose earlier stop has this session's digest at that stop."""
-    assert ls.stops is not None
-    for nodeid, p in ls.points.items():
-        n, digest = ls.stops.previous.get(nodeid, (0, ""))
-        if len(p.plan) > 1 and n in p.plan and stop_digest(ls, nodeid, law_dirs[nodeid], p, n) == digest:
-            p.stop_at(n)
-            ls.stops.reused += 1
-
-
-def record(ls: "LawSession", law_dirs: dict[str, Path]) -> None:
-    """The digest of every point that stopped by its looks' verdicts, for its report entry."""
-    assert ls.stops is not None
-    for nodeid, p in ls.points.items():
-        if p.done and len(p.plan) > 1 and nodeid not in ls.stops.unverified:
-            digest = stop_digest(ls, nodeid, law_dirs[nodeid], p, p.n)
-            if digest is not None:
-                ls.stops.digests[nodeid] = digest
