@@ -125,12 +125,17 @@ class RunCache:
         self._arrays: dict[tuple[str, int], dict[str, np.ndarray]] = {}
         self.loads = 0  # artifacts read from disk (tests assert reuse with it)
 
-    def records(self, key: str, seeds: range | list[int]) -> list["RunRecord"]:
+    def missing(self, key: str, seeds: range | list[int]) -> list[int]:
+        """Seeds of ``key`` without a row in the index (artifacts are checked when read)."""
         have = self._records.setdefault(key, {})
         if any(s not in have for s in seeds):
             have.update(self.store.records(key))  # one index query for all seeds of the key
-        if missing := [s for s in seeds if s not in have]:
+        return [s for s in seeds if s not in have]
+
+    def records(self, key: str, seeds: range | list[int]) -> list["RunRecord"]:
+        if missing := self.missing(key, seeds):
             raise StoreError(f"{len(missing)} runs of {key[:12]} are not in the store (first seed {missing[0]})")
+        have = self._records[key]
         return [have[s] for s in seeds]
 
     def arrays(self, key: str, seed: int) -> dict[str, np.ndarray]:

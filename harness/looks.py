@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import pytest
 
+from harness import stops
 from harness.law import EnsembleRuns, LawContext
 from harness.plan import Plan, format_seconds, plan_keyed
 from harness.recipe import Ensemble
@@ -75,22 +76,53 @@ def dry_look(ls: "LawSession", item: pytest.Item, point: PointState) -> bool | N
     """Run the test body on the look's runs: True when every claim is decided (or runs are
     missing, which the real test reports), False when not, None when the body cannot run dry."""
     need = ls.items[item.nodeid]
-    assert ls.store is not None
+    assert ls.run_cache is not None and ls.stops is not None
     for name, e in ensembles_at(need, point).items():
-        if ls.store.missing(need.keys[name], e.seeds, verify=False):
+        if ls.run_cache.missing(need.keys[name], e.seeds):
+            ls.stops.unverified.add(item.nodeid)
             return True
     params = _params(item)
     argnames = getattr(getattr(item, "_fixtureinfo", None), "argnames", ())
     if set(argnames) - {"law"} - set(params):
         return None  # the body wants other fixtures: it is decided once, at the maximum
     ctx = context(ls, item, point, dry=True)
+    ls.dry_looks += 1
     kwargs = {a: ctx if a == "law" else params[a] for a in argnames}
     with confidence_level(point.level):
         try:
             item.obj(**kwargs)
         except _NO_VERDICT:
+            # what raised may not happen again (an I/O error): this stop is not one to reuse
+            ls.stops.unverified.add(item.nodeid)
             return None
     return decided(ctx.results)
+
+
+def _stop_digest(ls: "LawSession", nodeid: str, law_dir: Path, point: PointState, n: int) -> str | None:
+    assert ls.stops is not None and ls.run_cache is not None
+    need = ls.items[nodeid]
+    keyed = {name: (need.keys[name], e) for name, e in ensembles_at(need, point, n).items()}
+    return stops.stop_digest(ls.stops, ls.run_cache, nodeid, law_dir, point, ls.seed_base, keyed)
+
+
+def reuse_stops(ls: "LawSession", law_dirs: dict[str, Path]) -> None:
+    """Start every point whose earlier stop has this session's digest at that stop (``harness.stops``)."""
+    assert ls.stops is not None
+    for nodeid, p in ls.points.items():
+        n, digest = ls.stops.previous.get(nodeid, (0, ""))
+        if len(p.plan) > 1 and n in p.plan and _stop_digest(ls, nodeid, law_dirs[nodeid], p, n) == digest:
+            p.stop_at(n)
+            ls.stops.reused += 1
+
+
+def record_stops(ls: "LawSession", law_dirs: dict[str, Path]) -> None:
+    """The digest of every point that its looks' verdicts stopped, for its report entry."""
+    assert ls.stops is not None
+    for nodeid, p in ls.points.items():
+        if p.done and len(p.plan) > 1 and nodeid not in ls.stops.unverified:
+            digest = _stop_digest(ls, nodeid, law_dirs[nodeid], p, p.n)
+            if digest is not None:
+                ls.stops.digests[nodeid] = digest
 
 
 def previous_runs(report_dir: Path, tier: str) -> dict[str, int]:
@@ -134,6 +166,9 @@ def decide_in_rounds(session: pytest.Session, ls: "LawSession", train_plan: Call
 
     by_id = {it.nodeid: it for it in session.items}
     t0 = time.perf_counter()
+    law_dirs = {nodeid: Path(by_id[nodeid].path).parent for nodeid in ls.points}
+    ls.stops = stops.Stops(stops.previous_stops(ls.report_dir, str(ls.tier), set(ls.points)))
+    reuse_stops(ls, law_dirs)
 
     def train() -> None:
         plan = round_plan(ls)
@@ -141,9 +176,11 @@ def decide_in_rounds(session: pytest.Session, ls: "LawSession", train_plan: Call
             train_plan(plan)
 
     rounds = run_rounds(ls.points, train, lambda nodeid, p: dry_look(ls, by_id[nodeid], p))
+    record_stops(ls, law_dirs)
     tr = session.config.pluginmanager.get_plugin("terminalreporter")
     if tr is not None and ls.points:
         used = sum(p.n for p in ls.points.values())
         tr.write_line(f"lrlaws: trained {ls.trained} runs in {format_seconds(ls.train_seconds)} over {rounds} "
                       f"round(s); points stopped at {used} of {sum(p.n_max for p in ls.points.values())} runs "
-                      f"(looks in {format_seconds(time.perf_counter() - t0 - ls.train_seconds)})")
+                      f"(looks in {format_seconds(time.perf_counter() - t0 - ls.train_seconds)}: {ls.dry_looks} dry, "
+                      f"{ls.stops.reused} point(s) at their stop in an earlier report on the same runs and code)")

@@ -305,7 +305,7 @@ def law(request: pytest.FixtureRequest):
     point = ls.points.get(item.nodeid)
     if need.not_run is None:
         ens = ensembles_at(need, point)
-        missing = {name: ls.store.missing(need.keys[name], e.seeds, verify=False) for name, e in ens.items()}
+        missing = {name: ls.run_cache.missing(need.keys[name], e.seeds) for name, e in ens.items()}
         total = sum(len(m) for m in missing.values())
         if total:
             why = "--no-train" if ls.no_train else "training failed or was interrupted"
@@ -318,6 +318,7 @@ def law(request: pytest.FixtureRequest):
     with confidence_level(point.level) if point else contextlib.nullcontext():
         yield ctx
         entry = ls.report.add(ctx)
+        entry.stop_digest = ls.stops.digests.get(item.nodeid, "") if ls.stops else ""
     if not ctx.results and item.stash.get(CALL_PASSED, False):
         pytest.fail(f"{item.nodeid}: the law test never called law.check(...), so it decided nothing", pytrace=False)
     for k, v in entry.junit_properties():

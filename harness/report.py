@@ -40,6 +40,7 @@ class Entry:
     runs_max: int = 0
     looks: int = 1
     confidence: float = CONFIDENCE  # level of this point's intervals (1 - 0.05/looks when sequential)
+    stop_digest: str = ""  # what the point's looks depended on, at its stop (harness.stops)
 
     def junit_properties(self) -> list[tuple[str, Any]]:
         props: list[tuple[str, Any]] = [("lrlaws.decision", self.decision), ("lrlaws.N", self.n),

@@ -89,6 +89,11 @@ class PointState:
     def level(self) -> float:
         return look_level(len(self.plan))
 
+    def stop_at(self, n: int) -> None:
+        """Stop at the look of ``n`` runs without looking: an earlier session's looks on the same
+        runs and code stopped there (``harness.stops``)."""
+        self.k, self.done = self.plan.index(n), True
+
     def advance(self, verdict: bool | None) -> None:
         """After a look: decided → stop; undecided → next look; no verdict (the body could not
         run dry) → jump to the maximum, where the real test decides once."""

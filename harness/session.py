@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from harness.recipe import Ensemble
     from harness.report import Report
     from harness.sequential import PointState
+    from harness.stops import Stops
     from harness.store import Store
 
 TIERS = ("smoke", "gpu", "paper")
@@ -76,6 +77,8 @@ class LawSession:
     #: runs read by several tests of the session are loaded once (bounded, see harness.law.RunCache)
     run_cache: "RunCache | None" = None
     points: "dict[str, PointState]" = field(default_factory=dict)  # sequential state per law test
+    stops: "Stops | None" = None  # earlier stops reused, and this session's (harness.stops)
+    dry_looks: int = 0  # test bodies run dry (a rerun that reuses every stop runs none)
     trained: int = 0
     failed_tasks: int = 0  # training tasks that failed over all rounds: they fail the session
 

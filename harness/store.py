@@ -272,20 +272,26 @@ class Store:
                     removed += 1
         return removed
 
+    _RUN_COLUMNS = "key, seed, status, file, sha256, seconds, device, metrics"
+
     def records(self, key: str, seeds: Iterable[int] | None = None) -> dict[int, RunRecord]:
-        rows = self._rows(
-            "SELECT key, seed, status, file, sha256, seconds, device, metrics FROM runs WHERE key = ?", (key,))
+        rows = self._rows(f"SELECT {self._RUN_COLUMNS} FROM runs WHERE key = ?", (key,))
         wanted = None if seeds is None else set(seeds)
-        out = {}
-        for k, s, st, f, h, sec, dev, met in rows:
-            if wanted is None or s in wanted:
-                try:
-                    metrics = json.loads(met)
-                except ValueError:
-                    raise IndexDamaged(f"store index {self._db_path} has unreadable metrics for {k[:12]}…/{s}: "
-                                       f"run `{rebuild_command(self.root)}`") from None
-                out[s] = RunRecord(k, s, st, f, h, sec, dev, metrics)
-        return out
+        return {row[1]: self._record_of(row) for row in rows if wanted is None or row[1] in wanted}
+
+    def record(self, key: str, seed: int) -> RunRecord | None:
+        """One run's index row (a primary-key lookup, not every row of the key)."""
+        rows = self._rows(f"SELECT {self._RUN_COLUMNS} FROM runs WHERE key = ? AND seed = ?", (key, int(seed)))
+        return self._record_of(rows[0]) if rows else None
+
+    def _record_of(self, row: tuple) -> RunRecord:
+        k, s, st, f, h, sec, dev, met = row
+        try:
+            metrics = json.loads(met)
+        except ValueError:
+            raise IndexDamaged(f"store index {self._db_path} has unreadable metrics for {k[:12]}…/{s}: "
+                               f"run `{rebuild_command(self.root)}`") from None
+        return RunRecord(k, s, st, f, h, sec, dev, metrics)
 
     def _read_verified(self, rec: RunRecord) -> bytes:
         # A row may only name its own artifact: a path elsewhere (absolute, ``..``) is never followed.
@@ -321,14 +327,18 @@ class Store:
         return [s for s in seeds if s not in recs]
 
     def load(self, key: str, seed: int) -> tuple[RunRecord, dict[str, np.ndarray]]:
-        rec = self.records(key, [seed]).get(seed)
+        rec = self.record(key, seed)
         if rec is None:
             raise StoreError(f"run {key[:12]}…/{seed} is not in the store")
+        return rec, self.read_arrays(rec)
+
+    def read_arrays(self, rec: RunRecord) -> dict[str, np.ndarray]:
+        """The arrays of the run ``rec`` (an index row read earlier), checksum verified."""
         try:
             _, arrays = artifacts.decode(self._read_verified(rec))
         except artifacts.BadArtifact as e:
             raise CorruptArtifact(f"artifact {rec.file}: {e}") from None
-        return rec, arrays
+        return arrays
 
     def median_seconds(self, key: str) -> float | None:
         rows = self._rows("SELECT seconds FROM runs WHERE key = ?", (key,))
