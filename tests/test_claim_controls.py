@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 import harness.stats.builders as builders
+import harness.stats.core as core
 import harness.stats.linearity as lin_stats
 import harness.stats.schedules as schedules
 import laws.test_gd_divergence as gd
@@ -193,6 +194,8 @@ def _const_mean_ci(c: float):
 #: (module, attribute, constant replacement for c) — every statistic a claim row is decided by
 MUTATIONS = {
     "t-interval (builders.mean_ci)": (builders, "mean_ci", _const_mean_ci),
+    "t_interval (core, behind mean_ci)": (core, "t_interval", lambda c: lambda x, confidence: (c - 1e-3, c + 1e-3)),
+    "late_median (gd)": (gd, "late_median", lambda c: lambda values, *a: np.full(np.shape(values)[0], c)),
     "proportion_ci": (builders, "proportion_ci", lambda c: lambda k, n, confidence=None: (c, c)),
     "transferability_drop": (schedules, "transferability_drop",
                              lambda c: lambda tacc, acc, **kw: (c, (c, c), np.array([c, c]))),
