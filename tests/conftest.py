@@ -17,6 +17,18 @@ from harness.trainers.base import DIVERGED, OK, RunResult, TrainContext
 pytest_plugins = ["pytester"]
 
 
+@pytest.fixture
+def one_torch_thread() -> Iterator[None]:
+    """One intra-op thread, as the executor trains on the CPU: bitwise comparisons assume it, and the
+    2-core CI box is not oversubscribed."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 class FakeTrainer:
     """Instant 'training': arrays are a pure function of (lr, seed), so results can be checked exactly.
 

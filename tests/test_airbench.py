@@ -27,13 +27,7 @@ LEARN = AIRBENCH94.replace(batch_size=64, steps=64, options=dict(widths=[8, 16, 
 LEARN_MIN_ACC = 0.30
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # the CI box has 2 cores shared with other jobs; one thread per test process avoids oversubscription
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -17,13 +17,7 @@ BASE = Recipe(trainer="mlp", dataset="teacher", model="mlp", lr=0.3, batch_size=
               momentum=0.9, weight_decay=1e-3, schedule="linear_decay", options=OPTS)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # as the executor trains on the CPU: bitwise comparisons below assume one intra-op thread
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _logits(recipe: Recipe, seeds) -> dict[int, tuple[np.ndarray, str]]:
