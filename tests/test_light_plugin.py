@@ -46,3 +46,17 @@ def test_bad_workers_value_is_one_line(pytester):
     res = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--workers", "0")
     err = res.stderr.str()
     assert res.ret != 0 and err.splitlines()[0] == "ERROR: --workers must be a whole number >= 1 (CPU worker processes), got '0'"
+
+
+def _stats_loaded_after(statement: str) -> bool:
+    code = f"import sys; {statement}; print('scipy.stats' in sys.modules)"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                          check=True).stdout.strip() == "True"
+
+
+def test_law_modules_and_the_comparison_load_scipy_stats_only_when_a_statistic_needs_it():
+    # a rerun that reuses its stops and reads bootstrap statistics only (linearity) never pays scipy.stats' import
+    assert not _stats_loaded_after("import harness.stats, harness.stats.linearity, harness.compare, harness.law")
+    # negative control: the first interval that needs a t quantile loads it
+    assert _stats_loaded_after("import harness.stats as s; s.mean_ci([1.0, 2.0, 3.0])")

@@ -10,7 +10,6 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Iterator, Sequence
 
 import numpy as np
-from scipy import stats as sps
 
 PASS, FAIL, INCONCLUSIVE, NOT_RUN = "pass", "fail", "inconclusive", "not_run"
 #: a row's kind: a *claim* is a seed's empirical statement and makes a point's decision; a *check*
@@ -129,6 +128,7 @@ def mean_ci(values: Sequence[float] | np.ndarray, confidence: float | None = Non
 
 @functools.lru_cache(maxsize=512)
 def _t_quantile(confidence: float, df: int) -> float:
+    from scipy import stats as sps  # lazy: scipy.stats costs ~0.6 s to import
     return float(sps.t.ppf(0.5 + confidence / 2, df))
 
 

@@ -12,7 +12,6 @@ import warnings
 from typing import Sequence
 
 import numpy as np
-from scipy import stats as sps
 
 from harness.stats import (  # noqa: F401 (builders re-exported for the laws that import them from here)
     CLAIM,
@@ -89,6 +88,7 @@ def studentized_interval(theta: float, reps: np.ndarray, n: int, confidence: flo
     that the spread itself is estimated. The Student quantile and the inflation
     correct both, as for a mean.
     """
+    from scipy import stats as sps  # lazy: scipy.stats costs ~0.6 s to import
     confidence = current_confidence() if confidence is None else confidence
     reps = np.asarray(reps, dtype=float)
     total = reps.size if expected is None else expected
