@@ -100,11 +100,16 @@ class LawContext:
             yield fig, ax
             panels = list(np.atleast_1d(ax).flat)
             for a in panels:
-                a.set_xlabel(xlabel or a.get_xlabel())
-                a.set_yscale("log" if logy else a.get_yscale())
-            panels[0].set_ylabel(ylabel or panels[0].get_ylabel())
-            if title:
-                (panels[0].set_title(title, fontsize=9) if len(panels) == 1 else fig.suptitle(title, fontsize=10))
+                if xlabel:
+                    a.set_xlabel(xlabel)
+                if logy:
+                    a.set_yscale("log")
+            if ylabel:
+                panels[0].set_ylabel(ylabel)
+            if title and len(panels) == 1:
+                panels[0].set_title(title, fontsize=9)
+            elif title:
+                fig.suptitle(title, fontsize=10)
             if legend:
                 panels[0].legend(fontsize=legend)
             if self.dry:

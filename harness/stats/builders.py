@@ -44,14 +44,20 @@ def rate_result(law: str, statistic: str, flags: np.ndarray, threshold: float, d
                      decide(ci, threshold, direction), n=n, seeds=(0, n), extra={"count": k, **extra}, kind=kind)
 
 
-def band_result(law: str, statistic: str, per_seed: np.ndarray, band: tuple[float, float], kind: str = CLAIM,
-                **extra: Any) -> LawResult:
-    """Mean over seeds of a per-seed value, Student-t interval, inside ``band``."""
+def mean_result(law: str, statistic: str, per_seed: np.ndarray, threshold: float | tuple[float, float],
+                direction: str, kind: str = CLAIM, **extra: Any) -> LawResult:
+    """Mean over seeds of a per-seed value (``mean_ci``'s interval) against a threshold or (``"in"``) a band.
+    Every builder of a mean over seeds below is this one."""
     x = np.asarray(per_seed, dtype=float)
     m, ci = mean_ci(x)
-    n = int(np.isfinite(x).sum())
-    return LawResult(law, statistic, m, ci, band, "in", decide(ci, band, "in"), n=n, seeds=(0, len(x)),
+    return LawResult(law, statistic, m, ci, threshold, direction, n=int(np.isfinite(x).sum()), seeds=(0, len(x)),
                      extra=dict(extra), kind=kind)
+
+
+def band_result(law: str, statistic: str, per_seed: np.ndarray, band: tuple[float, float], kind: str = CLAIM,
+                **extra: Any) -> LawResult:
+    """Mean over seeds of a per-seed value inside ``band``."""
+    return mean_result(law, statistic, per_seed, band, "in", kind, **extra)
 
 
 def noninferiority_result(law: str, statistic: str, treated: np.ndarray, baseline: np.ndarray, margin: float,
@@ -63,18 +69,14 @@ def noninferiority_result(law: str, statistic: str, treated: np.ndarray, baselin
     lower bound of the mean paired difference lies above −margin.
     """
     d = np.asarray(treated, dtype=float) - np.asarray(baseline, dtype=float)
-    m, ci = mean_ci(d)
-    return LawResult(law, statistic, m, ci, -margin, ">", decide(ci, -margin, ">"), n=int(np.isfinite(d).sum()),
-                     seeds=(0, len(d)), extra={"margin": margin, **extra}, kind=kind)
+    return mean_result(law, statistic, d, -margin, ">", kind, **{"margin": margin, **extra})
 
 
 def paired_difference_result(law: str, statistic: str, a: np.ndarray, b: np.ndarray, threshold: float,
                              direction: str, kind: str = CLAIM, **extra: Any) -> LawResult:
-    """mean(a − b) over seeds with a Student-t interval against ``threshold``."""
-    d = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
-    m, ci = mean_ci(d)
-    return LawResult(law, statistic, m, ci, threshold, direction, decide(ci, threshold, direction),
-                     n=int(np.isfinite(d).sum()), seeds=(0, len(d)), extra=dict(extra), kind=kind)
+    """mean(a − b) over seeds (seeds paired: common random numbers) against ``threshold``."""
+    return mean_result(law, statistic, np.asarray(a, dtype=float) - np.asarray(b, dtype=float), threshold,
+                       direction, kind, **extra)
 
 
 def ratio_of_means_ci(num: np.ndarray, den: np.ndarray, n_boot: int = N_BOOT, confidence: float | None = None,
@@ -104,15 +106,6 @@ def ratio_result(law: str, statistic: str, num: np.ndarray, den: np.ndarray, thr
     n = int(np.isfinite(np.asarray(num, dtype=float)).sum())
     return LawResult(law, statistic, value, ci, threshold, direction, decide(ci, threshold, direction),
                      n=n, seeds=(0, len(np.asarray(num))), extra=dict(extra), kind=kind)
-
-
-def mean_result(law: str, statistic: str, per_seed: np.ndarray, threshold: float | tuple[float, float],
-                direction: str, kind: str = CLAIM, **extra: Any) -> LawResult:
-    """Mean over seeds of a per-seed value, Student-t interval, against a threshold or (``"in"``) a band."""
-    x = np.asarray(per_seed, dtype=float)
-    m, ci = mean_ci(x)
-    return LawResult(law, statistic, m, ci, threshold, direction, n=int(np.isfinite(x).sum()), seeds=(0, len(x)),
-                     extra=dict(extra), kind=kind)
 
 
 def exact_result(law: str, statistic: str, value: float, threshold: float | tuple[float, float], direction: str,

@@ -127,7 +127,8 @@ def mean_ci(values: Sequence[float] | np.ndarray, confidence: float | None = Non
 
 
 @functools.lru_cache(maxsize=512)
-def _t_quantile(confidence: float, df: int) -> float:
+def t_quantile(confidence: float, df: int) -> float:
+    """The Student-t quantile of a two-sided ``confidence`` interval with ``df`` degrees of freedom."""
     from scipy import stats as sps  # lazy: scipy.stats costs ~0.6 s to import
     return float(sps.t.ppf(0.5 + confidence / 2, df))
 
@@ -147,7 +148,7 @@ def t_interval(x: np.ndarray, confidence: float) -> tuple[float, float]:
     """
     n = x.size
     m, s = float(x.mean()), float(x.std(ddof=1))
-    q = _t_quantile(confidence, n - 1)
+    q = t_quantile(confidence, n - 1)
     lo, hi = m - q * s / math.sqrt(n), m + q * s / math.sqrt(n)
     sd = float(x.std())
     if s == 0 or sd == 0:

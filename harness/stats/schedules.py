@@ -24,6 +24,7 @@ from harness.stats import (  # noqa: F401 (builders re-exported for the laws tha
     paired_difference_result,
     rate_result,
 )
+from harness.stats.core import t_quantile
 
 
 def late_window(steps: np.ndarray, total: int, fraction: float) -> np.ndarray:
@@ -88,7 +89,6 @@ def studentized_interval(theta: float, reps: np.ndarray, n: int, confidence: flo
     that the spread itself is estimated. The Student quantile and the inflation
     correct both, as for a mean.
     """
-    from scipy import stats as sps  # lazy: scipy.stats costs ~0.6 s to import
     confidence = current_confidence() if confidence is None else confidence
     reps = np.asarray(reps, dtype=float)
     total = reps.size if expected is None else expected
@@ -96,7 +96,7 @@ def studentized_interval(theta: float, reps: np.ndarray, n: int, confidence: flo
     if not math.isfinite(theta) or n < 3 or reps.size < 0.9 * total:
         return (-math.inf, math.inf)
     se = float(reps.std(ddof=1)) * math.sqrt(n / (n - 1))
-    half = float(sps.t.ppf(0.5 + confidence / 2, n - 1)) * se
+    half = t_quantile(confidence, n - 1) * se
     return (theta - half, theta + half)
 
 
