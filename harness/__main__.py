@@ -17,7 +17,8 @@ COMMANDS = {
     "store": ("harness.store_cli", "check|rebuild|prune [--store DIR]: verify a store, rebuild its index from the "
                                    "artifacts, or drop the runs of recipes unused for --keep-days N"),
     "calibrate": ("harness.calibrate.cli", "[--quick]: CI coverage and false-pass rate of every claim statistic"),
-    "confirm": ("harness.confirm", "FIXED HELDOUT [--md OUT]: claims decided on tuning vs held-out seeds, side by side"),
+    "confirm": ("harness.confirm", "FIXED HELDOUT [--md OUT]: claims decided on tuning vs held-out seeds, side by "
+                                   "side; --perturb BASE OTHER|threads: rows whose decision moves with floating point"),
     "baseline": ("harness.baseline", "RUN_DIR|latest: copy a report into results/baseline/ (the committed baseline)"),
 }
 

@@ -1,14 +1,27 @@
-"""``python -m harness confirm FIXED HELDOUT [--md OUT]``: claims decided on tuning vs held-out seeds.
+"""``python -m harness confirm FIXED HELDOUT [--md OUT]``: claims decided on tuning vs held-out seeds;
+``python -m harness confirm --perturb BASE OTHER``: which decisions are fragile.
 
 FIXED is a session at ``--seed-base 0`` (the seeds the constants were tuned on),
 HELDOUT one at another base (fresh seeds). Per claim row: the decision and CI
 at both seed bases, flagged where the decisions differ. Checks are left out:
 they are identities, the same on any seed.
+
+With ``--perturb``, BASE and OTHER are sessions of the *same* seeds and code whose
+floating point differs: another CPU or device class, or OTHER = ``threads``, which
+recomputes BASE's tier here under ``LRLAWS_PERTURB=threads`` (two intra-op threads
+instead of one, in a fresh temporary store). Per row, claims and checks: both
+decisions, and how far the interval's edges moved in half-widths of BASE's interval;
+a row decided differently is fragile. The largest shift is the measured machine
+spread (``harness.stats.fragility.MACHINE_SPREAD``).
 """
 from __future__ import annotations
 
 import argparse
+import math
+import os
+import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -50,14 +63,101 @@ def confirm_table(fixed: dict[str, Any], held: dict[str, Any]) -> tuple[str, int
     return "\n".join(out) + "\n", differ
 
 
+def all_rows(report: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
+    return {(e["nodeid"], r["statistic"]): r for e in report["entries"] for r in e.get("results", [])}
+
+
+def edge_shift(a: dict[str, Any], b: dict[str, Any]) -> float:
+    """How far ``b``'s interval edges lie from ``a``'s, in half-widths of ``a``'s interval."""
+    (lo, hi), (lo2, hi2) = a["ci"], b["ci"]
+    if not all(math.isfinite(v) for v in (lo, hi, lo2, hi2)):
+        return 0.0 if (lo, hi) == (lo2, hi2) else math.inf
+    moved = max(abs(lo2 - lo), abs(hi2 - hi))
+    half = (hi - lo) / 2
+    return moved / half if half > 0 else (0.0 if moved == 0 else math.inf)
+
+
+def perturb_table(base: dict[str, Any], other: dict[str, Any]) -> tuple[str, list[str], float]:
+    """The Markdown table, the rows decided differently and the largest finite edge shift."""
+    a, b = all_rows(base), all_rows(other)
+    out = ["| row | kind | decision (base) | CI (base) | decision (perturbed) | CI (perturbed) | "
+           "edge shift (half-widths) | fragile |", "|---|---|---|---|---|---|---|---|"]
+    fragile, worst = [], 0.0
+    for key in sorted(set(a) & set(b)):
+        ra, rb = a[key], b[key]
+        shift = edge_shift(ra, rb)
+        if math.isfinite(shift):
+            worst = max(worst, shift)
+        moved = ra["decision"] != rb["decision"]
+        name = f"`{key[0]}` {key[1]}"
+        if moved:
+            fragile.append(name)
+        out.append(f"| {name} | {ra.get('kind', 'claim')} | {_cell(ra)} {_cell(rb)} {shift:.2f} | "
+                   f"{'**yes**' if moved else ''} |")
+    return "\n".join(out) + "\n", fragile, worst
+
+
+def recompute(base: dict[str, Any], perturbation: str, laws: str) -> dict[str, Any]:
+    """BASE's tier and seeds recomputed here under ``perturbation``, in a fresh temporary store."""
+    from harness.identity import PERTURB_ENV
+
+    tmp = Path(tempfile.mkdtemp(prefix="lrlaws-perturb-"))
+    cmd = [sys.executable, "-m", "pytest", laws, "--tier", base["tier"], "--seed-base", str(base.get("seed_base", 0)),
+           "--workers", "1", "--store", str(tmp / "store"), "--report-dir", str(tmp / "reports"),
+           "--compare-to", "none", "-q", "-p", "no:cacheprovider"]
+    print(f"confirm: recomputing under {PERTURB_ENV}={perturbation}: {' '.join(cmd)}", file=sys.stderr)
+    subprocess.run(cmd, env={**os.environ, PERTURB_ENV: perturbation}, check=False)
+    reports = sorted((tmp / "reports").glob("*/report.json"))
+    if not reports:
+        raise CompareError(f"the perturbed session wrote no report under {tmp / 'reports'}")
+    return load_report(reports[-1], schema=False)
+
+
+def perturb_main(args: argparse.Namespace) -> int:
+    from harness.identity import PERTURBATIONS
+
+    base = load_report(args.first, schema=False)
+    if args.second in PERTURBATIONS:
+        other = recompute(base, args.second, args.laws)
+    else:
+        other = load_report(args.second, schema=False)
+    if base.get("seed_base", 0) != other.get("seed_base", 0):
+        print("confirm --perturb: the two reports used other seeds; a perturbation compares the same seeds",
+              file=sys.stderr)
+        return 2
+    table, fragile, worst = perturb_table(base, other)
+    head = (f"{len(fragile)} row(s) decided differently under the perturbation (fragile); largest edge shift "
+            f"{worst:.2f} half-widths")
+    print(table + "\n" + head + "".join(f"\n  fragile: {f}" for f in fragile))
+    return _write_md(args.md, f"# Fragile rows\n\n{head}\n\n{table}")
+
+
+def _write_md(path: str | None, text: str) -> int:
+    if path:
+        try:
+            Path(path).write_text(text)
+        except OSError as e:
+            print(f"confirm: cannot write --md {path}: {e.strerror}; pass a writable path", file=sys.stderr)
+            return 2
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m harness confirm", description=__doc__.splitlines()[0])
-    p.add_argument("fixed", help="report.json (or run dir) of the session on the tuning seeds (--seed-base 0)")
-    p.add_argument("heldout", help="report.json (or run dir) of the session on held-out seeds (--seed-base K)")
+    p.add_argument("first", metavar="FIXED|BASE",
+                   help="report.json (or run dir) of the session on the tuning seeds (--seed-base 0); with "
+                        "--perturb, the unperturbed session")
+    p.add_argument("second", metavar="HELDOUT|OTHER",
+                   help="report.json (or run dir) of the session on held-out seeds (--seed-base K); with "
+                        "--perturb, the same seeds on perturbed floating point, or 'threads' to recompute them here")
+    p.add_argument("--perturb", action="store_true", help="find fragile rows: decisions that move with floating point")
+    p.add_argument("--laws", default="laws/", help="with --perturb threads: the law tests to recompute (default laws/)")
     p.add_argument("--md", default=None, metavar="OUT", help="also write the table to this Markdown file")
     args = p.parse_args(argv)
     try:
-        fixed, held = load_report(args.fixed, schema=False), load_report(args.heldout, schema=False)
+        if args.perturb:
+            return perturb_main(args)
+        fixed, held = load_report(args.first, schema=False), load_report(args.second, schema=False)
     except CompareError as e:
         print(f"confirm: {e}", file=sys.stderr)
         return 2
@@ -68,10 +168,4 @@ def main(argv: list[str] | None = None) -> int:
     table, differ = confirm_table(fixed, held)
     head = f"{differ} claim(s) decided differently on held-out seeds"
     print(table + "\n" + head)
-    if args.md:
-        try:
-            Path(args.md).write_text(f"# Confirmatory table\n\n{head}\n\n{table}")
-        except OSError as e:
-            print(f"confirm: cannot write --md {args.md}: {e.strerror}; pass a writable path", file=sys.stderr)
-            return 2
-    return 0
+    return _write_md(args.md, f"# Confirmatory table\n\n{head}\n\n{table}")

@@ -136,7 +136,7 @@ def _one_thread_on_cpu(device: str):
     the same run (bitwise) whichever worker trains it and however many there are."""
     from harness.trainers.base import cpu_threads
 
-    return cpu_threads(device, 1)
+    return cpu_threads(device)
 
 
 def train_in_process(store: Store, tasks: Iterable[Task], ctx: TrainContext, on_run: Callable[[str, int, str], None]) -> Outcome:
@@ -202,7 +202,9 @@ def _worker_main(conn: Connection, store_root: str, device: str, physical: str |
     if device.startswith("cpu"):
         import torch
 
-        torch.set_num_threads(1)  # K workers share the cores; see _one_thread_on_cpu
+        from harness.trainers.base import cpu_thread_count
+
+        torch.set_num_threads(cpu_thread_count())  # K workers share the cores; see _one_thread_on_cpu
     conn.send(("ready", None))
     while True:
         msg = conn.recv()

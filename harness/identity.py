@@ -12,6 +12,7 @@ from __future__ import annotations
 import ast
 import functools
 import hashlib
+import os
 import sys
 from pathlib import Path
 
@@ -130,6 +131,21 @@ def run_salt(recipe: Recipe) -> str:
     return str(trainer.salt)
 
 
+#: A floating-point perturbation of training, for measuring which decisions are fragile
+#: (``python -m harness confirm --perturb``): its runs are other runs, so it is part of the key.
+PERTURB_ENV = "LRLAWS_PERTURB"
+PERTURBATIONS = {"threads": "two intra-op threads on the CPU instead of one (another summation order)"}
+
+
+def perturbation() -> str:
+    """The perturbation in force ('' for none); an unknown one is an error naming the known ones."""
+    value = os.environ.get(PERTURB_ENV, "")
+    if value and value not in PERTURBATIONS:
+        raise RecipeError(f"{PERTURB_ENV}={value!r} is not a perturbation; known: {sorted(PERTURBATIONS)} "
+                          f"(or leave it unset)")
+    return value
+
+
 #: the fingerprint of data that is not there: ``--plan`` lists such runs; nothing trains them
 ABSENT = "absent"
 
@@ -153,4 +169,5 @@ def recipe_key(recipe: Recipe, data_dir: Path | None = None, absent_ok: bool = F
         if not absent_ok:
             raise
         data = ABSENT
-    return recipe.key(run_salt(recipe) + ("\0data:" + data if data else ""))
+    perturb = perturbation()
+    return recipe.key(run_salt(recipe) + ("\0data:" + data if data else "") + (f"\0perturb:{perturb}" if perturb else ""))

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from harness.stats import CHECK, CLAIM, FAIL, INCONCLUSIVE, PASS, LawResult, combine
+from harness.stats.fragility import possible_decisions, possible_point_decisions, robust_failure
 
 if TYPE_CHECKING:
     from harness.law import EnsembleRuns
@@ -40,6 +41,8 @@ class LawContext:
     runs_used: int = 0
     runs_max: int = 0
     looks: int = 1
+    #: the recorded finding of this tier and point (``known_failure``), None where none is
+    finding: str | None = None
     results: list[LawResult] = field(default_factory=list)
     plots: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -72,11 +75,15 @@ class LawContext:
             raise AssertionError(f"{why}; diverged runs per ensemble: {bad}")
 
     def known_failure(self, reason: str | None) -> None:
-        """This point's claim is a recorded finding that does not hold at this tier: a strict xfail,
-        so the point still trains, reports and plots, and flips loudly if it starts to hold.
-        ``None`` (no finding recorded for this tier or point) does nothing."""
-        if reason is not None and not self.dry and self.node is not None:
-            self.node.add_marker(pytest.mark.xfail(strict=True, reason=f"finding at {self.tier}: {reason}"))
+        """This point's claim is a recorded finding that does not hold at this tier.
+
+        The point still trains, reports and plots. It is an expected failure (xfail) only
+        where the failure clears its threshold by more than the machine spread
+        (``harness.stats.fragility``); a failure at the band's edge is reported as fragile,
+        and a point that now holds fails loudly, so the finding is re-examined. A harness
+        error (a broken check, an exception) is never hidden by it. ``None`` does nothing.
+        """
+        self.finding = reason
 
     def note(self, text: str) -> None:
         """A line for the report (e.g. a finding that is not itself an assertion)."""
@@ -137,8 +144,19 @@ class LawContext:
 
     @property
     def broken_checks(self) -> list[LawResult]:
-        """Checks (identities, probe correctness) that did not pass: errors of the harness."""
-        return [r for r in self.results if r.kind == CHECK and r.decision != PASS]
+        """Checks (identities, probe correctness) that do not pass on any machine: errors of the harness."""
+        return [r for r in self.results if r.kind == CHECK and PASS not in possible_decisions(r)]
+
+    @property
+    def fragile_rows(self) -> list[LawResult]:
+        """Rows whose decision could move on another machine (claims, and checks that may not pass)."""
+        return [r for r in self.results if len(possible_decisions(r)) > 1
+                and (r.kind == CLAIM or r.decision != PASS)]
+
+    @property
+    def fragile(self) -> bool:
+        """The point's decision could move on another machine."""
+        return len(possible_point_decisions(self.claims)) > 1
 
     @property
     def decision(self) -> str:
@@ -159,27 +177,50 @@ class LawContext:
 
         Claims decide the point; a check that does not hold is an error of the
         harness (its probe or trainer is wrong), reported as such and never as a
-        verdict on the law.
+        verdict on the law. A decision that could move on another machine is
+        reported as fragile (a skip): it passes nothing, fails nothing, pins nothing.
         """
         self.results.extend(self._rebase(r) for r in results)
         if self.dry:
             return
-        lines = "\n".join(f"  {r.law}: {r.summary()}" for r in self.results)
+        fragile = {id(r) for r in self.fragile_rows}
+        lines = "\n".join(f"  {r.law}: {r.summary()}{' (fragile)' if id(r) in fragile else ''}" for r in self.results)
         if self.broken_checks:
             pytest.fail(f"harness error: a check of law {self.name} is broken (this is no verdict on the law):\n"
                         f"{lines}", pytrace=False)
         decision = self.decision
+        if self.fragile:
+            raise pytest.skip.Exception(f"fragile: {decision} here, but within the machine spread of its "
+                                        f"threshold ({self._fragile_reason()})", _use_item_location=True)
+        if self.finding is not None:
+            self._finding_outcome(decision, lines)
         if decision == PASS:
             return
         if decision == FAIL:
             pytest.fail(f"law {self.name} does not hold:\n{lines}", pytrace=False)
+        self._inconclusive(lines)
+
+    def _fragile_reason(self) -> str:
+        r = self.fragile_rows[0]
+        return f"{r.statistic} CI [{r.ci[0]:.4g}, {r.ci[1]:.4g}] vs {r.direction} {_threshold(r)}, N={r.n}"
+
+    def _finding_outcome(self, decision: str, lines: str) -> None:
+        """A recorded finding: an expected failure where it fails robustly, loud where it now holds."""
+        if decision == FAIL and robust_failure(self.claims):
+            pytest.xfail(f"finding at {self.tier}: {self.finding}")
+        if decision == PASS:
+            pytest.fail(f"law {self.name}: the recorded finding at {self.tier} ({self.finding}) no longer "
+                        f"holds, the point passes; re-examine the finding:\n{lines}", pytrace=False)
+
+    def _inconclusive(self, lines: str) -> None:
         worst = next(r for r in self.claims if r.decision == INCONCLUSIVE)
-        thr = worst.threshold
-        reason = (
-            f"inconclusive: CI [{worst.ci[0]:.4g}, {worst.ci[1]:.4g}] straddles threshold "
-            f"{thr if not isinstance(thr, tuple) else list(thr)} ({worst.statistic}, N={worst.n})"
-        )
+        reason = (f"inconclusive: CI [{worst.ci[0]:.4g}, {worst.ci[1]:.4g}] straddles threshold "
+                  f"{_threshold(worst)} ({worst.statistic}, N={worst.n})")
         if self.inconclusive == "fail":
             pytest.fail(reason + "\n" + lines, pytrace=False)
         # reported at the test, not at this line, in pytest's short summary (-rs)
         raise pytest.skip.Exception(reason, _use_item_location=True)
+
+
+def _threshold(r: LawResult) -> str:
+    return str(list(r.threshold)) if isinstance(r.threshold, tuple) else f"{r.threshold:g}"

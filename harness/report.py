@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from harness.report_summary import law_summary, law_summary_lines
 from harness.stats import CONFIDENCE, NOT_RUN, current_confidence
+from harness.stats.fragility import is_fragile
 
 if TYPE_CHECKING:
     from harness.law import LawContext
@@ -41,6 +42,8 @@ class Entry:
     looks: int = 1
     confidence: float = CONFIDENCE  # level of this point's intervals (1 - 0.05/looks when sequential)
     stop_digest: str = ""  # what the point's looks depended on, at its stop (harness.stops)
+    #: its decision could move on another machine (harness.stats.fragility)
+    fragile: bool = False
 
     def junit_properties(self) -> list[tuple[str, Any]]:
         props: list[tuple[str, Any]] = [("lrlaws.decision", self.decision), ("lrlaws.N", self.n),
@@ -90,13 +93,14 @@ class Report:
         entry = Entry(
             nodeid=ctx.nodeid, law=ctx.name, params=_jsonable(ctx.params),
             decision=ctx.decision if ctx.results else "error",
-            results=[_jsonable(r.to_dict()) for r in ctx.results], n=n, seeds=[ctx.seed_base, ctx.seed_base + n],
+            results=[_jsonable({**r.to_dict(), "fragile": is_fragile(r)}) for r in ctx.results], n=n,
+            seeds=[ctx.seed_base, ctx.seed_base + n],
             compute_seconds=sum(e.seconds for e in ctx.ensembles.values() if e.loaded),
             recipes={name: e.key for name, e in ctx.ensembles.items()},
             devices=sorted({d for e in ctx.ensembles.values() if e.loaded for d in e.devices}),
             plots=[os.path.relpath(p, self.run_dir) for p in ctx.plots], notes=list(ctx.notes),
             runs_used=ctx.runs_used or n, runs_max=ctx.runs_max or n, looks=ctx.looks,
-            confidence=current_confidence(),
+            confidence=current_confidence(), fragile=bool(ctx.results) and ctx.fragile,
         )
         self.entries.append(entry)
         return entry
@@ -133,7 +137,8 @@ class Report:
         lines = []
         for e in self.entries:
             stat = "; ".join(f"{r['statistic']}={r['value']:.4g} [{r['ci'][0]:.4g}, {r['ci'][1]:.4g}]" for r in e.results)
-            lines.append(f"{e.decision.upper():13} {e.nodeid}  {stat or e.reason}")
+            label = e.decision.upper() + ("~" if e.fragile else "")
+            lines.append(f"{label:13} {e.nodeid}  {stat or e.reason}{'  (fragile)' if e.fragile else ''}")
         return lines
 
     def law_summary_lines(self) -> list[str]:
@@ -160,13 +165,14 @@ class Report:
             for r in e.results:
                 thr = r["threshold"]
                 thr_s = f"[{thr[0]:.4g}, {thr[1]:.4g}]" if isinstance(thr, list) else f"{thr:.4g}"
+                mark = " ≈ fragile" if r.get("fragile") else ""
                 out.append(
-                    f"| `{e.nodeid}` | {r['decision']} | {r.get('kind', 'claim')} | {r['statistic']} | {r['value']:.4g} | "
+                    f"| `{e.nodeid}` | {r['decision']}{mark} | {r.get('kind', 'claim')} | {r['statistic']} | {r['value']:.4g} | "
                     f"[{r['ci'][0]:.4g}, {r['ci'][1]:.4g}] | {r['direction']} {thr_s} | {r['n']} | {e.compute_seconds:.1f} |"
                 )
         for e in self.entries:
             if e.plots or e.notes:
-                out += ["", f"## `{e.nodeid}` — {e.decision}", ""]
+                out += ["", f"## `{e.nodeid}` — {e.decision}{' (fragile)' if e.fragile else ''}", ""]
                 out += [f"- {n}" for n in e.notes]
                 out += [f"![{p}]({p})" for p in e.plots]
         return "\n".join(out) + "\n"

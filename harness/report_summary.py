@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-COUNTS = ("holding", "failing", "undecided", "not_run", "errors", "checks_ok", "checks_broken")
+COUNTS = ("holding", "failing", "undecided", "fragile", "not_run", "errors", "checks_ok", "checks_broken")
 
 
 def law_summary(entries: Iterable[dict[str, Any]]) -> dict[str, dict[str, int]]:
@@ -23,7 +23,10 @@ def law_summary(entries: Iterable[dict[str, Any]]) -> dict[str, dict[str, int]]:
             c["errors"] += 1
             continue
         for r in e["results"]:
-            if r.get("kind", "claim") == "check":
+            # a row whose decision could move on another machine counts as fragile, not by its decision
+            if r.get("fragile") and (r.get("kind", "claim") == "claim" or r["decision"] != "pass"):
+                c["fragile"] += 1
+            elif r.get("kind", "claim") == "check":
                 c["checks_ok" if r["decision"] == "pass" else "checks_broken"] += 1
             else:
                 c[{"pass": "holding", "fail": "failing"}.get(r["decision"], "undecided")] += 1
@@ -32,11 +35,12 @@ def law_summary(entries: Iterable[dict[str, Any]]) -> dict[str, dict[str, int]]:
 
 def _line(name: str, c: dict[str, int]) -> str:
     errors = f", {c['errors']} point(s) errored" if c["errors"] else ""
-    return (f"{name:16} claims: {c['holding']} holding, {c['failing']} failing, {c['undecided']} undecided, "
+    fragile = f", {c['fragile']} fragile" if c.get("fragile") else ""
+    return (f"{name:16} claims: {c['holding']} holding, {c['failing']} failing, {c['undecided']} undecided{fragile}, "
             f"{c['not_run']} point(s) not run{errors} | checks: {c['checks_ok']} ok, {c['checks_broken']} broken")
 
 
 def law_summary_lines(summary: dict[str, dict[str, int]]) -> list[str]:
     lines = [_line(law, c) for law, c in sorted(summary.items())]
-    total = {k: sum(c[k] for c in summary.values()) for k in COUNTS}
+    total = {k: sum(c.get(k, 0) for c in summary.values()) for k in COUNTS}
     return lines + [_line("total", total)]

@@ -21,12 +21,21 @@ the calibration command.
 
 The looks are planned from N alone (never from data), which the union bound
 needs: K is fixed before the first run is trained.
+
+Open-ended looks (``--budget``): a point may look again at 2N, 4N, … for as long
+as the budget lasts, so K is not known in advance. Its k-th look (k = 1, 2, …)
+then uses level 1 − α·2^−k (``spending_level``). The α_k = α·2^−k sum to α over
+any number of looks, so the same union bound holds without a K: the chance that
+any interval of the sequence misses the truth is at most Σ α_k ≤ α, whatever the
+stopping time (which the budget and the data choose). The price is a slowly
+widening interval (z = 2.24 at the first look, 2.96 at the fourth, 3.72 at the
+eighth); ``harness.calibrate.sequential_rule`` measures its false-pass rate.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -53,6 +62,13 @@ def look_level(k_looks: int, confidence: float = CONFIDENCE) -> float:
     return 1.0 - (1.0 - confidence) / k_looks
 
 
+def spending_level(k: int, confidence: float = CONFIDENCE) -> float:
+    """Two-sided level of the k-th look (k = 1, 2, …) of an open-ended sequence: α_k = α·2^−k."""
+    if k < 1:
+        raise ValueError(f"looks are counted from 1, got {k}")
+    return 1.0 - (1.0 - confidence) * 2.0**-k
+
+
 def decided(results: list[LawResult]) -> bool:
     """Every claim of the point is pass or fail (no claim left inconclusive).
 
@@ -76,10 +92,12 @@ class PointState:
     plan: list[int]
     k: int = 0
     done: bool = False
+    #: looks may go on past ``n_max`` (``--budget``): levels by ``spending_level``
+    open_ended: bool = False
 
     @classmethod
-    def new(cls, n_max: int, fixed: bool = False) -> "PointState":
-        return cls(n_max, [n_max] if fixed or n_max <= 0 else looks(n_max))
+    def new(cls, n_max: int, fixed: bool = False, open_ended: bool = False) -> "PointState":
+        return cls(n_max, [n_max] if fixed or n_max <= 0 else looks(n_max), open_ended=open_ended)
 
     @property
     def n(self) -> int:
@@ -87,7 +105,14 @@ class PointState:
 
     @property
     def level(self) -> float:
-        return look_level(len(self.plan))
+        return spending_level(self.k + 1) if self.open_ended else look_level(len(self.plan))
+
+    def extend(self) -> None:
+        """One more look, at twice the last one's runs (open-ended points only)."""
+        if not self.open_ended:
+            raise ValueError("only an open-ended point looks past its tier's maximum")
+        self.plan.append(2 * self.plan[-1])
+        self.k, self.done = len(self.plan) - 1, False
 
     def stop_at(self, n: int) -> None:
         """Stop at the look of ``n`` runs without looking: an earlier session's looks on the same
@@ -148,13 +173,14 @@ def _draw(cell: Cell, rng: np.random.Generator) -> np.ndarray:
 
 
 def sequential_interval(runs: np.ndarray, threshold: float, plan: list[int],
-                        level: float) -> tuple[float, float, str, int]:
+                        level: float | Sequence[float]) -> tuple[float, float, str, int]:
     """The rule on one claim 'mean > threshold' with the package's mean interval
     (``harness.stats.t_interval``: Student-t joined with its skewness correction, which
     keeps the 64 runs of the first look covered when they are strongly skewed): the
     interval of the look it stopped at, the decision and the runs used."""
-    for n in plan:
-        lo, hi = t_interval(runs[:n], level)
+    levels = [level] * len(plan) if isinstance(level, float) else list(level)
+    for n, lvl in zip(plan, levels):
+        lo, hi = t_interval(runs[:n], lvl)
         if lo > threshold:
             return lo, hi, PASS, n
         if hi < threshold:

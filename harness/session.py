@@ -126,6 +126,7 @@ def session_from_options(config: pytest.Config) -> LawSession:
         raise pytest.UsageError(f"--inconclusive must be one of {', '.join(INCONCLUSIVE_MODES)}; got {opt('--inconclusive')!r}")
     if opt("--plan") and opt("--no-train"):
         raise pytest.UsageError("--plan and --no-train exclude each other: --plan trains nothing and runs no test")
+    _check_perturbation()
     ls = LawSession(
         tier=tier, gpus=_parse_gpus(opt("--gpus")), store_root=_store_root(opt("--store")),
         report_dir=_report_dir(opt("--report-dir")), data_dir=_data_dir(opt("--data-dir")),
@@ -139,6 +140,16 @@ def session_from_options(config: pytest.Config) -> LawSession:
     if ls.cpu_workers is not None:
         ls.resolve()  # --workers with GPUs is refused before anything runs
     return ls
+
+
+def _check_perturbation() -> None:
+    from harness.identity import perturbation
+    from harness.recipe import RecipeError
+
+    try:
+        perturbation()
+    except RecipeError as e:
+        raise pytest.UsageError(str(e)) from None
 
 
 def _parse_gpus(value: str) -> int | None:

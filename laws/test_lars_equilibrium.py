@@ -177,15 +177,9 @@ def _plot(law, a: dict[str, np.ndarray], pt: Point, layers: list[str]) -> None:
         ax2.legend(fontsize=7)
 
 
-#: (tier, point) where the claim did not hold, a recorded finding: strict xfail
-FAILS_AT = {("smoke", "rho0.9"): "on digits the last conv layer's radial check w·g/(|w||g|) ≈ −0.08 sits at its "
-                                 "band's edge (BN's ε breaks the scale symmetry at small |w|)"}
-
-
 @lrlaw("lars", tiers=TIERS, needs=lambda cfg, name: {"sgd": cfg[name]})
 @pytest.mark.parametrize("name", ("rho0-a", "rho0-b", "rho0.9"), ids=lambda n: f"lars-{n}")
 def test_lars_equilibrium(law, name: str) -> None:
-    law.known_failure(FAILS_AT.get((law.tier, name)))
     runs, ok = law.runs("sgd"), law.ok_seeds("sgd")
     pt = Point.of(runs.ensemble.recipe)
     a = {k: v[ok] for k, v in runs.arrays("si_step", "si_wg", "si_g_norm", "si_lr", "si_growth", "si_shrink",

@@ -112,7 +112,7 @@ def results_of(est, point: Point, tier: str, n_total: int) -> list[LawResult]:
                       k * (1 + SLOPE_REL_TOL)), "in", n=est.n, seeds=(0, n_total), extra={"b_over_a": k}, kind=CLAIM)]
 
 
-#: (tier, point id) where the law did not hold, a recorded finding: strict xfail
+#: (tier, point id) where the law did not hold, a recorded finding (`law.known_failure`)
 FAILS_AT = {("smoke", SMALL.id): "on MNIST-1D R²∞ ≈ 0.971, slope∞ ≈ 1.60 (b/a = 2)",
             ("smoke", FINE.id): "on MNIST-1D slope∞ ≈ 1.77 (b/a = 2), R²∞ ≈ 0.991"}
 

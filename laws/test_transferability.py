@@ -41,7 +41,7 @@ from harness.stats.schedules import drop_result, paired_difference_result, trans
 
 #: the noise level of seed 003 §5.3: "adding 10% noisy data"
 NOISE = 0.1
-#: tiers where the noisy-data point is a recorded finding (the claim did not hold): strict xfail
+#: tiers where the noisy-data point is a recorded finding (the claim did not hold; `law.known_failure`)
 NOISE_FAILS_AT = {"smoke": "lrDecay memorises 63% of noisy data, the small constant LR 14%"}
 MODES = ("fix", "finetune")
 

@@ -64,3 +64,33 @@ def test_rounds_stop_each_point_at_its_own_look():
     assert trained[1]["blind"] == 512  # no verdict: straight to the maximum, decided once there
     assert all(p.done for p in points.values())
     assert not any(n == 512 for _, n in looked)  # the maximum is decided by the real test, not a dry look
+
+
+def _open_ended_false_pass(levels, trials: int = 2000) -> float:
+    import numpy as np
+
+    from harness.sequential import sequential_decision
+
+    plan = looks(4096)
+    rng = np.random.default_rng(7)
+    return sum(sequential_decision(rng.standard_normal(4096), 0.0, plan, levels)[0] == PASS
+               for _ in range(trials)) / trials
+
+
+def test_open_ended_spending_keeps_the_false_pass_rate_at_5_percent_and_peeking_does_not():
+    from harness.sequential import spending_level
+
+    levels = [spending_level(k) for k in range(1, len(looks(4096)) + 1)]
+    assert levels[0] == pytest.approx(0.975) and levels[3] == pytest.approx(1 - 0.05 / 16)
+    assert _open_ended_false_pass(levels) <= 0.05
+    assert _open_ended_false_pass([0.95] * len(levels)) > 0.05  # the negative control: peeking at 95%
+
+
+def test_an_open_ended_point_extends_by_doubling_with_its_own_levels():
+    p = PointState.new(512, open_ended=True)
+    assert p.level == pytest.approx(0.975)
+    p.k, p.done = 3, True
+    p.extend()
+    assert p.plan[-1] == 1024 and p.k == 4 and not p.done and p.level == pytest.approx(1 - 0.05 / 32)
+    with pytest.raises(ValueError, match="open-ended"):
+        PointState.new(512).extend()

@@ -68,13 +68,24 @@ def main(argv: list[str] | None = None) -> int:
             f"where the truth is on the threshold; {len(cells) - len(bad)}/{len(cells)} cells meet them "
             f"({seconds:.0f} s, {'full' if full else 'quick'} run)")
     print("\n" + table + "\n" + head)
+    projection = projection_section(trials) if not args.only and not args.generator else ""
+    print(projection)
     (out / "calibration.json").write_text(json.dumps(
         {"trials": trials, "full": full, "seconds": seconds,
          "bars": {"min_coverage": MIN_COVERAGE, "max_false_pass": MAX_FALSE_PASS},
          "cells": [c.to_dict() for c in cells]}, indent=1))
-    (out / "calibration.md").write_text(f"# lrlaws calibration\n\n{head}\n\n{table}")
+    (out / "calibration.md").write_text(f"# lrlaws calibration\n\n{head}\n\n{table}\n{projection}")
     print(f"written: {out / 'calibration.json'}, {out / 'calibration.md'}")
     return _verdict(cells, trials)
+
+
+def projection_section(trials: int) -> str:
+    """How often the runs projected for an undecided claim decide it (reported, not a bar)."""
+    from harness.calibrate.projection import projection_table, run_projection
+
+    cells = run_projection(max(trials, 100))
+    return ("## Projections\n\nundecided claims at N = 16 whose truth lies >= 1 SE from the threshold: "
+            "how often the projected N decides them (aim >= 75%)\n\n" + projection_table(cells))
 
 
 def _verdict(cells: list[Cell], trials: int) -> int:

@@ -9,7 +9,7 @@ from typing import Any, Iterable, Iterator, Mapping, Protocol, Sequence
 import torch
 
 from harness.data.catalog import DataUnavailable  # noqa: F401  (re-exported: trainers raise it from here)
-from harness.identity import code_salt
+from harness.identity import code_salt, perturbation
 from harness.recipe import Recipe, RecipeError
 from harness.runs import DIVERGED, OK, RunResult  # noqa: F401  (re-exported: trainers import them from here)
 
@@ -73,9 +73,15 @@ def require(trainer: str, rules: Iterable[tuple[bool, str]]) -> None:
             raise RecipeError(f"{trainer} trainer: {message}")
 
 
+def cpu_thread_count() -> int:
+    """Intra-op threads a CPU worker trains with: one, or two under ``LRLAWS_PERTURB=threads``."""
+    return 2 if perturbation() == "threads" else 1
+
+
 @contextlib.contextmanager
-def cpu_threads(device: str, n: int = 1) -> Iterator[None]:
-    """Train with ``n`` intra-op threads on the CPU (no change elsewhere), restoring the count after.
+def cpu_threads(device: str, n: int | None = None) -> Iterator[None]:
+    """Train with ``n`` intra-op threads on the CPU (default ``cpu_thread_count()``; no change
+    elsewhere), restoring the count after.
 
     Batched tiny nets are dispatch-bound on the CPU: on the 2-core CI box one
     thread trained a gd smoke chunk in 6 s where two took 15–40 s as soon as
@@ -85,7 +91,7 @@ def cpu_threads(device: str, n: int = 1) -> Iterator[None]:
         yield
         return
     before = torch.get_num_threads()
-    torch.set_num_threads(n)
+    torch.set_num_threads(cpu_thread_count() if n is None else n)
     try:
         yield
     finally:
