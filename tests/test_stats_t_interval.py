@@ -50,7 +50,7 @@ def test_it_covers_left_skewed_seeds_where_student_t_alone_does_not():
 
     Measured at this seed: Student-t alone covers 89.4% and passes "mean > 0" falsely 10.2% of the
     time; the union covers 93.5% and passes falsely 6.1% (skew this strong at 16 seeds is beyond what
-    the correction repairs fully: see the README's calibration). The control on Student-t makes the
+    the correction repairs fully: see docs/statistics.md). The control on Student-t makes the
     assertion able to fail.
     """
     rng = np.random.default_rng(2026)

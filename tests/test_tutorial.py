@@ -1,4 +1,4 @@
-"""The README's tutorial runs: its code is the files under tests/tutorial/, and each law passes, or fails when falsified."""
+"""The tutorials of docs/ run: their code is the files under tests/tutorial/, and each law passes, or fails when falsified."""
 from __future__ import annotations
 
 import json
@@ -13,15 +13,17 @@ TUTORIAL = ROOT / "tests" / "tutorial"
 INCLUDE = re.compile(r"<!-- include: (\S+) -->\n```\w*\n(.*?)```\n", re.S)
 
 
-def test_the_readme_shows_the_tutorial_files_verbatim():
-    readme = (ROOT / "README.md").read_text()
-    blocks = dict(INCLUDE.findall(readme))
+def test_the_docs_show_the_tutorial_files_verbatim():
+    """Every file a page includes is one the tests below run (tests/test_docs.py checks the copies)."""
+    blocks = {}
+    for page in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        blocks |= {path: (page.name, body) for path, body in INCLUDE.findall(page.read_text())}
     assert sorted(blocks) == ["tests/tutorial/logreg_law.py", "tests/tutorial/lrlaws_logreg/__init__.py",
                               "tests/tutorial/my_law.py", "tests/tutorial/pyproject_entry_points.toml"]
-    for path, body in blocks.items():
-        assert body == (ROOT / path).read_text(), f"README's copy of {path} differs from the file; paste the file in"
-    sections = re.findall(r"^## (.+)$", readme, re.M)
-    assert "Write your own law" in sections and "Test a law on your own model" in sections
+    for path, (page, body) in blocks.items():
+        assert body == (ROOT / path).read_text(), f"{page}'s copy of {path} differs from the file; paste the file in"
+    assert blocks["tests/tutorial/my_law.py"][0] == "writing-a-law.md"
+    assert blocks["tests/tutorial/logreg_law.py"][0] == "your-own-model.md"
 
 
 def decisions(pytester, law: Path, monkeypatch, flip: tuple[str, str] | None = None, path: str = "") -> list[str]:

@@ -63,9 +63,10 @@ def test_the_schema_check_rejects_a_broken_workflow(tmp_path, breakage):
 
 
 def quick_start_commands() -> list[str]:
-    """The README's quick-start commands (the indented block under "## Quick start")."""
+    """The README's quick-start commands (the ```sh block under "## Quick start")."""
     section = (ROOT / "README.md").read_text().split("## Quick start", 1)[1].split("\n## ", 1)[0]
-    return [line.split("#")[0].strip() for line in section.splitlines() if line.startswith("    ") and line.strip()]
+    block = section.split("```sh\n", 1)[1].split("```", 1)[0]
+    return [line.split("#")[0].strip() for line in block.splitlines() if line.strip()]
 
 
 def test_ci_runs_the_readme_commands_on_pull_requests():
