@@ -43,6 +43,8 @@ class LawContext:
     looks: int = 1
     #: the recorded finding of this tier and point (``known_failure``), None where none is
     finding: str | None = None
+    #: per claim statistic, (runs, interval side facing the threshold) at each earlier look
+    history: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
     results: list[LawResult] = field(default_factory=list)
     plots: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -190,8 +192,10 @@ class LawContext:
                         f"{lines}", pytrace=False)
         decision = self.decision
         if self.fragile:
-            raise pytest.skip.Exception(f"fragile: {decision} here, but within the machine spread of its "
-                                        f"threshold ({self._fragile_reason()})", _use_item_location=True)
+            reason = f"fragile: {decision} here, but within the machine spread of its threshold ({self._fragile_reason()})"
+            if self.inconclusive == "fail":  # strict: a decision that may move is no decision
+                pytest.fail(reason + "\n" + lines, pytrace=False)
+            raise pytest.skip.Exception(reason, _use_item_location=True)
         if self.finding is not None:
             self._finding_outcome(decision, lines)
         if decision == PASS:

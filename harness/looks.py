@@ -20,6 +20,7 @@ from harness.plan import Plan, format_seconds, plan_keyed
 from harness.recipe import Ensemble
 from harness.sequential import PointState, decided, run_rounds, scaled
 from harness.stats import confidence_level
+from harness.stats.projection import facing_side
 
 if TYPE_CHECKING:
     from harness.session import ItemNeeds, LawSession
@@ -64,7 +65,7 @@ def context(ls: "LawSession", item: pytest.Item, point: PointState | None, dry: 
         plot_dir=ls.report.run_dir / "plots", inconclusive=ls.inconclusive, dry=dry,
         config=need.config, seed_base=ls.seed_base, node=item,
         runs_used=max((e.n for e in ens.values()), default=0), runs_max=point.n_max if point else 0,
-        looks=len(point.plan) if point else 1,
+        looks=len(point.plan) if point else 1, history=point.history if point else {},
     )
 
 
@@ -95,7 +96,14 @@ def dry_look(ls: "LawSession", item: pytest.Item, point: PointState) -> bool | N
             # what raised may not happen again (an I/O error): this stop is not one to reuse
             ls.stops.unverified.add(item.nodeid)
             return None
+    record_sides(point, ctx)
     return decided(ctx.results)
+
+
+def record_sides(point: PointState, ctx: LawContext) -> None:
+    """How far each claim's interval reached towards its threshold at this look (for projections)."""
+    for r in ctx.claims:
+        point.history.setdefault(r.statistic, []).append((ctx.runs_used, facing_side(r)[1]))
 
 
 def _stop_digest(ls: "LawSession", nodeid: str, law_dir: Path, point: PointState, n: int) -> str | None:

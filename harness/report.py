@@ -2,17 +2,19 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterable
 
 from harness.report_summary import law_summary, law_summary_lines
-from harness.stats import CONFIDENCE, NOT_RUN, current_confidence
+from harness.stats import CONFIDENCE, INCONCLUSIVE, NOT_RUN, LawResult, current_confidence
 from harness.stats.fragility import is_fragile
+from harness.stats.projection import facing_side, runs_to_decide
 
 if TYPE_CHECKING:
     from harness.law import LawContext
@@ -44,6 +46,8 @@ class Entry:
     stop_digest: str = ""  # what the point's looks depended on, at its stop (harness.stops)
     #: its decision could move on another machine (harness.stats.fragility)
     fragile: bool = False
+    #: undecided: runs per ensemble that would decide it, runs to train, seconds (``projection_of``)
+    projection: dict[str, Any] | None = None
 
     def junit_properties(self) -> list[tuple[str, Any]]:
         props: list[tuple[str, Any]] = [("lrlaws.decision", self.decision), ("lrlaws.N", self.n),
@@ -52,6 +56,29 @@ class Entry:
             s = r["statistic"]
             props += [(f"lrlaws.{s}", r["value"]), (f"lrlaws.{s}.ci", r["ci"]), (f"lrlaws.{s}.threshold", r["threshold"])]
         return props
+
+
+def projection_of(r: LawResult, n: int, history: list[tuple[int, float]], ensembles: Iterable[Any],
+                  s_run: float) -> dict[str, Any]:
+    """An undecided row's projection: runs per ensemble to decide it, runs to train, device seconds."""
+    p = runs_to_decide(r, n, [*history, (n, facing_side(r)[1])], current_confidence())
+    runs = math.ceil(p.runs) if p.reachable else None
+    to_train = sum(max(0, math.ceil(e.n * runs / n) - e.n) for e in ensembles) if runs and n else None
+    return {"runs": runs, "runs_to_train": to_train,
+            "seconds": to_train * s_run if to_train is not None else None,
+            "exponent": p.exponent, "measured_scaling": p.measured}
+
+
+def projection_text(p: dict[str, Any] | None) -> str:
+    """'decides at ~N runs/ensemble (+M runs, ~T)' or why it cannot be projected."""
+    if not p:
+        return ""
+    if p.get("runs") is None:
+        return "no projection: the estimate sits on the threshold, or beyond 1e9 runs"
+    t = p["seconds"]
+    when = f"{t / 3600:.1f} h" if t >= 3600 else f"{t / 60:.1f} min" if t >= 60 else f"{t:.0f} s"
+    scaling = "measured scaling" if p["measured_scaling"] else "N^-1/2 assumed"
+    return f"decides at ~{p['runs']} runs/ensemble (+{p['runs_to_train']} runs, ~{when}; {scaling})"
 
 
 def _jsonable(v: Any) -> Any:
@@ -90,17 +117,24 @@ class Report:
 
     def add(self, ctx: "LawContext") -> Entry:
         n = max((e.n for e in ctx.ensembles.values()), default=0)
+        loaded = [e for e in ctx.ensembles.values() if e.loaded]
+        seconds = sum(e.seconds for e in loaded)
+        s_run = seconds / max(1, sum(e.n for e in loaded))
+        projections = {id(r): projection_of(r, n, ctx.history.get(r.statistic, []), ctx.ensembles.values(), s_run)
+                       for r in ctx.claims if r.decision == INCONCLUSIVE}
         entry = Entry(
             nodeid=ctx.nodeid, law=ctx.name, params=_jsonable(ctx.params),
             decision=ctx.decision if ctx.results else "error",
-            results=[_jsonable({**r.to_dict(), "fragile": is_fragile(r)}) for r in ctx.results], n=n,
+            results=[_jsonable({**r.to_dict(), "fragile": is_fragile(r), "projection": projections.get(id(r))})
+                     for r in ctx.results], n=n,
             seeds=[ctx.seed_base, ctx.seed_base + n],
-            compute_seconds=sum(e.seconds for e in ctx.ensembles.values() if e.loaded),
+            compute_seconds=seconds,
             recipes={name: e.key for name, e in ctx.ensembles.items()},
             devices=sorted({d for e in ctx.ensembles.values() if e.loaded for d in e.devices}),
             plots=[os.path.relpath(p, self.run_dir) for p in ctx.plots], notes=list(ctx.notes),
             runs_used=ctx.runs_used or n, runs_max=ctx.runs_max or n, looks=ctx.looks,
             confidence=current_confidence(), fragile=bool(ctx.results) and ctx.fragile,
+            projection=max(projections.values(), key=lambda p: p["runs"] or math.inf, default=None),
         )
         self.entries.append(entry)
         return entry
@@ -138,7 +172,8 @@ class Report:
         for e in self.entries:
             stat = "; ".join(f"{r['statistic']}={r['value']:.4g} [{r['ci'][0]:.4g}, {r['ci'][1]:.4g}]" for r in e.results)
             label = e.decision.upper() + ("~" if e.fragile else "")
-            lines.append(f"{label:13} {e.nodeid}  {stat or e.reason}{'  (fragile)' if e.fragile else ''}")
+            cost = f"  -> {projection_text(e.projection)}" if e.projection else ""
+            lines.append(f"{label:13} {e.nodeid}  {stat or e.reason}{'  (fragile)' if e.fragile else ''}{cost}")
         return lines
 
     def law_summary_lines(self) -> list[str]:
@@ -156,19 +191,20 @@ class Report:
             f"tier **{self.tier}** · commit `{env.get('git_commit') or 'unknown'}` · torch {env.get('torch')} · "
             f"devices {', '.join(env.get('devices') or []) or ('cpu' if env.get('devices_queried', True) else 'not queried')} · trained {data['runs_trained']} runs in "
             f"{data['train_seconds']:.1f} s", "",
-            "| law point | decision | kind | statistic | value | CI | threshold | N | compute s |",
-            "|---|---|---|---|---|---|---|---|---|",
+            "| law point | decision | kind | statistic | value | CI | threshold | N | compute s | to decide |",
+            "|---|---|---|---|---|---|---|---|---|---|",
         ]
         for e in self.entries:
             if not e.results:
-                out.append(f"| `{e.nodeid}` | {e.decision} | | | | | | | {e.reason} |")
+                out.append(f"| `{e.nodeid}` | {e.decision} | | | | | | | {e.reason} | |")
             for r in e.results:
                 thr = r["threshold"]
                 thr_s = f"[{thr[0]:.4g}, {thr[1]:.4g}]" if isinstance(thr, list) else f"{thr:.4g}"
                 mark = " ≈ fragile" if r.get("fragile") else ""
                 out.append(
                     f"| `{e.nodeid}` | {r['decision']}{mark} | {r.get('kind', 'claim')} | {r['statistic']} | {r['value']:.4g} | "
-                    f"[{r['ci'][0]:.4g}, {r['ci'][1]:.4g}] | {r['direction']} {thr_s} | {r['n']} | {e.compute_seconds:.1f} |"
+                    f"[{r['ci'][0]:.4g}, {r['ci'][1]:.4g}] | {r['direction']} {thr_s} | {r['n']} | {e.compute_seconds:.1f} | "
+                    f"{projection_text(r.get('projection'))} |"
                 )
         for e in self.entries:
             if e.plots or e.notes:

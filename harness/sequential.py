@@ -34,7 +34,7 @@ eighth); ``harness.calibrate.sequential_rule`` measures its false-pass rate.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 import numpy as np
@@ -94,6 +94,9 @@ class PointState:
     done: bool = False
     #: looks may go on past ``n_max`` (``--budget``): levels by ``spending_level``
     open_ended: bool = False
+    #: per claim statistic, (runs, side of its interval facing the threshold) at each dry look:
+    #: how the interval shrank, for the projection of runs to decide
+    history: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
 
     @classmethod
     def new(cls, n_max: int, fixed: bool = False, open_ended: bool = False) -> "PointState":

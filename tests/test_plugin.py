@@ -220,7 +220,8 @@ def test_inconclusive_is_a_skip_at_the_test_or_a_failure_on_request(pytester):
     write_law(pytester, n=16, threshold=round(mean, 4))
     res = run(pytester, "--store", store, "-rs", "-k", "lr0.1", "--compare-to", "none")
     res.assert_outcomes(skipped=1)
-    assert re.search(r"SKIPPED \[1\] test_tiny_law.py:\d+: inconclusive: CI \[", res.stdout.str())
+    # at its threshold the point is inconclusive, and (within the machine spread) maybe fragile: a skip either way
+    assert re.search(r"SKIPPED \[1\] test_tiny_law.py:\d+: (fragile: )?inconclusive(: CI \[| here)", res.stdout.str())
     strict = run(pytester, "--store", store, "-k", "lr0.1", "--inconclusive", "fail", "--compare-to", "none")
     strict.assert_outcomes(failed=1)
     assert probe.ret == 0
