@@ -143,7 +143,7 @@ def test_keys_are_computed_without_importing_torch():
     code = textwrap.dedent("""
         import sys
         from harness.identity import recipe_key
-        from harness.plan import merge
+        from harness.execute.plan import merge
         from harness.recipe import Ensemble, Recipe
         for ds in ("teacher", "mnist1d", "digits"):
             recipe_key(Recipe(trainer="sched", dataset=ds, model="si_mlp"))

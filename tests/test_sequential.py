@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.sequential import (
+from harness.stats.sequential import (
     Cell, PointState, calibration_cells, decided, false_pass_rate, look_level, looks, run_rounds, scaled,
 )
 from harness.stats import FAIL, INCONCLUSIVE, PASS, LawResult

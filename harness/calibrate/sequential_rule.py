@@ -1,6 +1,6 @@
 """Calibration family of the sequential rule: Bonferroni looks at 64, 128, 256, 512 runs.
 
-A trial draws 512 runs, applies ``harness.sequential.sequential_interval`` to the claim
+A trial draws 512 runs, applies ``harness.stats.sequential.sequential_interval`` to the claim
 "mean > 0" and reports the interval of the look it stopped at. That interval must cover
 the truth (the union bound over the looks promises ≥ 95%), and at the threshold the rule
 must pass at most 5% of the time, whatever the noise.
@@ -19,7 +19,7 @@ import math
 import numpy as np
 
 from harness.calibrate.core import Family, Generator, register
-from harness.sequential import look_level, looks, sequential_interval
+from harness.stats.sequential import look_level, looks, sequential_interval
 
 N_MAX = 512
 PLAN = looks(N_MAX)

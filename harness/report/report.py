@@ -10,12 +10,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness.report_summary import law_summary, law_summary_lines
+from harness.report.summary import law_summary, law_summary_lines
 from harness.stats import CONFIDENCE, NOT_RUN, current_confidence
 
 if TYPE_CHECKING:
     from harness.law import LawContext
-    from harness.plan import Plan
+    from harness.execute.plan import Plan
 
 REPORT_VERSION = 1
 
@@ -40,7 +40,7 @@ class Entry:
     runs_max: int = 0
     looks: int = 1
     confidence: float = CONFIDENCE  # level of this point's intervals (1 - 0.05/looks when sequential)
-    stop_digest: str = ""  # what the point's looks depended on, at its stop (harness.stops)
+    stop_digest: str = ""  # what the point's looks depended on, at its stop (harness.plugin.stops)
 
     def junit_properties(self) -> list[tuple[str, Any]]:
         props: list[tuple[str, Any]] = [("lrlaws.decision", self.decision), ("lrlaws.N", self.n),

@@ -18,10 +18,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness import artifacts
+from harness.store import artifacts
 from harness.cli import OneLineParser
-from harness.store import _SCHEMA, INDEX, RunRecord, Store
-from harness.store_errors import DEFAULT_STORE, STORE_ENV, StoreError
+from harness.store.index import _SCHEMA, INDEX, RunRecord, Store
+from harness.store.errors import DEFAULT_STORE, STORE_ENV, StoreError
 
 PROG = "python -m harness store"
 
@@ -135,7 +135,7 @@ def _swap_in(root: Path, new_path: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["prune"]:
-        from harness import store_prune
+        from harness.store import prune as store_prune
 
         return store_prune.main(argv)
     ap = OneLineParser(prog=PROG, description=__doc__.split("\n\n")[0])
