@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from harness.plugin.state import DATA_ENV, OFFLINE_ENV, ItemNeeds, LawSession, session_from_options
-from harness.store.errors import DEFAULT_STORE, STORE_ENV
+from harness.config import DATA_ENV, DEFAULT_STORE, OFFLINE_ENV, STORE_ENV
+from harness.plugin.state import ItemNeeds, LawSession, session_from_options
 
 if TYPE_CHECKING:
     from harness.execute.local import Outcome

@@ -150,9 +150,7 @@ def expected_plan(ls: "LawSession") -> tuple[Plan, str]:
         n = min(before.get(nodeid, p.n_max), p.n_max)
         keyed += [(ls.items[nodeid].keys[name], e) for name, e in ensembles_at(ls.items[nodeid], p, n).items()]
     source = "each point's stop in the previous report" if before else "no previous report: every point at its maximum"
-    # the device the session's plan estimates for (a GPU-less box planning a gpu-tier night)
-    device = ls.device if ls.gpus or ls.tier == "smoke" else "cuda"
-    return plan_keyed(keyed, ls.store, device, verify=False), source
+    return plan_keyed(keyed, ls.store, ls.plan_device, verify=False), source
 
 
 def write_expected(tr: Any, ls: "LawSession") -> None:

@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from harness.store.errors import DEFAULT_STORE, STORE_ENV, dir_problem
+from harness.config import DEFAULT_STORE, OFFLINE_ENV, STORE_ENV, default_data_dir, default_store
+from harness.store.errors import dir_problem
 
 if TYPE_CHECKING:
     from harness.execute.local import Outcome, WorkerSpec
@@ -28,8 +29,6 @@ if TYPE_CHECKING:
 
 TIERS = ("smoke", "gpu", "paper")
 INCONCLUSIVE_MODES = ("skip", "fail")
-DATA_ENV = "LRLAWS_DATA"
-OFFLINE_ENV = "LRLAWS_OFFLINE"
 #: seeds are 32-bit; the largest base leaves room for 2**20 runs per ensemble
 MAX_SEED_BASE = 2**31 - 2**20
 
@@ -188,7 +187,7 @@ def _parse_seed_base(value: str) -> int:
 def _store_root(value: str | None) -> Path:
     if value is not None and value.strip() == "":
         raise pytest.UsageError(f"--store is empty: pass --store DIR, or leave it out for ${STORE_ENV} or {DEFAULT_STORE}")
-    return Path(value or os.environ.get(STORE_ENV) or DEFAULT_STORE)
+    return Path(value) if value else default_store()
 
 
 def _report_dir(value: str) -> Path:
@@ -199,8 +198,7 @@ def _report_dir(value: str) -> Path:
 
 
 def _data_dir(value: str | None) -> Path:
-    data = value or os.environ.get(DATA_ENV)
-    return Path(data) if data else Path.home() / ".cache" / "lrlaws" / "data"
+    return Path(value) if value else default_data_dir()
 
 
 def _offline_env() -> bool:

@@ -21,7 +21,8 @@ from pathlib import Path
 from harness.store import artifacts
 from harness.cli import OneLineParser
 from harness.store.index import _SCHEMA, INDEX, RunRecord, Store
-from harness.store.errors import DEFAULT_STORE, STORE_ENV, StoreError
+from harness.config import DEFAULT_STORE, STORE_ENV, default_store
+from harness.store.errors import StoreError
 
 PROG = "python -m harness store"
 
@@ -142,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("action", choices=("check", "rebuild", "prune"))
     ap.add_argument("--store", default=None, metavar="DIR", help=f"the store (default ${STORE_ENV} or {DEFAULT_STORE})")
     args = ap.parse_args(argv)
-    root = Path(args.store if args.store is not None else os.environ.get(STORE_ENV) or DEFAULT_STORE)
+    root = Path(args.store) if args.store is not None else default_store()
     if str(args.store).strip() == "" or not (root / "runs").is_dir():
         print(f"{PROG} {args.action}: {root} is not a store (no runs/ folder); pass --store DIR", file=sys.stderr)
         return 2
