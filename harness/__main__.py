@@ -10,16 +10,16 @@ import sys
 
 COMMANDS = {
     # name: (module, one-line help)
-    "bench": ("harness.bench", "seconds per airbench run through the harness vs a bare loop, overhead, TFLOP/s"),
+    "bench": ("harness.bench.bench", "seconds per airbench run through the harness vs a bare loop, overhead, TFLOP/s"),
     "make-data": ("harness.data.formats", "KIND DIR: write a stand-in data set in CIFAR-10/MNIST on-disk format"),
-    "compare": ("harness.compare", "OLD NEW: classify each law point (regressed/drifted/fixed/...); exit 1 on regressions"),
-    "trends": ("harness.trends", "DIR: a trend plot per law statistic across the reports in DIR"),
-    "store": ("harness.store_cli", "check|rebuild|prune [--store DIR]: verify a store, rebuild its index from the "
+    "compare": ("harness.report.compare", "OLD NEW: classify each law point (regressed/drifted/fixed/...); exit 1 on regressions"),
+    "trends": ("harness.report.trends", "DIR: a trend plot per law statistic across the reports in DIR"),
+    "store": ("harness.store.cli", "check|rebuild|prune [--store DIR]: verify a store, rebuild its index from the "
                                    "artifacts, or drop the runs of recipes unused for --keep-days N"),
     "calibrate": ("harness.calibrate.cli", "[--quick]: CI coverage and false-pass rate of every claim statistic"),
-    "confirm": ("harness.confirm", "FIXED HELDOUT [--md OUT]: claims decided on tuning vs held-out seeds, side by "
-                                   "side; --perturb BASE OTHER|threads: rows whose decision moves with floating point"),
-    "baseline": ("harness.baseline", "RUN_DIR|latest: copy a report into results/baseline/ (the committed baseline)"),
+    "confirm": ("harness.report.confirm", "FIXED HELDOUT [--md OUT]: claims decided on tuning vs held-out seeds, side "
+                                          "by side; --perturb BASE OTHER|threads: rows whose decision moves with floating point"),
+    "baseline": ("harness.report.baseline", "RUN_DIR|latest: copy a report into results/baseline/ (the committed baseline)"),
 }
 
 

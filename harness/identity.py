@@ -16,7 +16,7 @@ import os
 import sys
 from pathlib import Path
 
-from harness import plugins
+from harness import extensions as plugins
 from harness.data import catalog
 from harness.recipe import Recipe, RecipeError
 

@@ -8,7 +8,7 @@ top eigenvalues reach ≈ 200 and "when we increase the learning rate mildly for
 Gradient Descent, we immediately observe diverging learning curves" (Fig. 15).
 
 Protocol: measure λ_max at the start point with the Hessian probe
-(``harness.hessian.lanczos``), then run GD from there with η = f·2/λ_max, for f
+(``harness.trainers.hessian.lanczos``), then run GD from there with η = f·2/λ_max, for f
 in F_GRID = {0.5, 0.9, 1.1, 2}; a run diverges when its loss is non-finite or
 above 10× its start (``harness.trainers.gd.DIVERGENCE_FACTOR``).
 
@@ -39,7 +39,8 @@ import numpy as np
 from harness import Ensemble, Recipe
 from harness.law import lrlaw
 from harness.stats import CHECK, CLAIM, LawResult, exact_result
-from harness.stats.schedules import band_result, late_median, normalized_sharpness, rate_result
+from harness.stats import band_result, rate_result
+from harness.stats.schedules import late_median, normalized_sharpness
 
 #: seed 003 §3.1 states the threshold at f = 1; the grid brackets it closely (0.9, 1.1) and loosely (0.5, 2)
 F_GRID = (0.5, 0.9, 1.1, 2.0)

@@ -49,9 +49,7 @@ import pytest
 from harness import Ensemble, Recipe
 from harness.law import lrlaw
 from harness.stats import CHECK, CLAIM, LawResult, exact_result, mean_result
-from harness.stats.scale_invariance import (
-    count_spikes, excess_disagreement, l1_distance, l1_permutation_null, spike_rate_ci,
-)
+from harness.stats.scale_invariance import count_spikes, excess_disagreement, l1_distance, l1_permutation_null, spike_rate_ci
 
 # Exactness "up to float error": float64 rounds at 1.1e-16 and this training amplifies
 # perturbations by ~1e6 over 200 steps (float32's 1e-7 grows to ~0.1), so float error stays

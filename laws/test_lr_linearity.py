@@ -33,7 +33,7 @@ from harness import Ensemble, Recipe
 from harness.law import lrlaw
 from harness.stats import CLAIM, MAX_GROUPS, LawResult
 from harness.stats.linearity import bootstrap_weights, linearity_estimate_chunks, paired_difference_ci
-from harness.recipes import AIRBENCH94
+from harness.trainers.recipes import AIRBENCH94
 
 # The seed's R² = 0.9991 is a raw (finite-N, hence lower-bound) value on CIFAR-10
 # with its airbench net; the gpu/paper tiers hold the law to 0.999. A 3-layer MLP

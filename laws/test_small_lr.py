@@ -25,7 +25,7 @@ The smoke tier maps the seed's clock, not its step counts: the seed's baseline
 runs ηλ·T ≈ 0.1 · 5e-4 · (500 epochs · 391 steps) ≈ 9.8 intrinsic time units
 and the small-LR run ≈ 0.98. A CPU cannot afford 2·10⁶ steps, so the smoke
 tier keeps η₀ = 0.1 and raises λ to 0.1, with T = 1000 (ηλT = 10, small run
-1.0): the fully scale-invariant MLP of ``harness.models.small_nets``
+1.0): the fully scale-invariant MLP of ``harness.trainers.models.small_nets``
 (``si_mlp``: weight-normalised hidden layers, top layer frozen — the seed's
 stated condition) on scikit-learn's digits (real 8×8 handwritten digits,
 flattened; the whole 1500/297 split): an MLP, so an image set it can take.

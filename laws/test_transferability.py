@@ -37,7 +37,8 @@ import numpy as np
 from harness import Ensemble, Recipe
 from harness.law import lrlaw
 from harness.stats import CLAIM
-from harness.stats.schedules import drop_result, paired_difference_result, transferability
+from harness.stats.schedules import drop_result, transferability
+from harness.stats import paired_difference_result
 
 #: the noise level of seed 003 §5.3: "adding 10% noisy data"
 NOISE = 0.1

@@ -12,7 +12,8 @@ import pytest
 
 from harness.recipe import Recipe, RecipeError
 from harness.trainers import TRAINERS
-from harness.trainers.base import DIVERGED, OK, RunResult, TrainContext
+from harness.store.runs import DIVERGED, OK
+from harness.trainers.base import RunResult, TrainContext
 
 pytest_plugins = ["pytester"]
 

@@ -11,11 +11,13 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from harness.data.formats import write_cifar10, write_mnist
 from harness.data.standin import learnable_images
-from harness.models.airbench import AirbenchNet, NetSpec, forward_flops, whitening_weight
+from harness.trainers.models.airbench import AirbenchNet, NetSpec, forward_flops, whitening_weight
 from harness.recipe import RecipeError
 from harness.trainers import TRAINERS, get_trainer
-from harness.trainers.airbench import AIRBENCH94, Run, lr_factor, run_flops
-from harness.trainers.base import DataUnavailable, TrainContext
+from harness.trainers.recipes import AIRBENCH94
+from harness.trainers.airbench import Run, lr_factor, run_flops
+from harness.data.catalog import DataUnavailable
+from harness.trainers.base import TrainContext
 
 #: a run in about a second on one CPU core: every code path (TTA level 2 included), no accuracy to speak of
 TINY = AIRBENCH94.replace(batch_size=32, steps=6, options=dict(widths=[8, 8, 8], n_train=256, n_test=64, tta=2))

@@ -17,7 +17,7 @@ import pytest
 from harness.data import cifar10, mnist
 from harness.data.formats import idx_bytes, write_cifar10, write_mnist
 from harness.data.standin import learnable_images
-from harness.trainers.base import DataUnavailable
+from harness.data.catalog import DataUnavailable
 
 FAKE_LAW = textwrap.dedent(
     """
@@ -25,7 +25,7 @@ FAKE_LAW = textwrap.dedent(
     import numpy as np
     from harness import Ensemble, Recipe
     from harness.law import lrlaw
-    from harness.runs import RunResult
+    from harness.store.runs import RunResult
     from harness.stats import LawResult
     from harness.trainers import TRAINERS
 
@@ -108,7 +108,7 @@ MALFORMED = [
 
 @pytest.mark.parametrize("bad", MALFORMED)
 def test_malformed_reports_are_refused_by_the_schema(tmp_path, bad):
-    from harness.compare import invalid_reason
+    from harness.report.history import invalid_reason
 
     (tmp_path / "bad.json").write_text(json.dumps({"version": 1, "tier": "smoke", **bad}))
     why = invalid_reason(tmp_path / "bad.json")
@@ -145,7 +145,7 @@ def test_ray_address_without_executor_ray_warns(pytester):
 @pytest.mark.parametrize("address,needle", [("junk", "is not HOST:PORT"), ("127.0.0.1:99999", "is not HOST:PORT"),
                                             ("ray://:80", "is not HOST:PORT"), ("127.0.0.1:1", "cannot connect")])
 def test_check_address(address, needle):
-    from harness.ray_executor import check_address
+    from harness.execute.ray import check_address
 
     t0 = time.time()
     why = check_address(address)
@@ -262,7 +262,7 @@ def test_commands_give_one_line_for_bad_values(tmp_path, args, needle):
 
 
 def test_trends_draw_what_older_or_damaged_reports_have(tmp_path):
-    from harness.trends import collect, load_reports
+    from harness.report.trends import collect, load_reports
 
     good = {"statistic": "r2", "value": 0.9, "ci": [0.8, 1.0], "threshold": 0.5, "direction": ">"}
     old = {"statistic": "r2", "value": 0.7, "ci": [0.6, 0.8]}  # before thresholds were recorded

@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from harness.__main__ import main as harness_main
-from harness.bench import _parse_set
+from harness.bench.bench import _parse_set
 from harness.recipe import RecipeError
-from harness.trainers.airbench import AIRBENCH94
+from harness.trainers.recipes import AIRBENCH94
 
 
 @pytest.fixture(autouse=True)

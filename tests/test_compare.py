@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from harness import compare as C
-from harness.compare import compare, find_baseline, find_previous, write_into_markdown
+from harness.report import compare as C
+from harness.report.compare import compare, write_into_markdown
+from harness.report.history import find_baseline, find_previous
 
 Z95 = 1.959963984540054
 H = 0.1  # half-width of every crafted 95% CI below
@@ -285,7 +286,7 @@ def test_session_compare_to_path_and_none(toy, pytester):
 
 
 def test_baseline_command_promotes_a_report_without_its_comparison(tmp_path):
-    from harness import baseline as B
+    from harness.report import baseline as B
 
     results = tmp_path / "results"
     old = _write(results / "20260101-000000-smoke-1", report(entry("p", "fail"), started=1, run_id="old"))
@@ -311,7 +312,7 @@ def test_baseline_command_promotes_a_report_without_its_comparison(tmp_path):
 
 
 def test_trends_plot_each_law_statistic_across_reports_in_time_order(tmp_path, capsys):
-    from harness import trends as T
+    from harness.report import trends as T
 
     d = tmp_path / "results"
     for i, v in ((2, 1.2), (0, 1.0), (1, 1.1)):  # written out of order: plotted by start time

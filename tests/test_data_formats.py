@@ -18,10 +18,11 @@ from harness.data import cifar10, mnist
 from harness.data.augment import augment, draw_epochs, epoch_images
 from harness.data.cifar10 import load_cifar10
 from harness.data.formats import idx_bytes, write_cifar10, write_mnist
-from harness.data.images import DATA_ENV, ImageSet
+from harness.config import DATA_ENV
+from harness.data.images import ImageSet
 from harness.data.mnist import load_mnist, read_idx
 from harness.data.standin import learnable_images
-from harness.trainers.base import DataUnavailable
+from harness.data.catalog import DataUnavailable
 
 
 def random_set(n_train: int, n_test: int, shape: tuple[int, int, int], seed: int = 0) -> ImageSet:

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness import identity
+from harness import config, identity
 from harness.data import arrays, catalog, digits, mnist1d
 from harness.recipe import Recipe, RecipeError
 
@@ -29,7 +29,7 @@ def fake_cifar(root: Path, fill: bytes) -> Path:
 
 @pytest.fixture(autouse=True)
 def private_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv(catalog.CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.setenv(config.CACHE_ENV, str(tmp_path / "cache"))
     catalog._memo.clear()
 
 
@@ -126,7 +126,7 @@ def test_comments_docstrings_and_unrelated_modules_leave_the_salt(package_copy):
     _append(package_copy / "trainers" / "mlp.py", "\n# a comment\n")
     src = (package_copy / "trainers" / "mlp.py").read_text()
     (package_copy / "trainers" / "mlp.py").write_text(src.replace('"""Small MLPs', '"""Reworded: small MLPs', 1))
-    _append(package_copy / "report.py", "\nEXTRA = 1\n")
+    _append(package_copy / "report" / "report.py", "\nEXTRA = 1\n")
     assert identity.code_salt("mlp") == before
 
 
@@ -143,7 +143,7 @@ def test_keys_are_computed_without_importing_torch():
     code = textwrap.dedent("""
         import sys
         from harness.identity import recipe_key
-        from harness.plan import merge
+        from harness.execute.plan import merge
         from harness.recipe import Ensemble, Recipe
         for ds in ("teacher", "mnist1d", "digits"):
             recipe_key(Recipe(trainer="sched", dataset=ds, model="si_mlp"))

@@ -10,10 +10,10 @@ import time
 
 import numpy as np
 
-from harness.executor import WorkerSpec, make_tasks, train_in_process, train_pool
-from harness.plan import make_plan
+from harness.execute.local import WorkerSpec, make_tasks, train_in_process, train_pool
+from harness.execute.plan import make_plan
 from harness.recipe import Ensemble
-from harness.store import Store
+from harness.store.index import Store
 from harness.trainers import TrainContext, recipe_key
 
 from conftest import fake_recipe
@@ -110,10 +110,10 @@ POOL_SCRIPT = textwrap.dedent(
     from conftest import FakeTrainer, fake_recipe
     from harness.trainers import TRAINERS
     TRAINERS["fake"] = FakeTrainer()
-    from harness.executor import WorkerSpec, make_tasks, train_pool
-    from harness.plan import make_plan
+    from harness.execute.local import WorkerSpec, make_tasks, train_pool
+    from harness.execute.plan import make_plan
     from harness.recipe import Ensemble
-    from harness.store import Store
+    from harness.store.index import Store
     from harness.trainers import TrainContext
     store = Store({root!r})
     ens = [Ensemble(fake_recipe(options={{"sleep": 0.2, "chunk": 1}}), 200)]
@@ -163,7 +163,7 @@ def test_pool_pins_each_worker_to_its_device(fake_trainer, tmp_path):
 def test_visible_devices_honour_cuda_visible_devices(monkeypatch):
     import torch
 
-    from harness.executor import visible_cuda_devices
+    from harness.execute.local import visible_cuda_devices
 
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,5")

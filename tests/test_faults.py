@@ -19,12 +19,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness import artifacts
-from harness.executor import WorkerSpec, make_tasks, train_in_process, train_pool
-from harness.plan import make_plan
+from harness.store import artifacts
+from harness.execute.local import WorkerSpec, make_tasks, train_in_process, train_pool
+from harness.execute.plan import make_plan
 from harness.recipe import Ensemble
-from harness.store import IndexDamaged, Store, StoreError, StoreWriteError, open_store
-from harness.store_cli import check, main as store_main, rebuild
+from harness.store.index import IndexDamaged, Store, StoreError, StoreWriteError, open_store
+from harness.store.cli import check, main as store_main, rebuild
 from harness.trainers import TrainContext, recipe_key
 from harness.trainers.base import RunResult
 
@@ -49,10 +49,10 @@ SESSION = textwrap.dedent(
     from conftest import FakeTrainer, fake_recipe
     from harness.trainers import TRAINERS
     TRAINERS["fake"] = FakeTrainer()
-    from harness.executor import make_tasks, train_in_process
-    from harness.plan import make_plan
+    from harness.execute.local import make_tasks, train_in_process
+    from harness.execute.plan import make_plan
     from harness.recipe import Ensemble
-    from harness.store import Store
+    from harness.store.index import Store
     from harness.trainers import TrainContext
     store = Store({root!r})
     ens = [Ensemble(fake_recipe(options={{"sleep": {sleep}, "chunk": 2}}), {n})]
@@ -296,7 +296,7 @@ def test_training_into_a_read_only_store_fails_each_task_once_with_one_line(fake
 # ------------------------------------------------------------ worker deaths --
 
 def test_pool_whose_workers_all_die_before_a_task_reports_every_run_failed(fake_trainer, tmp_path, monkeypatch):
-    import harness.executor as ex
+    import harness.execute.local as ex
 
     def die_at_once(*args, **kwargs):
         os._exit(3)

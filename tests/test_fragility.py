@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from harness.confirm import edge_shift, main as confirm_main, perturb_table
+from harness.report.confirm import edge_shift, main as confirm_main, perturb_table
 from harness.identity import PERTURB_ENV, perturbation, recipe_key
 from harness.recipe import Recipe, RecipeError
 from harness.stats import CHECK, FAIL, INCONCLUSIVE, PASS, LawResult

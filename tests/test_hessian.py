@@ -6,8 +6,8 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harness.hessian import flat_hvp, lanczos, power_iteration
-from harness.models.small_nets import MLPSpec, stack
+from harness.trainers.hessian import flat_hvp, lanczos, power_iteration
+from harness.trainers.models.small_nets import MLPSpec, stack
 
 #: the issue's acceptance bar for the probe
 REL_TOL = 1e-3

@@ -8,7 +8,7 @@ import pytest
 from harness.law import EnsembleRuns, LawContext, RunCache
 from harness.recipe import Ensemble, Recipe
 from harness.stats import CHECK, FAIL, INCONCLUSIVE, PASS, LawResult, exact_result, mean_result
-from harness.store import RunRecord
+from harness.store.index import RunRecord
 
 #: per ensemble, the seeds whose run diverged
 DIVERGED = {"a": {1}, "b": {3}, "c": set()}

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-HEAVY = ("torch", "scipy", "harness.trainers", "harness.executor", "harness.law")
+HEAVY = ("torch", "scipy", "harness.trainers", "harness.execute.local", "harness.law")
 
 
 def _loaded_after(statement: str) -> list[str]:
@@ -22,7 +22,7 @@ def test_importing_the_plugin_loads_no_torch():
 
 
 def test_negative_control_the_check_sees_torch_when_it_is_imported():
-    assert "torch" in _loaded_after("import harness.executor")
+    assert "torch" in _loaded_after("import harness.execute.local")
 
 
 UNRELATED = """
@@ -57,6 +57,6 @@ def _stats_loaded_after(statement: str) -> bool:
 
 def test_law_modules_and_the_comparison_load_scipy_stats_only_when_a_statistic_needs_it():
     # a rerun that reuses its stops and reads bootstrap statistics only (linearity) never pays scipy.stats' import
-    assert not _stats_loaded_after("import harness.stats, harness.stats.linearity, harness.compare, harness.law")
+    assert not _stats_loaded_after("import harness.stats, harness.stats.linearity, harness.report.compare, harness.law")
     # negative control: the first interval that needs a t quantile loads it
     assert _stats_loaded_after("import harness.stats as s; s.mean_ci([1.0, 2.0, 3.0])")

@@ -7,9 +7,10 @@ import torch
 import torch.nn.functional as F
 
 from harness.data.synthetic import teacher_task
-from harness.models.small_nets import MLPSpec
+from harness.trainers.models.small_nets import MLPSpec
 from harness.recipe import Recipe
-from harness.trainers.base import DIVERGED, OK, TrainContext
+from harness.store.runs import DIVERGED, OK
+from harness.trainers.base import TrainContext
 from harness.trainers.mlp import MLPTrainer, _init
 
 OPTS = {"n_train": 128, "n_test": 32, "width": 16, "dim": 8, "depth": 3}

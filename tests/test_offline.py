@@ -9,7 +9,7 @@ CIFAR_LAW = textwrap.dedent(
     """
     from harness import Ensemble
     from harness.law import lrlaw
-    from harness.trainers.airbench import AIRBENCH94
+    from harness.trainers.recipes import AIRBENCH94
 
     @lrlaw("needs_cifar", needs=lambda tier: {"runs": Ensemble(AIRBENCH94, 2)})
     def test_needs_cifar(law):

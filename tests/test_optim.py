@@ -1,4 +1,4 @@
-"""harness.optim: SGD as PyTorch's, LARS as seed 001 writes it, full-batch GD, schedules."""
+"""harness.trainers.optim: SGD as PyTorch's, LARS as seed 001 writes it, full-batch GD, schedules."""
 from __future__ import annotations
 
 import math
@@ -7,7 +7,7 @@ import pytest
 import torch
 from hypothesis import given, settings, strategies as st
 
-from harness.optim import check_points, gd_step, lars_step, lr_at, sgd_step
+from harness.trainers.optim import check_points, gd_step, lars_step, lr_at, sgd_step
 
 
 def _tensors(seed: int, shapes=((3, 4, 5), (3, 7))) -> list[torch.Tensor]:
@@ -121,7 +121,7 @@ def test_check_points_rejects_bad_schedules(bad):
 
 
 def test_step_schedule_divides_at_each_milestone_and_unknown_names_are_refused():
-    from harness.optim import lr_at, lr_factor
+    from harness.trainers.optim import lr_at, lr_factor
 
     got = [lr_at("step", 0.5, s, 100, milestones=(0.5, 0.75), gamma=0.1) for s in (0, 49, 50, 74, 75, 99)]
     assert got == pytest.approx([0.5, 0.5, 0.05, 0.05, 0.005, 0.005])

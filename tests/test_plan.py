@@ -1,8 +1,8 @@
 from __future__ import annotations
 
-from harness.plan import make_plan, merge
+from harness.execute.plan import make_plan, merge
 from harness.recipe import Ensemble
-from harness.store import Store
+from harness.store.index import Store
 from harness.trainers import recipe_key
 from harness.trainers.base import RunResult
 

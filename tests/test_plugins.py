@@ -20,8 +20,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness import Ensemble, Recipe, RecipeError, plugins
-from harness.store import Store
+from harness import Ensemble, Recipe, RecipeError
+from harness import extensions as plugins
+from harness.store.index import Store
 from harness.trainers import TrainContext, get_trainer, recipe_key
 
 from conftest import loopback_ray_cluster
@@ -156,7 +157,7 @@ def test_negative_control_a_trainer_registered_in_conftest_does_not_reach_pool_w
     pytester.makeconftest(textwrap.dedent("""
         import sys
         sys.path.insert(0, %r)
-        from harness import plugins
+        from harness import extensions as plugins
         from harness.trainers import TRAINERS
         from lrlaws_logreg import LogReg
         TRAINERS["logreg"] = LogReg()
@@ -193,9 +194,9 @@ def test_law_runs_on_ray_with_the_same_runs(cluster, pytester, site, monkeypatch
 
 
 def test_negative_control_ray_workers_lack_a_plugin_the_driver_does_not_ship(cluster, on_path, tmp_path, monkeypatch):
-    from harness.executor import make_tasks
-    from harness.plan import make_plan
-    from harness.ray_executor import train_ray
+    from harness.execute.local import make_tasks
+    from harness.execute.plan import make_plan
+    from harness.execute.ray import train_ray
 
     store = Store(tmp_path / "s")
     tasks = make_tasks(make_plan([Ensemble(SMOKE, 4)], store, "cpu"), "cpu")

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from harness import Recipe
-from harness.models.convnets import model_spec, stack_params
-from harness.probes import LayerStats
+from harness.trainers.models.convnets import model_spec, stack_params
+from harness.trainers.probes import LayerStats
 from harness.recipe import RecipeError
 from harness.trainers import TrainContext, get_trainer
 

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 from harness import Ensemble, Recipe
-from harness.executor import MAX_RETRIES, make_tasks, train_in_process
-from harness.plan import make_plan
-from harness.store import Store
+from harness.execute.local import MAX_RETRIES, make_tasks, train_in_process
+from harness.execute.plan import make_plan
+from harness.store.index import Store
 from harness.trainers import TrainContext, recipe_key
 
 from conftest import loopback_ray_cluster
@@ -24,7 +24,7 @@ from conftest import loopback_ray_cluster
 # unless clusters are "disabled", as it does on macOS/Windows. Read once, when ray is imported.
 os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
 ray = pytest.importorskip("ray", reason="the ray extra is not installed: pip install -e '.[dev,ray]'")
-from harness.ray_executor import ray_missing, rechunk, train_ray  # noqa: E402
+from harness.execute.ray import ray_missing, rechunk, train_ray  # noqa: E402
 
 BASE = Recipe(trainer="mlp", dataset="teacher", model="mlp", lr=0.3, batch_size=16, steps=40, probes=("logits",),
               options={"n_train": 256, "n_test": 32})

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.runs import RunResult
-from harness.stops import previous_stops
-from harness.store import Store
+from harness.store.runs import RunResult
+from harness.plugin.stops import previous_stops
+from harness.store.index import Store
 from test_plugin import run, trained, write_law
 
 TIMINGS = ("started", "finished", "run_id", "train_seconds")

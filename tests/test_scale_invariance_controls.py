@@ -17,9 +17,8 @@ from hypothesis import given, settings, strategies as st
 
 from harness import Recipe
 from harness.stats import FAIL, PASS
-from harness.stats.scale_invariance import (
-    count_spikes, excess_disagreement, l1_distance, l1_permutation_null, poisson_rate_ci, proportion_ci, settled,
-)
+from harness.stats.scale_invariance import count_spikes, excess_disagreement, l1_distance, l1_permutation_null, poisson_rate_ci, settled
+from harness.stats.builders import proportion_ci
 from harness.trainers import TrainContext, get_trainer
 
 from laws.test_intrinsic_lr import FN_DISTANCE, distance_result, exact_results, gd_results

@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 
 from harness import Recipe, RecipeError
 from harness.stats import FAIL, INCONCLUSIVE, PASS, combine
-from harness.stats.schedules import drop_result, noninferiority_result, paired_difference_result, transferability
+from harness.stats.schedules import drop_result, transferability
+from harness.stats import noninferiority_result, paired_difference_result
 from harness.trainers import get_trainer
 from harness.trainers.base import TrainContext
 from harness.trainers.gd import _quadratic, gd_run

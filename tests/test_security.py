@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.baseline import main as baseline_main
+from harness.report.baseline import main as baseline_main
 from harness.data import cifar10
-from harness.trainers.base import DataUnavailable
+from harness.data.catalog import DataUnavailable
 
 
 # ------------------------------------------------------------------ Ray: loopback --
@@ -93,10 +93,10 @@ RAY_SESSION = textwrap.dedent(
     sys.path.insert(0, {tests!r})
     from test_security import _descendants, listening_addresses
     from harness import Ensemble, Recipe
-    from harness.executor import make_tasks
-    from harness.plan import make_plan
-    from harness.ray_executor import train_ray
-    from harness.store import Store
+    from harness.execute.local import make_tasks
+    from harness.execute.plan import make_plan
+    from harness.execute.ray import train_ray
+    from harness.store.index import Store
     from harness.trainers import TrainContext
     r = Recipe(trainer="mlp", dataset="teacher", model="mlp", lr=0.3, batch_size=16, steps=10, probes=("logits",),
                options={{"n_train": 64, "n_test": 16}})
@@ -188,7 +188,7 @@ def test_cifar_unpickler_never_imports_a_module_outside_the_allow_list(tmp_path)
         import sys
         from pathlib import Path
         from harness.data.cifar10 import _read_batch
-        from harness.trainers.base import DataUnavailable
+        from harness.data.catalog import DataUnavailable
         try:
             _read_batch(Path({str(path)!r}))
         except DataUnavailable as e:

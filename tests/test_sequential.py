@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.sequential import (
+from harness.stats.sequential import (
     Cell, PointState, calibration_cells, decided, false_pass_rate, look_level, looks, run_rounds, scaled,
 )
 from harness.stats import FAIL, INCONCLUSIVE, PASS, LawResult
@@ -69,7 +69,7 @@ def test_rounds_stop_each_point_at_its_own_look():
 def _open_ended_false_pass(levels, trials: int = 2000) -> float:
     import numpy as np
 
-    from harness.sequential import sequential_decision
+    from harness.stats.sequential import sequential_decision
 
     plan = looks(4096)
     rng = np.random.default_rng(7)
@@ -78,7 +78,7 @@ def _open_ended_false_pass(levels, trials: int = 2000) -> float:
 
 
 def test_open_ended_spending_keeps_the_false_pass_rate_at_5_percent_and_peeking_does_not():
-    from harness.sequential import spending_level
+    from harness.stats.sequential import spending_level
 
     levels = [spending_level(k) for k in range(1, len(looks(4096)) + 1)]
     assert levels[0] == pytest.approx(0.975) and levels[3] == pytest.approx(1 - 0.05 / 16)

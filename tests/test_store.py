@@ -8,7 +8,7 @@ import sqlite3
 import numpy as np
 import pytest
 
-from harness.store import CorruptArtifact, Store, StoreError, check_writable
+from harness.store.index import CorruptArtifact, Store, StoreError, check_writable
 from harness.trainers.base import RunResult
 
 
@@ -142,7 +142,7 @@ def test_the_store_imports_no_torch():
     import subprocess
     import sys
 
-    code = "import sys, harness.store, harness.store_cli; print('torch' in sys.modules)"
+    code = "import sys, harness.store.index, harness.store.cli; print('torch' in sys.modules)"
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                          env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
     assert res.stdout.strip() == "False", res.stdout + res.stderr

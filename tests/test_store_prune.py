@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.store import Store
-from harness.store_prune import DAY, prune
+from harness.store.index import Store
+from harness.store.prune import DAY, prune
 from harness.trainers.base import RunResult
 
 from conftest import fake_recipe

@@ -10,7 +10,7 @@ import pytest
 from harness.law import EnsembleRuns, RunCache
 from harness.recipe import Ensemble, Recipe
 from harness.stats.linearity import linearity_estimate, linearity_estimate_chunks
-from harness.store import RunRecord, Store
+from harness.store.index import RunRecord, Store
 from harness.trainers.base import RunResult
 
 SHAPE = (200, 10)  # one run's outputs: the same at every N

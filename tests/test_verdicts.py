@@ -6,8 +6,8 @@ import textwrap
 
 import pytest
 
-from harness.confirm import main as confirm_main
-from harness.report_summary import law_summary, law_summary_lines
+from harness.report.confirm import main as confirm_main
+from harness.report.summary import law_summary, law_summary_lines
 
 LAW = textwrap.dedent(
     """

@@ -5,10 +5,10 @@ import json
 
 import numpy as np
 
-from harness.executor import WorkerSpec, make_tasks, train_in_process, train_pool, usable_cores
-from harness.plan import make_plan
+from harness.execute.local import WorkerSpec, make_tasks, train_in_process, train_pool, usable_cores
+from harness.execute.plan import make_plan
 from harness.recipe import Ensemble, Recipe
-from harness.store import Store
+from harness.store.index import Store
 from harness.trainers import TrainContext, recipe_key
 from test_plugin import run, write_law
 

@@ -1,7 +1,7 @@
 """Calibration families of the sequential rule: Bonferroni looks at 64, 128, 256, 512 runs, and
 open-ended looks (``--budget``) at 64 … 4096 runs with α_k = 0.05·2^−k.
 
-A trial draws 512 runs, applies ``harness.sequential.sequential_interval`` to the claim
+A trial draws 512 runs, applies ``harness.stats.sequential.sequential_interval`` to the claim
 "mean > 0" and reports the interval of the look it stopped at. That interval must cover
 the truth (the union bound over the looks promises ≥ 95%), and at the threshold the rule
 must pass at most 5% of the time, whatever the noise.
@@ -20,7 +20,7 @@ import math
 import numpy as np
 
 from harness.calibrate.core import Family, Generator, register
-from harness.sequential import look_level, looks, sequential_interval, spending_level
+from harness.stats.sequential import look_level, looks, sequential_interval, spending_level
 
 N_MAX = 512
 PLAN = looks(N_MAX)

@@ -22,15 +22,13 @@ import tempfile
 from pathlib import Path
 
 from harness.data import digits, mnist1d
+from harness.config import DATA_ENV, cache_dir, default_data_dir
 from harness.data.arrays import hash_files
 
-#: environment variable naming the data directory when ``--data-dir`` is not given
 class DataUnavailable(RuntimeError):
     """A recipe's data set is not on disk and cannot be downloaded."""
 
 
-DATA_ENV = "LRLAWS_DATA"
-CACHE_ENV = "LRLAWS_CACHE"
 CIFAR10_FOLDER = "cifar-10-batches-py"
 CIFAR10_FILES = tuple(f"data_batch_{i}" for i in range(1, 6)) + ("test_batch",)
 MNIST_FOLDER = Path("MNIST") / "raw"
@@ -46,13 +44,7 @@ def data_root(root: Path | None) -> Path:
     """``root``, else ``$LRLAWS_DATA``, else ``~/.cache/lrlaws/data`` (the plugin's ``--data-dir`` default)."""
     if root is not None:
         return Path(root)
-    env = os.environ.get(DATA_ENV)
-    return Path(env) if env else Path.home() / ".cache" / "lrlaws" / "data"
-
-
-def cache_dir() -> Path:
-    env = os.environ.get(CACHE_ENV)
-    return Path(env) if env else Path.home() / ".cache" / "lrlaws"
+    return default_data_dir()
 
 
 def unavailable_message(name: str, root: Path, expected: str, why: str = "") -> str:

@@ -6,9 +6,8 @@ from pathlib import Path
 import torch
 
 # where data lives and the one-line fix when it does not: torch-free, in the catalog
-from harness.data.catalog import DATA_ENV, data_root, unavailable_message  # noqa: F401  (re-exported)
 from harness.data import cifar10, mnist
-from harness.data.imageset import DOWNLOAD_STALL_S, ImageSet, try_download  # noqa: F401  (re-exported)
+from harness.data.imageset import ImageSet
 
 
 def load_digits_images(root: Path | None = None, download: bool = True) -> ImageSet:

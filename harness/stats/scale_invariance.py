@@ -1,6 +1,6 @@
 """Statistics of the scale-invariance laws (seeds 001, 002).
 
-* window summaries of ``harness.probes.LayerStats`` series (one value per seed
+* window summaries of ``harness.trainers.probes.LayerStats`` series (one value per seed
   and layer, so seeds are the independent replicates of every interval);
 * function-space distances between two ensembles from their test-set predicted
   labels: the *excess disagreement* (an unbiased two-sample statistic with a
@@ -16,7 +16,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from harness.stats import N_BOOT, bootstrap_interval, current_confidence, mean_ci
-from harness.stats.builders import proportion_ci  # noqa: F401 (kept importable from here)
 
 #: largest possible E_x|p_A(x) − p_B(x)|²₂ between two predicted-label distributions (disjoint one-hots)
 MAX_EXCESS = 2.0

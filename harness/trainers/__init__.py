@@ -3,9 +3,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness import identity, plugins
+from harness import identity
+from harness import extensions as plugins
 from harness.recipe import Recipe, RecipeError
-from harness.trainers.base import DataUnavailable, RunResult, TrainContext, Trainer
+from harness.data.catalog import DataUnavailable
+from harness.trainers.base import RunResult, TrainContext, Trainer
 from harness.trainers.airbench import AirbenchTrainer
 from harness.trainers.gd import GDTrainer
 from harness.trainers.mlp import MLPTrainer

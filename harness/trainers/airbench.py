@@ -36,12 +36,13 @@ import torch
 import torch.nn.functional as F
 
 from harness.data.augment import draw_epochs, epoch_images
-from harness.data.images import ImageSet, data_root, load_images
-from harness.models.airbench import WHITEN_IMAGES, AirbenchNet, NetSpec, forward_flops, whitening_weight
-from harness.optim import lr_factor
-from harness.recipes import AIRBENCH94  # noqa: F401  (re-exported)
+from harness.data.images import ImageSet, load_images
+from harness.data.catalog import data_root
+from harness.trainers.models.airbench import WHITEN_IMAGES, AirbenchNet, NetSpec, forward_flops, whitening_weight
+from harness.trainers.optim import lr_factor
 from harness.recipe import Recipe, RecipeError
-from harness.trainers.base import DIVERGED, OK, RunResult, TrainContext, resolve_options, derived_salt
+from harness.store.runs import DIVERGED, OK
+from harness.trainers.base import RunResult, TrainContext, resolve_options, derived_salt
 
 #: lookahead: every this many steps, weights ← EMA with decay 0.95⁵·(t/T)³ (airbench94)
 LOOKAHEAD_EVERY, LOOKAHEAD_BASE = 5, 0.95**5

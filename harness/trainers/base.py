@@ -8,10 +8,9 @@ from typing import Any, Iterable, Iterator, Mapping, Protocol, Sequence
 
 import torch
 
-from harness.data.catalog import DataUnavailable  # noqa: F401  (re-exported: trainers raise it from here)
 from harness.identity import code_salt, perturbation
 from harness.recipe import Recipe, RecipeError
-from harness.runs import DIVERGED, OK, RunResult  # noqa: F401  (re-exported: trainers import them from here)
+from harness.store.runs import RunResult
 
 
 @dataclass
@@ -25,7 +24,7 @@ class TrainContext:
 
 class Trainer(Protocol):
     """What a trainer provides: built-ins are listed in ``harness.trainers.TRAINERS``; other packages
-    add theirs through a ``lrlaws.trainers`` entry point (``harness.plugins``).
+    add theirs through a ``lrlaws.trainers`` entry point (``harness.extensions``).
 
     The harness calls ``validate`` and ``check_data`` before anything trains, then
     ``train`` on blocks of ``chunk_size`` seeds, in-process, in spawned worker

@@ -1,7 +1,7 @@
 """Full-batch gradient descent with a sharpness probe (seed 003 §3.1/§4.1, Cohen et al. 2021).
 
 Every step uses the gradient of the loss over the *whole* training subset. The
-top Hessian eigenvalue λ_max (``harness.hessian.lanczos`` on Hessian-vector
+top Hessian eigenvalue λ_max (``harness.trainers.hessian.lanczos`` on Hessian-vector
 products) is measured at the start point, and optionally every
 ``sharpness_every`` steps along the way (warm-started from the last top
 vector). With option ``lr_unit="2/lambda0"`` the recipe's ``lr`` is a factor f
@@ -39,11 +39,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from harness.hessian import flat_hvp, lanczos
+from harness.trainers.hessian import flat_hvp, lanczos
 from harness.data.images import load_images
-from harness.models.small_nets import ACTIVATIONS, MLPSpec, stack
+from harness.trainers.models.small_nets import ACTIVATIONS, MLPSpec, stack
 from harness.recipe import Recipe
-from harness.trainers.base import DIVERGED, OK, RunResult, TrainContext, check_image_data, cpu_threads, require, resolve_options, derived_salt
+from harness.store.runs import DIVERGED, OK
+from harness.trainers.base import RunResult, TrainContext, check_image_data, cpu_threads, require, resolve_options, derived_salt
 
 #: seed 003 §4.1 / issue 6: "loss above k× its start or non-finite"; 10× is far above any
 #: transient bump of a stable run and is reached within a few dozen steps once |1 − ηλ| > 1

@@ -1,9 +1,9 @@
 """Small MLPs on the teacher task, MNIST-1D or digits (flattened), many seeds trained at once as one batched model.
 
-The network is ``harness.models.small_nets.MLPSpec`` (the batched MLP every
+The network is ``harness.trainers.models.small_nets.MLPSpec`` (the batched MLP every
 MLP trainer shares: each seed a slice of stacked tensors, every matmul a
 ``bmm`` over the seed axis, so a chunk of M runs costs a few large kernels per
-step instead of M small ones) and the step is ``harness.optim.sgd_step``, with
+step instead of M small ones) and the step is ``harness.trainers.optim.sgd_step``, with
 diverged runs frozen by its mask. The summed loss has a block-diagonal
 gradient, so each run's update is exactly what it would be trained alone.
 """
@@ -18,10 +18,11 @@ import torch.nn.functional as F
 
 from harness.data.synthetic import teacher_task
 from harness.data.vectors import VECTOR_SETS, vector_task
-from harness.models.small_nets import MLPSpec, stack
-from harness.optim import lr_at, sgd_step
+from harness.trainers.models.small_nets import MLPSpec, stack
+from harness.trainers.optim import lr_at, sgd_step
 from harness.recipe import Recipe, RecipeError
-from harness.trainers.base import DIVERGED, OK, RunResult, TrainContext, resolve_options, derived_salt
+from harness.store.runs import DIVERGED, OK
+from harness.trainers.base import RunResult, TrainContext, resolve_options, derived_salt
 
 #: a run counts as diverged once its loss is non-finite or this many times its start
 DIVERGENCE_FACTOR = 10.0

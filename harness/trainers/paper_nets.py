@@ -30,7 +30,8 @@ import torch.nn.functional as F
 
 from harness.data.vectors import vector_task
 from harness.recipe import Recipe
-from harness.trainers.base import OK, RunResult, TrainContext, cpu_threads, derived_salt, require, resolve_options
+from harness.store.runs import OK
+from harness.trainers.base import RunResult, TrainContext, cpu_threads, derived_salt, require, resolve_options
 
 MODELS = ("mnist1d_mlp", "mnist1d_cnn")
 _OPTIONS: dict[str, Any] = {"hidden": 100, "channels": 25}

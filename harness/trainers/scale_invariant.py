@@ -1,6 +1,6 @@
 """Trainers for the scale-invariance laws (seeds 001, 002): BN nets with SGD / LARS / full-batch GD, and the toy loss.
 
-``scale_invariant`` trains the nets of ``harness.models.convnets`` (the recipe's
+``scale_invariant`` trains the nets of ``harness.trainers.models.convnets`` (the recipe's
 ``model``: ``bn_convnet``, ``plain_convnet``, ``si_convnet``, ``cnn4``,
 ``bn_mlp``, ``plain_mlp``), many seeds at once as grouped convolutions, on
 
@@ -20,7 +20,7 @@ Recipe fields, in seed 001's notation (λ = ``lr``, α = ``weight_decay``,
   parameter takes SGD steps with LR ``sgd_lr`` and the recipe's decay);
 * ``schedule``: ``constant``, ``linear_decay`` or ``piecewise`` with option
   ``lr_points`` = ((start_step, factor), …);
-* ``probes``: ``layer_stats`` (``harness.probes.LayerStats`` on every conv
+* ``probes``: ``layer_stats`` (``harness.trainers.probes.LayerStats`` on every conv
   weight, every ``probe_every`` steps), ``snapshots`` (test-set predicted
   labels every ``snapshot_every`` steps and at the end: ``snap_pred`` [S, n_test]
   uint8, ``snap_steps`` [S]), ``loss`` (the training loss and error rate of the
@@ -53,12 +53,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from harness.models.convnets import MODELS, ConvNetSpec, model_spec, stack_params
-from harness.optim import check_points, gd_step, lars_step, lr_at, sgd_step, SCHEDULES
-from harness.probes import LayerStats
+from harness.trainers.models.convnets import MODELS, ConvNetSpec, model_spec, stack_params
+from harness.trainers.optim import check_points, gd_step, lars_step, lr_at, sgd_step, SCHEDULES
+from harness.trainers.probes import LayerStats
 from harness.recipe import Recipe, RecipeError
 from harness.data.images import load_images
-from harness.trainers.base import DIVERGED, OK, DataUnavailable, RunResult, TrainContext, check_image_data, cpu_threads, require, resolve_options, derived_salt
+from harness.store.runs import DIVERGED, OK
+from harness.data.catalog import DataUnavailable
+from harness.trainers.base import RunResult, TrainContext, check_image_data, cpu_threads, require, resolve_options, derived_salt
 
 OPTIMIZERS = ("sgd", "gd", "lars")
 PROBES = ("layer_stats", "snapshots", "loss", "logits", "final_weights")
@@ -79,7 +81,7 @@ CPU_CHUNK = 8
 FLOPS_PER_SECOND = {"cpu": 1.2e10, "cuda": 1e13}
 
 _OPTIONS: dict[str, Any] = {
-    "widths": None,          # None: the model's default (harness.models.convnets.MODELS)
+    "widths": None,          # None: the model's default (harness.trainers.models.convnets.MODELS)
     "strides": None,
     "bn_eps": 1e-5,
     "affine": None,          # None: the model's default; else BN γ, β trained (True) or absent (False)

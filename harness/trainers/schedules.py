@@ -1,7 +1,7 @@
 """SGD under step-decay LR schedules, with per-pattern accuracy curves and stage-wise transfer (seed 003).
 
 ``sched`` trains many seeds at once (stacked parameters) with SGD + momentum +
-weight decay (``harness.optim.sgd_step``) under ``schedule``:
+weight decay (``harness.trainers.optim.sgd_step``) under ``schedule``:
 
 * ``constant``;
 * ``step``: the LR is multiplied by ``gamma`` at each fraction of training in
@@ -12,7 +12,7 @@ weight decay (``harness.optim.sgd_step``) under ``schedule``:
 Data (``dataset``) and model (``model``):
 
 * ``ps10`` (``harness.data.ps10``) with ``mlp`` on the 6-vector (``spatial``
-  1) or a conv net of ``harness.models.convnets`` (``bn_convnet``, ``cnn4``, …)
+  1) or a conv net of ``harness.trainers.models.convnets`` (``bn_convnet``, ``cnn4``, …)
   on the images (``spatial`` > 1, 32 = CIFAR size). Accuracy is reported on
   the simple and complex test patterns separately, and on the noisy training
   subset (memorisation), as curves every ``eval_every`` steps.
@@ -50,10 +50,11 @@ import torch
 import torch.nn.functional as F
 
 from harness.data.images import load_images
-from harness.models.small_nets import MLPSpec, stack
-from harness.optim import lr_at, sgd_step
+from harness.trainers.models.small_nets import MLPSpec, stack
+from harness.trainers.optim import lr_at, sgd_step
 from harness.recipe import Recipe
-from harness.trainers.base import DIVERGED, OK, RunResult, TrainContext, check_image_data, cpu_threads, require, resolve_options, derived_salt
+from harness.store.runs import DIVERGED, OK
+from harness.trainers.base import RunResult, TrainContext, check_image_data, cpu_threads, require, resolve_options, derived_salt
 from harness.trainers.linear_probe import ridge_probe
 
 #: a run counts as diverged once its loss is non-finite or this many times its start
@@ -64,7 +65,7 @@ _ORDER_STREAM, _FINETUNE_STREAM = 7_919, 15_485
 FLOPS_PER_SECOND = {"cpu": 1.5e10, "cuda": 2e12}
 
 DATASETS = ("ps10", "teacher", "mnist1d", "digits", "cifar10")
-#: ``si_mlp``: the scale-invariant (weight-normalised, top layer frozen) MLP of ``harness.models.small_nets``
+#: ``si_mlp``: the scale-invariant (weight-normalised, top layer frozen) MLP of ``harness.trainers.models.small_nets``
 MLP_MODELS = ("mlp", "si_mlp")
 SCHEDULES = ("constant", "step")
 _OPTIONS: dict[str, Any] = {
@@ -112,7 +113,7 @@ class ScheduleTrainer:
         return resolve_options(self.name, recipe, _OPTIONS)
 
     def validate(self, recipe: Recipe) -> None:
-        from harness.models.convnets import MODELS
+        from harness.trainers.models.convnets import MODELS
 
         o = self._options(recipe)
         conv = recipe.model in MODELS
@@ -148,7 +149,7 @@ class ScheduleTrainer:
             d = o["fourier_dim"] if o["fourier"] else {"ps10": 6, "mnist1d": 40, "digits": 64}.get(recipe.dataset, o["dim"])
             per_example = 6 * (d * o["width"] + (o["depth"] - 2) * o["width"] ** 2 + o["width"] * 10)
         else:
-            from harness.models.convnets import model_spec
+            from harness.trainers.models.convnets import model_spec
 
             side = {"cifar10": 32, "digits": 8}.get(recipe.dataset, o["spatial"])
             spec = model_spec(recipe.model, {"cifar10": 3, "digits": 1}.get(recipe.dataset, 6), 10, o["widths"])
@@ -250,7 +251,7 @@ def _net(recipe: Recipe, o: dict[str, Any], task: Task, seeds: list[int], device
 
         return _Net(params, spec.trainable(params), feats, head)
 
-    from harness.models.convnets import model_spec, stack_params
+    from harness.trainers.models.convnets import model_spec, stack_params
 
     spec = model_spec(recipe.model, task.x_train.shape[1], task.classes, o["widths"])
     names = spec.names

@@ -9,7 +9,8 @@ import numpy as np
 import torch
 
 from harness.recipe import Recipe
-from harness.trainers.base import DIVERGED, OK, RunResult, TrainContext, derived_salt, require, resolve_options
+from harness.store.runs import DIVERGED, OK
+from harness.trainers.base import RunResult, TrainContext, derived_salt, require, resolve_options
 
 _TOY_OPTIONS: dict[str, Any] = {"init_radius": 1.0, "min_angle": 0.2}
 

@@ -7,7 +7,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from harness.plugins import DatasetArrays, get_dataset
+from harness.extensions import DatasetArrays, get_dataset
 from harness.recipe import Recipe, RecipeError
 from harness.trainers import RunResult, TrainContext
 

@@ -1,6 +1,6 @@
 """The schema of ``report.json``, by version, and its validation (JSON Schema, via ``jsonschema``).
 
-A report carries ``version`` (``harness.report.REPORT_VERSION``). Readers
+A report carries ``version`` (``harness.report.report.REPORT_VERSION``). Readers
 validate before use: ``compare`` refuses an invalid report with one line and
 ``--compare-to previous`` skips one with a warning; ``trends`` validates each
 result on its own, so an older report that lacks a field loses only what it lacks.

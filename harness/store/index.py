@@ -3,7 +3,7 @@
 Layout under the store root::
 
     index.sqlite            runs and recipes (WAL mode: many readers, one writer at a time)
-    runs/<k[:2]>/<k>/<seed>.npz   one self-describing artifact per run (see harness.artifacts)
+    runs/<k[:2]>/<k>/<seed>.npz   one self-describing artifact per run (see harness.store.artifacts)
     locks/<k>.b<block>.lock  per-block lock held while a process trains that block
 
 The artifact is written to a temp file and renamed *before* its index row is
@@ -32,12 +32,11 @@ from typing import Any, Iterable, Iterator
 import numpy as np
 from filelock import FileLock, Timeout
 
-from harness import artifacts
+from harness.store import artifacts
 from harness.recipe import Recipe
-from harness.runs import RunResult
-from harness.store_errors import (  # noqa: F401  (re-exported: the store's public names)
-    DEFAULT_STORE, STORE_ENV, CorruptArtifact, IndexDamaged, StoreError, StoreWriteError, check_writable,
-    disk_is_full, rebuild_command, write_error,
+from harness.store.runs import RunResult
+from harness.store.errors import (
+    CorruptArtifact, IndexDamaged, StoreError, StoreWriteError, check_writable, disk_is_full, rebuild_command, write_error,
 )
 
 INDEX = "index.sqlite"

@@ -1,6 +1,6 @@
 """Finding and reading reports: a report path, the previous report of a tier, the committed baseline.
 
-Every report read here is validated against its schema (``harness.report_schema``).
+Every report read here is validated against its schema (``harness.report.schema``).
 """
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from harness.report_schema import ReportInvalid, validate
+from harness.report.schema import ReportInvalid, validate
 
 BASELINE_DIR = Path("results") / "baseline"
 

@@ -3,7 +3,7 @@
 Steps, in order, each timed:
 
 1. seconds per airbench run, eager: K runs through the harness and K bare runs
-   (``harness.bench_measure.measure``), so the harness overhead comes with it;
+   (``harness.bench.measure.measure``), so the harness overhead comes with it;
 2. the same with ``torch.compile`` (bare loop and harness, after a compile warm-up);
 3. the smoke tier of the linearity law through ``pytest --gpus 1`` (sequential looks);
 4. its gpu tier on one point, on the synthetic CIFAR-10 stand-in, if the s/run of
@@ -31,12 +31,12 @@ from typing import Any
 
 import torch
 
-from harness.bench_measure import TINY, device_name, measure
+from harness.bench.measure import TINY, device_name, measure
 from harness.data.formats import write_cifar10
 from harness.data.standin import learnable_images
-from harness.store import Store
+from harness.store.index import Store
 from harness.trainers import TrainContext
-from harness.trainers.airbench import AIRBENCH94
+from harness.trainers.recipes import AIRBENCH94
 
 #: wall-clock budget of the whole script on one H100 (the lead's device slots are 10 minutes)
 BUDGET_S = 8 * 60

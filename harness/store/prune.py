@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Iterable
 
 from harness.cli import OneLineParser
-from harness.store import DEFAULT_STORE, STORE_ENV
+from harness.config import DEFAULT_STORE, STORE_ENV
 
 DAY = 86400.0
 

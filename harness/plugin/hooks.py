@@ -8,7 +8,7 @@ decide → report.
 Light on purpose: this module is the pytest11 entry point, loaded by *every*
 pytest session in an environment where lrlaws is installed. torch, scipy and
 the trainers are imported only once a law test is selected or an lrlaws option
-needs them; the session's state and option parsing live in ``harness.session``.
+needs them; the session's state and option parsing live in ``harness.plugin.state``.
 """
 from __future__ import annotations
 
@@ -19,12 +19,12 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from harness.session import DATA_ENV, OFFLINE_ENV, ItemNeeds, LawSession, session_from_options
-from harness.store_errors import DEFAULT_STORE, STORE_ENV
+from harness.config import DATA_ENV, DEFAULT_STORE, OFFLINE_ENV, STORE_ENV
+from harness.plugin.state import ItemNeeds, LawSession, session_from_options
 
 if TYPE_CHECKING:
-    from harness.executor import Outcome
-    from harness.plan import Plan
+    from harness.execute.local import Outcome
+    from harness.execute.plan import Plan
 
 XDIST_REFUSAL = "lrlaws: run laws without pytest-xdist's -n (each worker would train on its own); parallelism comes from --gpus N or --executor ray"
 
@@ -102,7 +102,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         return
     ls.resolve()
     from harness.law import RunCache
-    from harness.store import StoreError, open_store
+    from harness.store.index import StoreError, open_store
 
     try:
         ls.store = open_store(ls.store_root, ls.plan_only, ls.no_train)
@@ -120,7 +120,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 def _declare_needs(ls: LawSession, items: list[pytest.Item]) -> dict[str, str]:
     """Call every selected law test's ``needs`` and check its data; then the session's plan."""
     from harness.law import NeedsError, NotAtThisTier, resolve_needs
-    from harness.looks import init_points
+    from harness.plugin.rounds import init_points
     from harness.recipe import RecipeError
 
     data_errors: dict[str, str] = {}
@@ -170,7 +170,7 @@ def _data_status(ls: LawSession, dataset: str) -> str:
 def _make_plan(ls: LawSession) -> None:
     """Keys of every law point's ensembles (data fingerprints included), then the plan."""
     from harness.identity import recipe_key
-    from harness.plan import make_plan
+    from harness.execute.plan import make_plan
     from harness.recipe import RecipeError
 
     try:
@@ -218,12 +218,12 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
             tr.write_line(ls.plan.table())
             tr.write_line(ls.plan.summary(max(1, ls.gpus)))
             if not ls.fixed_n:
-                from harness.looks import write_expected
+                from harness.plugin.rounds import write_expected
 
                 write_expected(tr, ls)
         return True  # nothing trained, no test run
-    from harness.looks import decide_in_rounds
-    from harness.report import Report
+    from harness.plugin.rounds import decide_in_rounds
+    from harness.report.report import Report
 
     ls.report = Report.start(ls.report_dir, ls.tier, ls.seed_base)
     if ls.to_download:
@@ -233,7 +233,7 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
 
 
 def _train(session: pytest.Session, ls: LawSession, plan: "Plan") -> None:
-    from harness.executor import make_tasks, progress
+    from harness.execute.local import make_tasks, progress
     from harness.trainers import TrainContext
 
     assert ls.store is not None
@@ -271,10 +271,10 @@ def _train(session: pytest.Session, ls: LawSession, plan: "Plan") -> None:
 
 def _execute(ls: LawSession, tasks, ctx, on_run) -> "Outcome":
     """Hand the tasks to the executor the session asked for."""
-    from harness.executor import train_in_process, train_pool
+    from harness.execute.local import train_in_process, train_pool
 
     if ls.executor == "ray":
-        from harness.ray_executor import train_ray
+        from harness.execute.ray import train_ray
 
         return train_ray(ls.store, tasks, ctx, on_run, address=ls.ray_address)
     workers = ls.workers()
@@ -295,8 +295,8 @@ def law(request: pytest.FixtureRequest):
         pytest.fail("the `law` fixture is for tests marked with @lrlaw(...)", pytrace=False)
     if need.refused:
         pytest.fail(need.refused, pytrace=False)
-    from harness.looks import context, ensembles_at
-    from harness.report import Report
+    from harness.plugin.rounds import context, ensembles_at
+    from harness.report.report import Report
     from harness.stats import confidence_level
 
     if ls.report is None:
@@ -343,7 +343,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED  # runs the session needed were not trained
     ls.report.finish(ls.plan, ls.store_root, ls.train_seconds, ls.trained)
     if ls.compare_to != "none" and not hasattr(session.config, "workerinput"):
-        from harness.compare import compare_session
+        from harness.report.compare import compare_session
 
         ls.comparison, ls.compare_note = compare_session(
             ls.report.run_dir, ls.report_dir, session.config.rootpath, ls.compare_to)

@@ -14,10 +14,11 @@ import shutil
 import sys
 from pathlib import Path
 
-from harness.compare import BASELINE_DIR, CompareError, find_previous, load_report, report_path, strip_comparison
+from harness.report.compare import BASELINE_DIR, CompareError, load_report, report_path, strip_comparison
+from harness.report.history import find_previous
 
 
-#: the tiers a baseline can be of (harness.plugin.TIERS; not imported, so this command needs no pytest)
+#: the tiers a baseline can be of (harness.plugin.hooks.TIERS; not imported, so this command needs no pytest)
 TIERS = ("smoke", "gpu", "paper")
 
 

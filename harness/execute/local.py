@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from typing import Any, Callable, Iterable
 
-from harness.plan import Plan
+from harness.execute.plan import Plan
 from harness.recipe import Recipe
-from harness.store import Store, StoreError
+from harness.store.index import Store, StoreError
 from harness.trainers import TrainContext, get_trainer, run_salt
 
 #: a task whose worker died or raised is tried this many more times, then recorded as failed

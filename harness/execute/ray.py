@@ -17,7 +17,7 @@ in flight after storing the runs that already arrived.
 
 The driver's ``harness`` package is shipped to the workers (``py_modules``), so
 the cluster trains with the driver's code and salts; so are the packages of the
-plug-in trainers and data sets (``harness.plugins``) and their entry points,
+plug-in trainers and data sets (``harness.extensions``) and their entry points,
 which workers therefore need not have installed. The workers' environment must
 provide torch and the rest of lrlaws' dependencies.
 """
@@ -35,10 +35,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
-from harness import plugins
-from harness.executor import split_blocks, MAX_RETRIES, Outcome, Task
+from harness import extensions as plugins
+from harness.execute.local import split_blocks, MAX_RETRIES, Outcome, Task
 from harness.recipe import Recipe
-from harness.store import Store, StoreError
+from harness.store.index import Store, StoreError
 from harness.trainers import TrainContext, get_trainer, run_salt
 from harness.trainers.base import RunResult
 

@@ -119,7 +119,7 @@ class PointState:
 
     def stop_at(self, n: int) -> None:
         """Stop at the look of ``n`` runs without looking: an earlier session's looks on the same
-        runs and code stopped there (``harness.stops``)."""
+        runs and code stopped there (``harness.plugin.stops``)."""
         self.k, self.done = self.plan.index(n), True
 
     def advance(self, verdict: bool | None) -> None:

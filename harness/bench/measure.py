@@ -5,10 +5,10 @@ import time
 
 import torch
 
-from harness.executor import make_tasks, train_in_process
-from harness.plan import make_plan
+from harness.execute.local import make_tasks, train_in_process
+from harness.execute.plan import make_plan
 from harness.recipe import Ensemble, Recipe
-from harness.store import Store
+from harness.store.index import Store
 from harness.trainers import TrainContext, get_trainer
 from harness.trainers.base import cpu_threads
 

@@ -18,7 +18,7 @@ from harness.identity import recipe_key
 from harness.recipe import Ensemble, Recipe
 
 if TYPE_CHECKING:
-    from harness.store import Store
+    from harness.store.index import Store
 
 
 @dataclass

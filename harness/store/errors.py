@@ -8,8 +8,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-DEFAULT_STORE = ".lrlaws/store"
-STORE_ENV = "LRLAWS_STORE"
+from harness.config import STORE_ENV
 
 
 class StoreError(RuntimeError):

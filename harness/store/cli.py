@@ -18,10 +18,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness import artifacts
+from harness.store import artifacts
 from harness.cli import OneLineParser
-from harness.store import _SCHEMA, INDEX, RunRecord, Store
-from harness.store_errors import DEFAULT_STORE, STORE_ENV, StoreError
+from harness.store.index import _SCHEMA, INDEX, RunRecord, Store
+from harness.config import DEFAULT_STORE, STORE_ENV, default_store
+from harness.store.errors import StoreError
 
 PROG = "python -m harness store"
 
@@ -135,14 +136,14 @@ def _swap_in(root: Path, new_path: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["prune"]:
-        from harness import store_prune
+        from harness.store import prune as store_prune
 
         return store_prune.main(argv)
     ap = OneLineParser(prog=PROG, description=__doc__.split("\n\n")[0])
     ap.add_argument("action", choices=("check", "rebuild", "prune"))
     ap.add_argument("--store", default=None, metavar="DIR", help=f"the store (default ${STORE_ENV} or {DEFAULT_STORE})")
     args = ap.parse_args(argv)
-    root = Path(args.store if args.store is not None else os.environ.get(STORE_ENV) or DEFAULT_STORE)
+    root = Path(args.store) if args.store is not None else default_store()
     if str(args.store).strip() == "" or not (root / "runs").is_dir():
         print(f"{PROG} {args.action}: {root} is not a store (no runs/ folder); pass --store DIR", file=sys.stderr)
         return 2

@@ -1,7 +1,7 @@
 """Small MLPs as pure functions of parameters stacked over seeds (leading axis M).
 
 A chunk of M seeds is one set of tensors and every layer a ``baddbmm`` over the
-seed axis (conv nets batched the same way live in ``harness.models.convnets``).
+seed axis (conv nets batched the same way live in ``harness.trainers.models.convnets``).
 The summed loss over seeds then has a block-diagonal gradient *and Hessian*, so
 every run trains — and has its sharpness measured — exactly as if it were
 alone. Parameters are plain tensors, not modules, so Hessian-vector products,

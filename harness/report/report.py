@@ -11,14 +11,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
-from harness.report_summary import law_summary, law_summary_lines
+from harness.report.summary import law_summary, law_summary_lines
 from harness.stats import CONFIDENCE, INCONCLUSIVE, NOT_RUN, LawResult, current_confidence
 from harness.stats.fragility import is_fragile
 from harness.stats.projection import facing_side, runs_to_decide
 
 if TYPE_CHECKING:
     from harness.law import LawContext
-    from harness.plan import Plan
+    from harness.execute.plan import Plan
 
 REPORT_VERSION = 1
 
@@ -43,7 +43,7 @@ class Entry:
     runs_max: int = 0
     looks: int = 1
     confidence: float = CONFIDENCE  # level of this point's intervals (1 - 0.05/looks when sequential)
-    stop_digest: str = ""  # what the point's looks depended on, at its stop (harness.stops)
+    stop_digest: str = ""  # what the point's looks depended on, at its stop (harness.plugin.stops)
     #: its decision could move on another machine (harness.stats.fragility)
     fragile: bool = False
     #: undecided: runs per ensemble that would decide it, runs to train, seconds (``projection_of``)

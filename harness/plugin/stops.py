@@ -1,6 +1,6 @@
 """Where a law point stopped, reused by a session on the same runs and the same code.
 
-A point's dry looks (``harness.looks``) are a deterministic function of what they
+A point's dry looks (``harness.plugin.rounds``) are a deterministic function of what they
 read and of the code that reads it: the runs (recipe key, seeds and each
 artifact's sha256 in the index), the ``harness`` package and the law's own
 directory, the versions of the tracked packages (numpy, scipy, …), and the
@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from harness.law import RunCache
     from harness.recipe import Ensemble
-    from harness.sequential import PointState
+    from harness.stats.sequential import PointState
 
 #: bump when what a dry look depends on changes in a way the files hashed here do not show
 FORMAT = 1
@@ -40,7 +40,7 @@ def previous_stops(report_dir: Path, tier: str, nodeids: set[str]) -> dict[str, 
     found: dict[str, tuple[int, str]] = {}
     if not nodeids:
         return found
-    # run directories start with their start time (harness.report.Report.start): newest first by name
+    # run directories start with their start time (harness.report.report.Report.start): newest first by name
     paths = sorted(Path(report_dir).glob("*/report.json"), key=lambda p: p.parent.name, reverse=True)
     for path in paths[:MAX_REPORTS]:
         try:
@@ -62,7 +62,7 @@ def previous_stops(report_dir: Path, tier: str, nodeids: set[str]) -> dict[str, 
 
 def code_digest(law_dir: Path) -> str:
     """sha256 of the harness package's sources, the law directory's, and the tracked packages' versions."""
-    from harness.report import package_versions
+    from harness.report.report import package_versions
 
     h = hashlib.sha256(json.dumps([FORMAT, platform.python_version(), package_versions()]).encode())
     for root, files in ((_HARNESS, sorted(_HARNESS.rglob("*.py"))), (law_dir, sorted(law_dir.glob("*.py")))):

@@ -22,10 +22,11 @@ from harness.cli import OneLineParser
 from harness.data.formats import write_cifar10
 from harness.data.standin import learnable_images, random_images
 from harness.recipe import Recipe, RecipeError
-from harness.store import Store, StoreError
+from harness.store.index import Store, StoreError
 from harness.trainers import DataUnavailable, TrainContext, get_trainer
-from harness.trainers.airbench import AIRBENCH94, run_flops
-from harness.bench_measure import TINY, TINY_SIZES, device_name, measure  # noqa: F401  (re-exported)
+from harness.trainers.recipes import AIRBENCH94
+from harness.trainers.airbench import run_flops
+from harness.bench.measure import TINY, TINY_SIZES, device_name, measure
 
 FULL_SIZES = (50_000, 10_000)
 
@@ -71,7 +72,7 @@ def _arg_problem(a: argparse.Namespace) -> str | None:
 
 def main(argv: list[str]) -> int:
     if "--acceptance" in argv:
-        from harness.acceptance import main as acceptance
+        from harness.bench.acceptance import main as acceptance
 
         return acceptance([a for a in argv if a != "--acceptance"])
     p = OneLineParser(prog="python -m harness bench", description=__doc__.splitlines()[0])

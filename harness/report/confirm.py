@@ -25,7 +25,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from harness.report_find import CompareError, load_report
+from harness.report.history import CompareError, load_report
 
 
 def claim_rows(report: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:

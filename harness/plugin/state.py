@@ -14,22 +14,21 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from harness.store_errors import DEFAULT_STORE, STORE_ENV, dir_problem
+from harness.config import DEFAULT_STORE, OFFLINE_ENV, STORE_ENV, default_data_dir, default_store
+from harness.store.errors import dir_problem
 
 if TYPE_CHECKING:
-    from harness.executor import Outcome, WorkerSpec
+    from harness.execute.local import Outcome, WorkerSpec
     from harness.law import RunCache
-    from harness.plan import Plan
+    from harness.execute.plan import Plan
     from harness.recipe import Ensemble
-    from harness.report import Report
-    from harness.sequential import PointState
-    from harness.stops import Stops
-    from harness.store import Store
+    from harness.report.report import Report
+    from harness.stats.sequential import PointState
+    from harness.plugin.stops import Stops
+    from harness.store.index import Store
 
 TIERS = ("smoke", "gpu", "paper")
 INCONCLUSIVE_MODES = ("skip", "fail")
-DATA_ENV = "LRLAWS_DATA"
-OFFLINE_ENV = "LRLAWS_OFFLINE"
 #: seeds are 32-bit; the largest base leaves room for 2**20 runs per ensemble
 MAX_SEED_BASE = 2**31 - 2**20
 
@@ -67,7 +66,7 @@ class LawSession:
     ray_address: str | None = None
     compare_to: str = "previous"
     fail_on: str = "regression"
-    comparison: Any = None  # harness.compare.Comparison of this session's report with its reference
+    comparison: Any = None  # harness.report.compare.Comparison of this session's report with its reference
     compare_note: str = ""
     seed_base: int = 0  # every ensemble uses seeds seed_base .. seed_base + N - 1
     offline: bool = False  # never download (--offline / LRLAWS_OFFLINE=1)
@@ -77,7 +76,7 @@ class LawSession:
     #: runs read by several tests of the session are loaded once (bounded, see harness.law.RunCache)
     run_cache: "RunCache | None" = None
     points: "dict[str, PointState]" = field(default_factory=dict)  # sequential state per law test
-    stops: "Stops | None" = None  # earlier stops reused, and this session's (harness.stops)
+    stops: "Stops | None" = None  # earlier stops reused, and this session's (harness.plugin.stops)
     dry_looks: int = 0  # test bodies run dry (a rerun that reuses every stop runs none)
     trained: int = 0
     failed_tasks: int = 0  # training tasks that failed over all rounds: they fail the session
@@ -85,7 +84,7 @@ class LawSession:
     def resolve(self) -> None:
         """Count the GPUs and pick the default tier: the first step that needs torch."""
         if self.gpus is None:
-            from harness.executor import visible_cuda_devices
+            from harness.execute.local import visible_cuda_devices
 
             self.gpus = len(visible_cuda_devices()) if _gpu_driver_present() else 0
         if self.cpu_workers is not None and self.gpus > 0:
@@ -103,7 +102,7 @@ class LawSession:
         return self.device if self.gpus or self.tier == "smoke" else "cuda"
 
     def workers(self) -> "list[WorkerSpec]":
-        from harness.executor import WorkerSpec, usable_cores, visible_cuda_devices
+        from harness.execute.local import WorkerSpec, usable_cores, visible_cuda_devices
 
         if not self.gpus:
             return [WorkerSpec("cpu")] * (self.cpu_workers or usable_cores())
@@ -163,7 +162,7 @@ def _parse_gpus(value: str) -> int | None:
         raise pytest.UsageError(f"--gpus must be >= 0 (0 = train on CPU), got {n}")
     if n == 0:
         return 0
-    from harness.executor import visible_cuda_devices
+    from harness.execute.local import visible_cuda_devices
 
     visible = len(visible_cuda_devices())
     if n > visible:
@@ -199,7 +198,7 @@ def _parse_seed_base(value: str) -> int:
 def _store_root(value: str | None) -> Path:
     if value is not None and value.strip() == "":
         raise pytest.UsageError(f"--store is empty: pass --store DIR, or leave it out for ${STORE_ENV} or {DEFAULT_STORE}")
-    return Path(value or os.environ.get(STORE_ENV) or DEFAULT_STORE)
+    return Path(value) if value else default_store()
 
 
 def _report_dir(value: str) -> Path:
@@ -210,8 +209,7 @@ def _report_dir(value: str) -> Path:
 
 
 def _data_dir(value: str | None) -> Path:
-    data = value or os.environ.get(DATA_ENV)
-    return Path(data) if data else Path.home() / ".cache" / "lrlaws" / "data"
+    return Path(value) if value else default_data_dir()
 
 
 def _offline_env() -> bool:
@@ -224,8 +222,9 @@ def _offline_env() -> bool:
 def _configure_compare(config: pytest.Config, ls: LawSession) -> None:
     ls.compare_to, ls.fail_on = config.getoption("--compare-to"), config.getoption("--fail-on")
     if ls.fail_on == "regression" and ls.compare_to in ("previous", "none"):
-        return  # the defaults need no check, and harness.compare (scipy) stays unimported
-    from harness.compare import FAIL_ON, invalid_reason, report_path
+        return  # the defaults need no check, and harness.report.compare (scipy) stays unimported
+    from harness.report.compare import FAIL_ON, report_path
+    from harness.report.history import invalid_reason
 
     if ls.fail_on not in FAIL_ON:
         raise pytest.UsageError(f"--fail-on must be one of {', '.join(FAIL_ON)}; got {ls.fail_on!r}")
@@ -246,7 +245,7 @@ def _configure_executor(config: pytest.Config, ls: LawSession) -> None:
         config.issue_config_time_warning(pytest.PytestConfigWarning(
             "--ray-address is ignored without --executor ray: add --executor ray to train on that cluster"), stacklevel=2)
     if ls.executor == "ray":
-        from harness.ray_executor import check_address, ray_missing
+        from harness.execute.ray import check_address, ray_missing
 
         if (why := ray_missing()) is not None:
             raise pytest.UsageError(why)

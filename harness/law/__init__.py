@@ -35,10 +35,10 @@ import numpy as np
 import pytest
 
 from harness.recipe import Ensemble
-from harness.store import StoreError
+from harness.store.index import StoreError
 
 if TYPE_CHECKING:
-    from harness.store import RunRecord, Store
+    from harness.store.index import RunRecord, Store
 
 NeedsFn = Callable[..., Mapping[str, Ensemble]]
 
@@ -227,4 +227,4 @@ class EnsembleRuns:
         return sorted({rec.device for rec in self._records()})
 
 
-from harness.law_context import LawContext  # noqa: E402,F401  (re-exported: the fixture's type)
+from harness.law.context import LawContext  # noqa: E402,F401  (re-exported: the fixture's type)

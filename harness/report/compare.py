@@ -30,10 +30,7 @@ from statistics import NormalDist
 from typing import Any
 
 
-from harness.report_find import (  # noqa: F401  (re-exported: where reports are found and read)
-    BASELINE_DIR, CompareError, find_baseline, find_previous, invalid_reason, load_report, report_path,
-    resolve_reference,
-)
+from harness.report.history import BASELINE_DIR, CompareError, load_report, report_path, resolve_reference
 from harness.stats import CONFIDENCE, PASS
 
 #: the standard normal, for z-scores (the stdlib's: scipy.stats would cost ~0.6 s of import on every session)

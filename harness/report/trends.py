@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.report_schema import result_ok
+from harness.report.schema import result_ok
 
 TRENDS_DIR = "trends"
 

@@ -1,6 +1,6 @@
 """The plugin's side of sequential decisions: each point's looks, the rounds' plans, dry looks.
 
-The rule itself (looks, levels, why error rates stay valid) is in ``harness.sequential``.
+The rule itself (looks, levels, why error rates stay valid) is in ``harness.stats.sequential``.
 Here a look runs a law test's own body with a dry ``LawContext`` on the first n runs
 of each of its ensembles, under the look's confidence level.
 """
@@ -14,16 +14,16 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import pytest
 
-from harness import stops
+from harness.plugin import stops
 from harness.law import EnsembleRuns, LawContext
-from harness.plan import Plan, format_seconds, plan_keyed
+from harness.execute.plan import Plan, format_seconds, plan_keyed
 from harness.recipe import Ensemble
-from harness.sequential import PointState, decided, run_rounds, scaled
+from harness.stats.sequential import PointState, decided, run_rounds, scaled
 from harness.stats import confidence_level
 from harness.stats.projection import facing_side
 
 if TYPE_CHECKING:
-    from harness.session import ItemNeeds, LawSession
+    from harness.plugin.state import ItemNeeds, LawSession
 
 #: what a dry look catches: any error or pytest outcome ends the look without a verdict
 _NO_VERDICT = (Exception, pytest.skip.Exception, pytest.fail.Exception, pytest.xfail.Exception)
@@ -114,7 +114,7 @@ def _stop_digest(ls: "LawSession", nodeid: str, law_dir: Path, point: PointState
 
 
 def reuse_stops(ls: "LawSession", law_dirs: dict[str, Path]) -> None:
-    """Start every point whose earlier stop has this session's digest at that stop (``harness.stops``)."""
+    """Start every point whose earlier stop has this session's digest at that stop (``harness.plugin.stops``)."""
     assert ls.stops is not None
     for nodeid, p in ls.points.items():
         n, digest = ls.stops.previous.get(nodeid, (0, ""))
@@ -158,9 +158,7 @@ def expected_plan(ls: "LawSession") -> tuple[Plan, str]:
         n = min(before.get(nodeid, p.n_max), p.n_max)
         keyed += [(ls.items[nodeid].keys[name], e) for name, e in ensembles_at(ls.items[nodeid], p, n).items()]
     source = "each point's stop in the previous report" if before else "no previous report: every point at its maximum"
-    # the device the session's plan estimates for (a GPU-less box planning a gpu-tier night)
-    device = ls.device if ls.gpus or ls.tier == "smoke" else "cuda"
-    return plan_keyed(keyed, ls.store, device, verify=False), source
+    return plan_keyed(keyed, ls.store, ls.plan_device, verify=False), source
 
 
 def write_expected(tr: Any, ls: "LawSession") -> None:

@@ -1,0 +1,1 @@
+"""Session reports: writing them, their schema and summary, reading earlier ones, comparing, baselines, trends."""
