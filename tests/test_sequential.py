@@ -1,6 +1,8 @@
 """The sequential rule: its looks and levels, its false-pass rate at the threshold, and the rounds loop."""
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from harness.stats.sequential import (
@@ -94,3 +96,32 @@ def test_an_open_ended_point_extends_by_doubling_with_its_own_levels():
     assert p.plan[-1] == 1024 and p.k == 4 and not p.done and p.level == pytest.approx(1 - 0.05 / 32)
     with pytest.raises(ValueError, match="open-ended"):
         PointState.new(512).extend()
+
+
+def test_budget_extensions_go_to_the_cheapest_points_and_overshoot_by_one_look_at_most():
+    from harness.stats.sequential import choose_extensions
+
+    cands = {"a": (100.0, 40.0), "b": (10.0, 30.0), "c": (50.0, 50.0), "never": (math.inf, 1.0)}
+    assert choose_extensions(cands, 85.0) == ["b", "c"]  # by cost to decide; a's 40 s no longer fits
+    assert choose_extensions(cands, 20.0) == ["b"]       # nothing fits: the cheapest alone
+    assert choose_extensions(cands, 0.0) == [] and choose_extensions({"never": (math.inf, 1.0)}, 99.0) == []
+
+
+def test_open_ended_rounds_look_at_the_last_look_and_extend_what_the_budget_chooses():
+    points = {"p": PointState.new(128, open_ended=True), "q": PointState.new(128)}
+    seen: list[tuple[str, int]] = []
+
+    def look(nodeid, p):
+        seen.append((nodeid, p.n))
+        return nodeid == "p" and p.n >= 512  # p decides at 512 runs; q never
+
+    offered: list[list[str]] = []
+
+    def extend(undecided):
+        offered.append(list(undecided))
+        return [n for n in undecided if points[n].n < 1024]
+
+    rounds = run_rounds(points, lambda: None, look, extend)
+    assert points["p"].plan == [64, 128, 256, 512] and points["p"].done
+    assert ("q", 128) not in seen  # a closed point's last look is the real test's, not a dry one
+    assert offered == [["p"], ["p"]] and rounds == 4

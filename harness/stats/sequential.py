@@ -135,22 +135,57 @@ class PointState:
 
 
 def run_rounds(points: dict[str, PointState], train: Callable[[], None],
-               look: Callable[[str, PointState], bool | None]) -> int:
+               look: Callable[[str, PointState], bool | None],
+               extend: Callable[[list[str]], list[str]] | None = None) -> int:
     """Alternate one training round for every undecided point and one look at each; returns rounds.
 
     ``train`` trains every point up to its current ``n`` (decided points stay where
     they stopped), so one round of all undecided points goes to the executor at once.
+    With ``extend`` (``--budget``), open-ended points still undecided at their last look are
+    offered to it; those it returns look again at twice the runs, and the rounds go on.
     """
     rounds = 0
-    while any(not p.done for p in points.values()):
-        train()
-        rounds += 1
-        for nodeid, p in points.items():
-            if p.done:
-                continue
-            # at the last look the real test decides anyway: no dry look (none at all with --fixed-n)
-            p.advance(True if p.k == len(p.plan) - 1 else look(nodeid, p))
-    return rounds
+    undecided: list[str] = []
+    while True:
+        while any(not p.done for p in points.values()):
+            train()
+            rounds += 1
+            for nodeid, p in points.items():
+                if p.done:
+                    continue
+                last = p.k == len(p.plan) - 1
+                if last and not p.open_ended:
+                    p.advance(True)  # the real test decides anyway: no dry look (none with --fixed-n)
+                    continue
+                verdict = look(nodeid, p)
+                p.advance(verdict)
+                if last and verdict is False:
+                    undecided.append(nodeid)
+        if extend is None or not undecided:
+            return rounds
+        chosen = extend(undecided)
+        if not chosen:
+            return rounds
+        undecided = [n for n in undecided if n not in chosen]
+        for nodeid in chosen:
+            points[nodeid].extend()
+
+
+def choose_extensions(candidates: dict[str, tuple[float, float]], remaining: float) -> list[str]:
+    """Which undecided points look again: ``candidates`` maps a point to (projected seconds to
+    decide it, seconds of its next look). Cheapest to decide first, as many next looks as the
+    ``remaining`` budget holds; if none fits but some budget is left, the cheapest alone, so no
+    point overshoots the budget by more than one look. Points that cannot be projected (infinite
+    cost) are never chosen."""
+    if remaining <= 0:
+        return []
+    order = sorted((c, nxt, n) for n, (c, nxt) in candidates.items() if math.isfinite(c))
+    chosen, spent = [], 0.0
+    for _, nxt, n in order:
+        if spent + nxt <= remaining:
+            chosen.append(n)
+            spent += nxt
+    return chosen or [n for _, _, n in order[:1]]
 
 
 # ------------------------------------------------------------------ calibration --
