@@ -15,7 +15,7 @@ import pytest
 from harness.stats import CHECK, CLAIM, FAIL, INCONCLUSIVE, PASS, LawResult, combine
 
 if TYPE_CHECKING:
-    from harness.law import EnsembleRuns
+    from harness.law.runs import EnsembleRuns
 
 
 @dataclass

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any, Callable
 import pytest
 
 from harness.plugin import stops
-from harness.law import EnsembleRuns, LawContext
+from harness.law.runs import EnsembleRuns
+from harness.law.context import LawContext
 from harness.execute.plan import Plan, format_seconds, plan_keyed
 from harness.recipe import Ensemble
 from harness.stats.sequential import PointState, decided, run_rounds, scaled

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from harness.law import RunCache
+    from harness.store.cache import RunCache
     from harness.recipe import Ensemble
     from harness.stats.sequential import PointState
 

@@ -14,7 +14,7 @@ from harness.report.summary import law_summary, law_summary_lines
 from harness.stats import CONFIDENCE, NOT_RUN, current_confidence
 
 if TYPE_CHECKING:
-    from harness.law import LawContext
+    from harness.law.context import LawContext
     from harness.execute.plan import Plan
 
 REPORT_VERSION = 1
