@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from harness.report.history import CompareError, load_report
+from harness.report.history import ReportError, load_report
 
 
 def claim_rows(report: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     try:
         fixed, held = load_report(args.fixed, schema=False), load_report(args.heldout, schema=False)
-    except CompareError as e:
+    except ReportError as e:
         print(f"confirm: {e}", file=sys.stderr)
         return 2
     if fixed.get("seed_base", 0) == held.get("seed_base", 0):
