@@ -1,4 +1,5 @@
-"""Layering and size limits of the library: the core imports no torch, no import cycles, small modules and functions."""
+"""Layering and size limits of the library: the core imports no torch, the packages import top-down only
+(TYPE_CHECKING imports count), no import cycles, small modules and functions."""
 from __future__ import annotations
 
 import ast
@@ -14,6 +15,21 @@ PACKAGE = ROOT / "harness"
 MAX_MODULE_LINES = 400
 MAX_FUNCTION_LINES = 60
 #: the core a user can use without torch: recipes, plans, the store, the statistics (and the plug-in registry)
+#: the stages of the data flow, bottom up: a module imports only from its own stage or the ones before it.
+#: ``identity`` hashes a recipe's data, so it sits after ``data``.
+LAYERS: list[tuple[str, ...]] = [
+    ("harness", "harness.config", "harness.recipe", "harness.extensions", "harness.cli"),
+    ("harness.data",),
+    ("harness.identity",),
+    ("harness.stats",),
+    ("harness.calibrate",),
+    ("harness.store.index",),
+    ("harness.trainers",),
+    ("harness.execute",),
+    ("harness.law",),
+    ("harness.report.report",),
+    ("harness.plugin", "harness.bench.bench", "harness.__main__"),
+]
 TORCH_FREE = ["harness.recipe", "harness.execute.plan", "harness.store.index", "harness.stats", "harness.extensions"]
 
 
@@ -31,24 +47,15 @@ def test_the_torch_check_can_fail():
     assert r.stdout.strip() == "True"
 
 
-def module_name(path: Path) -> str:
-    parts = path.relative_to(ROOT).with_suffix("").parts
+def module_name(path: Path, root: Path = ROOT) -> str:
+    parts = path.relative_to(root).with_suffix("").parts
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def _type_checking(node: ast.AST) -> bool:
-    return isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
-
-
 def imported(tree: ast.AST, modules: set[str]) -> set[str]:
-    """harness modules a module imports, at any depth (lazy imports count), except under TYPE_CHECKING."""
+    """harness modules a module imports, at any depth: lazy imports and TYPE_CHECKING imports count."""
     out: set[str] = set()
-    stack = [tree]
-    while stack:
-        node = stack.pop()
-        if _type_checking(node):
-            continue
-        stack.extend(ast.iter_child_nodes(node))
+    for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             out |= {a.name for a in node.names}
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
@@ -88,17 +95,58 @@ def test_no_import_cycles_in_harness():
     assert not found, "modules that import each other: " + "; ".join(" <-> ".join(g) for g in found)
 
 
+def _planted(tmp_path: Path, files: dict[str, str]) -> dict[str, set[str]]:
+    for name, text in files.items():
+        path = tmp_path / (name.replace(".", "/") + ".py")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    paths = sorted(tmp_path.rglob("*.py"))
+    modules = {module_name(f, tmp_path) for f in paths}
+    return {module_name(f, tmp_path): imported(ast.parse(f.read_text()), modules) - {module_name(f, tmp_path)}
+            for f in paths}
+
+
 def test_the_cycle_check_finds_a_cycle(tmp_path):
-    pkg = tmp_path / "harness"
-    pkg.mkdir()
-    (pkg / "a.py").write_text("def f():\n    from harness.b import g\n")
-    (pkg / "b.py").write_text("from harness import a\n")
-    (pkg / "c.py").write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from harness.a import f\n")
-    files = sorted(pkg.glob("*.py"))
-    modules = {"harness." + f.stem for f in files}
-    graph = {"harness." + f.stem: imported(ast.parse(f.read_text()), modules) - {"harness." + f.stem} for f in files}
-    assert graph["harness.c"] == set()
+    graph = _planted(tmp_path, {
+        "harness.a": "def f():\n    from harness.b import g\n",
+        "harness.b": "from harness import a\n",
+        "harness.c": "from harness.a import f\n",
+    })
     assert cycles(graph) == [["harness.a", "harness.b"]]
+
+
+def test_the_cycle_check_counts_type_checking_imports(tmp_path):
+    graph = _planted(tmp_path, {
+        "harness.law.__init__": "from harness.law.context import Ctx\n",
+        "harness.law.context": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from harness.law import lrlaw\n",
+    })
+    assert cycles(graph) == [["harness.law", "harness.law.context"]]
+
+
+def layer(module: str) -> int:
+    """The stage of a module: that of the longest package prefix listed in LAYERS."""
+    best = max(((len(p), i) for i, group in enumerate(LAYERS) for p in group
+                if module == p or module.startswith(p + ".")), default=None)
+    assert best is not None, f"{module} is in no stage of LAYERS: add its package there"
+    return best[1]
+
+
+def upward_imports(graph: dict[str, set[str]]) -> list[str]:
+    return sorted(f"{m} -> {d}" for m, deps in graph.items() for d in deps if layer(d) > layer(m))
+
+
+def test_packages_import_top_down_only():
+    found = upward_imports(import_graph(harness_files()))
+    assert not found, "imports against the data flow (see LAYERS): " + "; ".join(found)
+
+
+def test_the_layer_check_finds_an_upward_import(tmp_path):
+    graph = _planted(tmp_path, {
+        "harness.store.index": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from harness.report.history import x\n",
+        "harness.report.history": "from harness.store.index import Store\n",
+        "harness.plugin.hooks": "from harness.report.report import history\n",
+    })
+    assert upward_imports(graph) == ["harness.store.index -> harness.report.history"]
 
 
 def line_count(path: Path) -> int:

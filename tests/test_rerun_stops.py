@@ -79,22 +79,33 @@ def test_a_rewritten_run_makes_its_point_look_again(pytester):
     assert _looks(_session(pytester)) == (1, 1)
 
 
-def _report(path: Path, tier: str, entries: list[dict]) -> None:
+def _report(path: Path, tier: str, entries: list[dict], started: float) -> None:
     path.mkdir(parents=True)
-    (path / "report.json").write_text(json.dumps({"tier": tier, "entries": entries}))
+    (path / "report.json").write_text(json.dumps({"tier": tier, "started": started, "entries": entries}))
 
 
 def test_previous_stops_take_the_newest_report_of_the_tier_that_records_one(tmp_path):
     _report(tmp_path / "20260101-000000-smoke-1", "smoke", [{"nodeid": "a", "runs_used": 64, "stop_digest": "old"},
-                                                            {"nodeid": "b", "runs_used": 128, "stop_digest": "b1"}])
+                                                            {"nodeid": "b", "runs_used": 128, "stop_digest": "b1"}], 1.0)
     _report(tmp_path / "20260102-000000-smoke-1", "smoke", [{"nodeid": "a", "runs_used": 128, "stop_digest": "new"},
-                                                            {"nodeid": "b", "decision": "not run"}])
-    _report(tmp_path / "20260103-000000-gpu-1", "gpu", [{"nodeid": "a", "runs_used": 64, "stop_digest": "gpu"}])
+                                                            {"nodeid": "b", "decision": "not run"}], 2.0)
+    _report(tmp_path / "20260103-000000-gpu-1", "gpu", [{"nodeid": "a", "runs_used": 64, "stop_digest": "gpu"}], 3.0)
     (tmp_path / "20260104-000000-smoke-1").mkdir()
     (tmp_path / "20260104-000000-smoke-1" / "report.json").write_text("{not json")
     got = previous_stops(tmp_path, "smoke", {"a", "b", "c"})
     assert got == {"a": (128, "new"), "b": (128, "b1")}
     assert previous_stops(tmp_path / "absent", "smoke", {"a"}) == {}
+
+
+def test_previous_stops_order_reports_by_start_time_not_by_directory_name(tmp_path):
+    """``baseline/`` sorts after the dated run directories by name; its older digests must not shadow newer ones."""
+    _report(tmp_path / "20260102-000000-smoke-1", "smoke", [{"nodeid": "a", "runs_used": 128, "stop_digest": "new"}], 2.0)
+    _report(tmp_path / "baseline", "smoke", [{"nodeid": "a", "runs_used": 64, "stop_digest": "stale"}], 1.0)
+    assert previous_stops(tmp_path, "smoke", {"a"}) == {"a": (128, "new")}
+    # negative control: with the baseline started later, it is the newest and its digest is taken
+    (tmp_path / "baseline" / "report.json").write_text(json.dumps(
+        {"tier": "smoke", "started": 3.0, "entries": [{"nodeid": "a", "runs_used": 64, "stop_digest": "stale"}]}))
+    assert previous_stops(tmp_path, "smoke", {"a"}) == {"a": (64, "stale")}
 
 
 def test_loading_a_run_reads_its_own_index_row_only(tmp_path):

@@ -28,17 +28,11 @@ from __future__ import annotations
 
 import functools
 import inspect
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping
+from typing import Any, Callable, Mapping
 
-import numpy as np
 import pytest
 
 from harness.recipe import Ensemble
-from harness.store.index import StoreError
-
-if TYPE_CHECKING:
-    from harness.store.index import RunRecord, Store
 
 NeedsFn = Callable[..., Mapping[str, Ensemble]]
 
@@ -104,127 +98,3 @@ def resolve_needs(mark: pytest.Mark, tier: str, params: Mapping[str, Any]) -> tu
         raise NeedsError(f"needs of law {name!r} must give a dict name -> Ensemble, got {type(found).__name__}"
                          + ("" if needs is not None else f" as the configuration of tier {tier!r}"))
     return dict(found), config
-
-
-#: seeds per chunk that ``EnsembleRuns.chunks`` stacks (memory ~ CHUNK x one run's array)
-CHUNK = 256
-#: bytes of run arrays a session keeps for tests that read the same ensemble again; beyond it
-#: runs are streamed from the store on every read. Not measured: the smoke tier's largest
-#: law (linearity) reads ~60 MB, a paper-tier ensemble (N = 40 000) would need ~30 GB.
-CACHE_BYTES = 512 * 2**20
-
-
-class RunCache:
-    """The session's reads of the store: index rows per key, and run arrays up to a byte budget."""
-
-    def __init__(self, store: "Store", budget: int = CACHE_BYTES) -> None:
-        self.store = store
-        self.budget = budget
-        self.used = 0
-        self._records: dict[str, dict[int, "RunRecord"]] = {}
-        self._arrays: dict[tuple[str, int], dict[str, np.ndarray]] = {}
-        self.loads = 0  # artifacts read from disk (tests assert reuse with it)
-
-    def missing(self, key: str, seeds: range | list[int]) -> list[int]:
-        """Seeds of ``key`` without a row in the index (artifacts are checked when read)."""
-        have = self._records.setdefault(key, {})
-        if any(s not in have for s in seeds):
-            have.update(self.store.records(key))  # one index query for all seeds of the key
-        return [s for s in seeds if s not in have]
-
-    def records(self, key: str, seeds: range | list[int]) -> list["RunRecord"]:
-        if missing := self.missing(key, seeds):
-            raise StoreError(f"{len(missing)} runs of {key[:12]} are not in the store (first seed {missing[0]})")
-        have = self._records[key]
-        return [have[s] for s in seeds]
-
-    def arrays(self, key: str, seed: int) -> dict[str, np.ndarray]:
-        hit = self._arrays.get((key, seed))
-        if hit is not None:
-            return hit
-        _, arrays = self.store.load(key, seed)
-        self.loads += 1
-        size = sum(a.nbytes for a in arrays.values())
-        if self.used + size <= self.budget:
-            self._arrays[(key, seed)] = arrays
-            self.used += size
-        return arrays
-
-
-@dataclass
-class EnsembleRuns:
-    """The stored runs of one ensemble: index rows read at once, arrays streamed in chunks of seeds."""
-
-    name: str
-    key: str
-    ensemble: Ensemble
-    store: "Store"
-    cache: RunCache | None = None
-    _read: bool = False
-
-    def _cache(self) -> RunCache:
-        if self.cache is None:
-            self.cache = RunCache(self.store, budget=0)
-        self._read = True
-        return self.cache
-
-    def _records(self) -> list["RunRecord"]:
-        return self._cache().records(self.key, self.ensemble.seeds)
-
-    @property
-    def n(self) -> int:
-        return self.ensemble.n
-
-    @property
-    def seeds(self) -> range:
-        return self.ensemble.seeds
-
-    @property
-    def loaded(self) -> bool:
-        """Whether the test read these runs (only runs it read count towards its compute)."""
-        return self._read
-
-    def chunks(self, name: str, mask: np.ndarray | None = None, size: int = CHUNK) -> Iterator[np.ndarray]:
-        """The array ``name`` of the seeds where ``mask`` is true, stacked ``size`` seeds at a time.
-
-        Statistics over large ensembles read through this, so memory stays flat in N.
-        """
-        cache = self._cache()
-        seeds = [s for i, s in enumerate(self.ensemble.seeds) if mask is None or mask[i]]
-        for start in range(0, len(seeds), size):
-            yield np.stack([cache.arrays(self.key, s)[name] for s in seeds[start : start + size]])
-
-    def arrays(self, *names: str) -> dict[str, np.ndarray]:
-        """Several arrays by name, each N x ... stacked over seeds."""
-        return {k: self.array(k) for k in names}
-
-    def array(self, name: str) -> np.ndarray:
-        """N x ... stacked over seeds: for small ensembles; large ones go through ``chunks``."""
-        return np.concatenate(list(self.chunks(name)))
-
-    def metric(self, name: str) -> np.ndarray:
-        return np.array([rec.metrics.get(name, np.nan) for rec in self._records()], dtype=float)
-
-    @property
-    def status(self) -> np.ndarray:
-        return np.array([rec.status for rec in self._records()])
-
-    @property
-    def ok(self) -> np.ndarray:
-        """Seeds whose run finished (did not diverge), a mask over the ensemble."""
-        return self.status == "ok"
-
-    def ok_metric(self, name: str) -> np.ndarray:
-        """``metric(name)`` with NaN for runs that diverged, so statistics skip them."""
-        return np.where(self.ok, self.metric(name), np.nan)
-
-    @property
-    def seconds(self) -> float:
-        return float(sum(rec.seconds for rec in self._records()))
-
-    @property
-    def devices(self) -> list[str]:
-        return sorted({rec.device for rec in self._records()})
-
-
-from harness.law.context import LawContext  # noqa: E402,F401  (re-exported: the fixture's type)

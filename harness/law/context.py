@@ -16,7 +16,7 @@ from harness.stats import CHECK, CLAIM, FAIL, INCONCLUSIVE, PASS, LawResult, com
 from harness.stats.fragility import possible_decisions, possible_point_decisions, robust_failure
 
 if TYPE_CHECKING:
-    from harness.law import EnsembleRuns
+    from harness.law.runs import EnsembleRuns
 
 
 @dataclass

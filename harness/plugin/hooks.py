@@ -101,7 +101,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
             ls.items[item.nodeid] = ItemNeeds(law=item.get_closest_marker("lrlaw").kwargs["name"], refused=XDIST_REFUSAL)
         return
     ls.resolve()
-    from harness.law import RunCache
+    from harness.store.index.cache import RunCache
     from harness.store.index import StoreError, open_store
 
     try:
@@ -287,7 +287,7 @@ def _execute(ls: LawSession, tasks, ctx, on_run) -> "Outcome":
 
 @pytest.fixture
 def law(request: pytest.FixtureRequest):
-    """The running law point's runs and decision sink (see ``harness.law.LawContext``)."""
+    """The running law point's runs and decision sink (see ``harness.law.context.LawContext``)."""
     ls = request.config.stash[SESSION]
     item = request.node
     need = ls.items.get(item.nodeid)

@@ -7,7 +7,6 @@ of each of its ensembles, under the look's confidence level.
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 import time
 from typing import TYPE_CHECKING, Any, Callable
@@ -15,9 +14,11 @@ from typing import TYPE_CHECKING, Any, Callable
 import pytest
 
 from harness.plugin import stops
-from harness.law import EnsembleRuns, LawContext
+from harness.law.runs import EnsembleRuns
+from harness.law.context import LawContext
 from harness.execute.plan import Plan, format_seconds, plan_keyed
 from harness.recipe import Ensemble
+from harness.report.history import earlier_reports
 from harness.stats.sequential import PointState, decided, run_rounds, scaled
 from harness.stats import confidence_level
 from harness.stats.projection import facing_side
@@ -135,18 +136,11 @@ def record_stops(ls: "LawSession", law_dirs: dict[str, Path]) -> None:
 
 def previous_runs(report_dir: Path, tier: str) -> dict[str, int]:
     """Runs each point used in the newest earlier report of the tier (for --plan's expectation)."""
-    newest: tuple[float, dict[str, int]] | None = None
-    for path in Path(report_dir).glob("*/report.json"):
-        try:
-            data = json.loads(path.read_text())
-        except (OSError, ValueError):
-            continue
-        if data.get("tier") != tier or (newest is not None and data.get("started", 0) <= newest[0]):
-            continue
-        used = {e["nodeid"]: int(e["runs_used"]) for e in data.get("entries", []) if e.get("runs_used")}
+    for _, data in earlier_reports(report_dir, tier):
+        used = {e["nodeid"]: int(e["runs_used"]) for e in data["entries"] if isinstance(e, dict) and e.get("runs_used")}
         if used:
-            newest = (data.get("started", 0), used)
-    return newest[1] if newest else {}
+            return used
+    return {}
 
 
 def expected_plan(ls: "LawSession") -> tuple[Plan, str]:

@@ -19,7 +19,7 @@ from harness.store.errors import dir_problem
 
 if TYPE_CHECKING:
     from harness.execute.local import Outcome, WorkerSpec
-    from harness.law import RunCache
+    from harness.store.index.cache import RunCache
     from harness.execute.plan import Plan
     from harness.recipe import Ensemble
     from harness.report.report import Report
@@ -73,7 +73,7 @@ class LawSession:
     to_download: set[str] = field(default_factory=set)  # absent data sets the session fetches before training
     cpu_workers: int | None = None  # --workers; None = the usable cores
     fixed_n: bool = False  # --fixed-n: every point at its tier's maximum N, one look
-    #: runs read by several tests of the session are loaded once (bounded, see harness.law.RunCache)
+    #: runs read by several tests of the session are loaded once (bounded, see harness.store.index.cache.RunCache)
     run_cache: "RunCache | None" = None
     points: "dict[str, PointState]" = field(default_factory=dict)  # sequential state per law test
     stops: "Stops | None" = None  # earlier stops reused, and this session's (harness.plugin.stops)

@@ -17,14 +17,17 @@ imports from outside ``harness`` and its own directory.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import platform
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from harness.report.history import earlier_reports
+
 if TYPE_CHECKING:
-    from harness.law import RunCache
+    from harness.store.index.cache import RunCache
     from harness.recipe import Ensemble
     from harness.stats.sequential import PointState
 
@@ -40,15 +43,7 @@ def previous_stops(report_dir: Path, tier: str, nodeids: set[str]) -> dict[str, 
     found: dict[str, tuple[int, str]] = {}
     if not nodeids:
         return found
-    # run directories start with their start time (harness.report.report.Report.start): newest first by name
-    paths = sorted(Path(report_dir).glob("*/report.json"), key=lambda p: p.parent.name, reverse=True)
-    for path in paths[:MAX_REPORTS]:
-        try:
-            data = json.loads(path.read_text())
-        except (OSError, ValueError):
-            continue
-        if not isinstance(data, dict) or data.get("tier") != tier or not isinstance(data.get("entries"), list):
-            continue
+    for _, data in itertools.islice(earlier_reports(report_dir, tier), MAX_REPORTS):
         for e in data["entries"]:
             if not isinstance(e, dict) or e.get("nodeid") not in nodeids or e["nodeid"] in found:
                 continue

@@ -14,7 +14,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from harness.report.compare import BASELINE_DIR, CompareError, load_report, report_path, strip_comparison
+from harness.report.compare import BASELINE_DIR, ReportError, load_report, report_path, strip_comparison
 from harness.report.history import find_previous
 
 
@@ -25,7 +25,7 @@ TIERS = ("smoke", "gpu", "paper")
 def baseline_dir(root: Path, tier: str) -> Path:
     """Where the baseline of ``tier`` goes; only a known tier names a directory, so no report can aim elsewhere."""
     if tier not in TIERS:
-        raise CompareError(f"report has tier {tier!r}, not one of {', '.join(TIERS)}: not an lrlaws report of a known tier")
+        raise ReportError(f"report has tier {tier!r}, not one of {', '.join(TIERS)}: not an lrlaws report of a known tier")
     return Path(root) / BASELINE_DIR / ("" if tier == "smoke" else tier)
 
 
@@ -33,7 +33,7 @@ def _inside(path: Path, top: Path) -> Path:
     """``path`` if it resolves (symlinks followed) inside ``top``; a link out of it is refused."""
     real = path.resolve()
     if real != top.resolve() and top.resolve() not in real.parents:
-        raise CompareError(f"{path} resolves to {real}, outside {top}: remove that link and run again")
+        raise ReportError(f"{path} resolves to {real}, outside {top}: remove that link and run again")
     return path
 
 
@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as e:
         print(f"python -m harness baseline: cannot write the baseline: {e}", file=sys.stderr)
         return 2
-    except CompareError as e:
+    except ReportError as e:
         print(f"python -m harness baseline: {e}", file=sys.stderr)
         return 2
     data = json.loads((dest / "report.json").read_text())

@@ -30,7 +30,7 @@ from statistics import NormalDist
 from typing import Any
 
 
-from harness.report.history import BASELINE_DIR, CompareError, load_report, report_path, resolve_reference
+from harness.report.history import BASELINE_DIR, ReportError, load_report, report_path, resolve_reference
 from harness.stats import CONFIDENCE, PASS
 
 #: the standard normal, for z-scores (the stdlib's: scipy.stats would cost ~0.6 s of import on every session)
@@ -211,7 +211,7 @@ def _ci(r: dict[str, Any] | None) -> tuple[float, float] | None:
 def compare(old: dict[str, Any], new: dict[str, Any], alpha: float = DRIFT_ALPHA,
             old_path: str = "", new_path: str = "") -> Comparison:
     if not 0 < alpha < 1:
-        raise CompareError(f"alpha must lie in (0, 1), got {alpha}")
+        raise ReportError(f"alpha must lie in (0, 1), got {alpha}")
     z_crit = _NORMAL.inv_cdf(1 - alpha / 2)
     conf_old = float(old.get("confidence", CONFIDENCE))
     conf_new = float(new.get("confidence", CONFIDENCE))
@@ -296,7 +296,7 @@ def compare_session(run_dir: Path, report_dir: Path, root: Path, compare_to: str
                     f"in {Path(root) / BASELINE_DIR}: nothing to compare with")
         else:
             cmp = compare_paths(ref, new)
-    except CompareError as e:
+    except ReportError as e:
         ref, note = None, f"not compared: {e}"
     if ref is None:
         note = "; ".join([*skipped, note])
@@ -326,7 +326,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     try:
         cmp = compare_paths(args.old, args.new, args.alpha)
-    except CompareError as e:
+    except ReportError as e:
         print(f"python -m harness compare: {e}", file=sys.stderr)
         return 2
     print("\n".join(cmp.context_lines()))

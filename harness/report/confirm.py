@@ -25,7 +25,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from harness.report.history import CompareError, load_report
+from harness.report.history import ReportError, load_report
 
 
 def claim_rows(report: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
@@ -109,7 +109,7 @@ def recompute(base: dict[str, Any], perturbation: str, laws: str) -> dict[str, A
     subprocess.run(cmd, env={**os.environ, PERTURB_ENV: perturbation}, check=False)
     reports = sorted((tmp / "reports").glob("*/report.json"))
     if not reports:
-        raise CompareError(f"the perturbed session wrote no report under {tmp / 'reports'}")
+        raise ReportError(f"the perturbed session wrote no report under {tmp / 'reports'}")
     return load_report(reports[-1], schema=False)
 
 
@@ -158,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.perturb:
             return perturb_main(args)
         fixed, held = load_report(args.first, schema=False), load_report(args.second, schema=False)
-    except CompareError as e:
+    except ReportError as e:
         print(f"confirm: {e}", file=sys.stderr)
         return 2
     if fixed.get("seed_base", 0) == held.get("seed_base", 0):

@@ -1,19 +1,22 @@
-"""Finding and reading reports: a report path, the previous report of a tier, the committed baseline.
+"""Finding and reading reports: a report path, earlier reports, the previous report of a tier, the baseline.
 
-Every report read here is validated against its schema (``harness.report.schema``).
+The one reader of earlier reports (``earlier_reports``) orders them by the time they started, never by
+directory name, so the committed baseline (``results/baseline/``) cannot shadow a newer report.
+A report compared with is validated against its schema (``harness.report.schema``).
 """
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from harness.report.schema import ReportInvalid, validate
 
 BASELINE_DIR = Path("results") / "baseline"
 
 
-class CompareError(RuntimeError):
+class ReportError(RuntimeError):
     """A report cannot be read or compared; the message says which and why."""
 
 
@@ -30,16 +33,16 @@ def load_report(path: str | Path, schema: bool = True) -> dict[str, Any]:
     try:
         data = json.loads(p.read_text())
     except FileNotFoundError:
-        raise CompareError(f"no report at {p}") from None
+        raise ReportError(f"no report at {p}") from None
     except (OSError, ValueError) as e:
-        raise CompareError(f"cannot read report {p}: {e}") from None
+        raise ReportError(f"cannot read report {p}: {e}") from None
     if not isinstance(data, dict) or not isinstance(data.get("entries"), list):
-        raise CompareError(f"{p} is not an lrlaws report (no 'entries' list)")
+        raise ReportError(f"{p} is not an lrlaws report (no 'entries' list)")
     try:
         if schema:
             validate(data)
     except ReportInvalid as e:
-        raise CompareError(f"{p} is not a valid lrlaws report: {e}; fix or delete it") from None
+        raise ReportError(f"{p} is not a valid lrlaws report: {e}; fix or delete it") from None
     return data
 
 
@@ -47,9 +50,40 @@ def invalid_reason(path: Path) -> str | None:
     """Why the report at ``path`` cannot be compared with, or None if it can."""
     try:
         load_report(path)
-    except CompareError as e:
+    except ReportError as e:
         return str(e)
     return None
+
+
+def _started(data: dict[str, Any]) -> float:
+    try:
+        return float(data.get("started", 0.0))
+    except (TypeError, ValueError, OverflowError):
+        return 0.0
+
+
+def earlier_reports(report_dir: Path, tier: str | None = None, before: float = math.inf, *, below: bool = False,
+                    skip_dirs: tuple[str, ...] = ()) -> Iterator[tuple[Path, dict[str, Any]]]:
+    """``(path, report)`` of every readable report in ``report_dir`` (``*/report.json``; with ``below``, every
+    ``report.json`` below it) of ``tier`` (any tier if None) that started before ``before``, newest first.
+
+    Unreadable files and files that are not lrlaws reports are passed over; the schema is not checked here.
+    """
+    root = Path(report_dir)
+    found: list[tuple[float, Path, dict[str, Any]]] = []
+    for p in root.rglob("report.json") if below else root.glob("*/report.json"):
+        if skip_dirs and set(skip_dirs) & set(p.relative_to(root).parts):
+            continue
+        try:
+            data = json.loads(p.read_text())
+        except (OSError, ValueError):
+            continue
+        if not isinstance(data, dict) or not isinstance(data.get("entries"), list):
+            continue
+        if (tier is None or data.get("tier") == tier) and (started := _started(data)) < before:
+            found.append((started, p, data))
+    for _, p, data in sorted(found, key=lambda t: t[0], reverse=True):
+        yield p, data
 
 
 def _tier_and_start(path: Path) -> tuple[str | None, float] | None:
@@ -67,15 +101,9 @@ def find_previous(report_dir: Path, tier: str, before: float, exclude: Path | No
     An invalid report is passed over (one line about it appended to ``skipped``), so one bad
     file cannot break every later session's comparison.
     """
-    found: list[tuple[float, Path]] = []
-    for p in Path(report_dir).glob("*/report.json"):
-        if p.parent.name == BASELINE_DIR.name or (exclude is not None and p.parent.resolve() == exclude.resolve()):
+    for p, _ in earlier_reports(report_dir, tier, before, skip_dirs=(BASELINE_DIR.name,)):
+        if exclude is not None and p.parent.resolve() == exclude.resolve():
             continue
-        meta = _tier_and_start(p)
-        if meta is None or meta[0] != tier or meta[1] >= before:
-            continue
-        found.append((meta[1], p))
-    for _, p in sorted(found, key=lambda t: t[0], reverse=True):
         why = invalid_reason(p)
         if why is None:
             return p
@@ -102,10 +130,10 @@ def resolve_reference(compare_to: str, report_dir: Path, root: Path, new_report:
     if compare_to != "previous":
         p = report_path(compare_to)
         if not p.is_file():
-            raise CompareError(f"--compare-to {compare_to}: no report there")
+            raise ReportError(f"--compare-to {compare_to}: no report there")
         return p
     meta = _tier_and_start(new_report)
     if meta is None or meta[0] is None:
-        raise CompareError(f"cannot read the tier of {new_report}")
+        raise ReportError(f"cannot read the tier of {new_report}")
     tier, started = meta
     return find_previous(report_dir, tier, started, exclude=new_report.parent, skipped=skipped) or find_baseline(root, tier)

@@ -17,7 +17,7 @@ from harness.stats.fragility import is_fragile
 from harness.stats.projection import facing_side, runs_to_decide
 
 if TYPE_CHECKING:
-    from harness.law import LawContext
+    from harness.law.context import LawContext
     from harness.execute.plan import Plan
 
 REPORT_VERSION = 1

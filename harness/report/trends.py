@@ -9,13 +9,13 @@ the nights is visible before it flips.
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.report.history import earlier_reports
 from harness.report.schema import result_ok
 
 TRENDS_DIR = "trends"
@@ -36,24 +36,7 @@ class Series:
 
 def load_reports(report_dir: Path) -> list[dict[str, Any]]:
     """Every readable report below ``report_dir``, oldest first."""
-    reports = []
-    for p in Path(report_dir).rglob("report.json"):
-        if TRENDS_DIR in p.relative_to(report_dir).parts:
-            continue
-        try:
-            data = json.loads(p.read_text())
-        except (OSError, ValueError):
-            continue
-        if isinstance(data, dict) and isinstance(data.get("entries"), list):
-            reports.append(data)
-    return sorted(reports, key=_started)
-
-
-def _started(report: dict[str, Any]) -> float:
-    try:
-        return float(report.get("started", 0.0))
-    except (TypeError, ValueError):
-        return 0.0
+    return [data for _, data in reversed(list(earlier_reports(report_dir, below=True, skip_dirs=(TRENDS_DIR,))))]
 
 
 def collect(reports: list[dict[str, Any]]) -> dict[tuple[str, str, str], tuple[list[str], dict[str, Series]]]:
