@@ -7,7 +7,7 @@ import pytest
 
 from harness.law.runs import EnsembleRuns
 from harness.law.context import LawContext
-from harness.store.index.cache import RunCache
+from harness.store.cache import RunCache
 from harness.recipe import Ensemble, Recipe
 from harness.stats import CHECK, FAIL, INCONCLUSIVE, PASS, LawResult, exact_result, mean_result
 from harness.store.index import RunRecord

@@ -23,12 +23,12 @@ LAYERS: list[tuple[str, ...]] = [
     ("harness.identity",),
     ("harness.stats",),
     ("harness.calibrate",),
-    ("harness.store.index",),
+    ("harness.store",),
     ("harness.trainers",),
     ("harness.execute",),
     ("harness.law",),
-    ("harness.report.report",),
-    ("harness.plugin", "harness.bench.bench", "harness.__main__"),
+    ("harness.report",),
+    ("harness.plugin", "harness.bench", "harness.__main__"),
 ]
 TORCH_FREE = ["harness.recipe", "harness.execute.plan", "harness.store.index", "harness.stats", "harness.extensions"]
 
@@ -144,7 +144,7 @@ def test_the_layer_check_finds_an_upward_import(tmp_path):
     graph = _planted(tmp_path, {
         "harness.store.index": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from harness.report.history import x\n",
         "harness.report.history": "from harness.store.index import Store\n",
-        "harness.plugin.hooks": "from harness.report.report import history\n",
+        "harness.plugin.hooks": "from harness.report import history\n",
     })
     assert upward_imports(graph) == ["harness.store.index -> harness.report.history"]
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from harness.law.runs import EnsembleRuns
-from harness.store.index.cache import RunCache
+from harness.store.cache import RunCache
 from harness.recipe import Ensemble, Recipe
 from harness.stats.linearity import linearity_estimate, linearity_estimate_chunks
 from harness.store.index import RunRecord, Store

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Iterator
 import numpy as np
 
 from harness.recipe import Ensemble
-from harness.store.index.cache import RunCache
+from harness.store.cache import RunCache
 
 if TYPE_CHECKING:
     from harness.store.index import RunRecord, Store

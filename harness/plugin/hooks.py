@@ -53,6 +53,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--fixed-n", action="store_true", default=False,
                 help="train every law point's tier maximum N at once and decide once (default: sequential looks "
                      "that stop as soon as every claim is decided).")
+    g.addoption("--budget", default=None, metavar="DURATION",
+                help="sequential looks go on past the tier's N (doubling, open-ended alpha spending) until every "
+                     "selected claim is decided or the training time reaches DURATION (e.g. 30m, 8h); the next "
+                     "looks go to the points cheapest to decide.")
     g.addoption("--seed-base", default="0", metavar="K",
                 help="every ensemble uses seeds K .. K+N-1 (default 0, the seeds the laws were tuned on); "
                      "K != 0 makes a confirmatory session on held-out seeds.")
@@ -101,7 +105,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
             ls.items[item.nodeid] = ItemNeeds(law=item.get_closest_marker("lrlaw").kwargs["name"], refused=XDIST_REFUSAL)
         return
     ls.resolve()
-    from harness.store.index.cache import RunCache
+    from harness.store.cache import RunCache
     from harness.store.index import StoreError, open_store
 
     try:
@@ -341,6 +345,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     if ls.failed_tasks and session.exitstatus == pytest.ExitCode.OK:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED  # runs the session needed were not trained
+    ls.report.budget = ls.budget
     ls.report.finish(ls.plan, ls.store_root, ls.train_seconds, ls.trained)
     if ls.compare_to != "none" and not hasattr(session.config, "workerinput"):
         from harness.report.compare import compare_session
@@ -360,6 +365,8 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         terminalreporter.write_line(line)
     for line in ls.report.law_summary_lines():
         terminalreporter.write_line(line, bold=line.startswith("total"))
+    for line in ls.report.budget_lines(ls.train_seconds):
+        terminalreporter.write_line(line)
     terminalreporter.write_line(f"report: {ls.report.run_dir / 'report.md'}")
     if ls.comparison is not None:
         for line in ls.comparison.context_lines() + ls.comparison.table().splitlines():

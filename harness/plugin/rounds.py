@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import pytest
 
 from harness.plugin import stops
+from harness.plugin.budget import extend_within_budget, point_costs
 from harness.law.runs import EnsembleRuns
 from harness.law.context import LawContext
 from harness.execute.plan import Plan, format_seconds, plan_keyed
@@ -36,7 +37,7 @@ def init_points(ls: "LawSession") -> None:
         # --plan counts points whose data is missing here too, as the plan itself does
         if (need.not_run is None or ls.plan_only) and need.refused is None and need.ensembles:
             n_max = max(e.n for e in need.ensembles.values())
-            ls.points[nodeid] = PointState.new(n_max, fixed=ls.fixed_n)
+            ls.points[nodeid] = PointState.new(n_max, fixed=ls.fixed_n, open_ended=ls.budget is not None)
 
 
 def ensembles_at(need: "ItemNeeds", point: PointState | None, n: int | None = None) -> dict[str, Ensemble]:
@@ -98,6 +99,8 @@ def dry_look(ls: "LawSession", item: pytest.Item, point: PointState) -> bool | N
             ls.stops.unverified.add(item.nodeid)
             return None
     record_sides(point, ctx)
+    if ls.budget is not None:
+        ls.costs[item.nodeid] = point_costs(ctx)
     return decided(ctx.results)
 
 
@@ -175,7 +178,8 @@ def decide_in_rounds(session: pytest.Session, ls: "LawSession", train_plan: Call
         if not ls.no_train and plan.runs_missing:
             train_plan(plan)
 
-    rounds = run_rounds(ls.points, train, lambda nodeid, p: dry_look(ls, by_id[nodeid], p))
+    extend = (lambda undecided: extend_within_budget(ls, undecided)) if ls.budget is not None else None
+    rounds = run_rounds(ls.points, train, lambda nodeid, p: dry_look(ls, by_id[nodeid], p), extend)
     record_stops(ls, law_dirs)
     tr = session.config.pluginmanager.get_plugin("terminalreporter")
     if tr is not None and ls.points:

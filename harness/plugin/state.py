@@ -19,7 +19,7 @@ from harness.store.errors import dir_problem
 
 if TYPE_CHECKING:
     from harness.execute.local import Outcome, WorkerSpec
-    from harness.store.index.cache import RunCache
+    from harness.store.cache import RunCache
     from harness.execute.plan import Plan
     from harness.recipe import Ensemble
     from harness.report.report import Report
@@ -73,7 +73,10 @@ class LawSession:
     to_download: set[str] = field(default_factory=set)  # absent data sets the session fetches before training
     cpu_workers: int | None = None  # --workers; None = the usable cores
     fixed_n: bool = False  # --fixed-n: every point at its tier's maximum N, one look
-    #: runs read by several tests of the session are loaded once (bounded, see harness.store.index.cache.RunCache)
+    budget: float | None = None  # --budget, seconds of training: open-ended looks past the tier's N
+    #: per point, (projected seconds to decide it, seconds of its next look), from its latest look
+    costs: dict[str, tuple[float, float]] = field(default_factory=dict)
+    #: runs read by several tests of the session are loaded once (bounded, see harness.store.cache.RunCache)
     run_cache: "RunCache | None" = None
     points: "dict[str, PointState]" = field(default_factory=dict)  # sequential state per law test
     stops: "Stops | None" = None  # earlier stops reused, and this session's (harness.plugin.stops)
@@ -132,7 +135,7 @@ def session_from_options(config: pytest.Config) -> LawSession:
         plan_only=opt("--plan"), no_train=opt("--no-train"), inconclusive=opt("--inconclusive"),
         compile=opt("--compile"), seed_base=_parse_seed_base(opt("--seed-base")),
         offline=opt("--offline") or _offline_env(), cpu_workers=_parse_workers(opt("--workers")),
-        fixed_n=opt("--fixed-n"),
+        fixed_n=opt("--fixed-n"), budget=_parse_budget(opt("--budget"), opt("--fixed-n")),
     )
     _configure_compare(config, ls)
     _configure_executor(config, ls)
@@ -183,6 +186,17 @@ def _parse_workers(value: str | None) -> int | None:
     if k < 1:
         raise pytest.UsageError(f"--workers must be a whole number >= 1 (CPU worker processes), got {value!r}")
     return k
+
+
+def _parse_budget(value: str | None, fixed_n: bool) -> float | None:
+    if value is None:
+        return None
+    if fixed_n:
+        raise pytest.UsageError("--budget and --fixed-n exclude each other: --fixed-n makes one look, --budget "
+                                "looks again past the tier's N")
+    from harness.plugin.budget import parse_duration
+
+    return parse_duration(value)
 
 
 def _parse_seed_base(value: str) -> int:

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 from harness.report.history import earlier_reports
 
 if TYPE_CHECKING:
-    from harness.store.index.cache import RunCache
+    from harness.store.cache import RunCache
     from harness.recipe import Ensemble
     from harness.stats.sequential import PointState
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Iterable
 from harness.report.summary import law_summary, law_summary_lines
 from harness.stats import CONFIDENCE, INCONCLUSIVE, NOT_RUN, LawResult, current_confidence
 from harness.stats.fragility import is_fragile
-from harness.stats.projection import facing_side, runs_to_decide
+from harness.stats.projection import facing_side, runs_to_decide, undecided
 
 if TYPE_CHECKING:
     from harness.law.context import LawContext
@@ -100,6 +100,8 @@ class Report:
     started: float
     entries: list[Entry] = field(default_factory=list)
     seed_base: int = 0
+    #: --budget in seconds of training (None without one)
+    budget: float | None = None
 
     @classmethod
     def start(cls, report_dir: Path, tier: str, seed_base: int = 0) -> "Report":
@@ -121,7 +123,7 @@ class Report:
         seconds = sum(e.seconds for e in loaded)
         s_run = seconds / max(1, sum(e.n for e in loaded))
         projections = {id(r): projection_of(r, n, ctx.history.get(r.statistic, []), ctx.ensembles.values(), s_run)
-                       for r in ctx.claims if r.decision == INCONCLUSIVE}
+                       for r in ctx.claims if undecided(r)}
         entry = Entry(
             nodeid=ctx.nodeid, law=ctx.name, params=_jsonable(ctx.params),
             decision=ctx.decision if ctx.results else "error",
@@ -164,8 +166,24 @@ class Report:
             "entries": [e.__dict__ for e in self.entries],
         }
         data["summary"] = law_summary(data["entries"])
+        if self.budget is not None:
+            data["budget"] = self.budget_summary(train_seconds)
         (self.run_dir / "report.json").write_text(json.dumps(_jsonable(data), indent=1))
         (self.run_dir / "report.md").write_text(self.markdown(data))
+
+    def budget_summary(self, train_seconds: float) -> dict[str, Any]:
+        """The budget, what of it training used, and each point still undecided with its projection."""
+        return {"seconds": self.budget, "spent": train_seconds,
+                "undecided": {e.nodeid: e.projection for e in self.entries
+                              if e.decision == INCONCLUSIVE or e.fragile}}
+
+    def budget_lines(self, train_seconds: float) -> list[str]:
+        if self.budget is None:
+            return []
+        b = self.budget_summary(train_seconds)
+        lines = [f"budget {b['seconds'] / 60:.1f} min of training: {b['spent'] / 60:.1f} min spent; "
+                 f"{len(b['undecided'])} point(s) still undecided"]
+        return lines + [f"  {n}: {projection_text(p) or 'no claim to project'}" for n, p in b["undecided"].items()]
 
     def summary_lines(self) -> list[str]:
         lines = []
@@ -188,6 +206,7 @@ class Report:
             f"# lrlaws report `{data['run_id']}`", "",
             *[f"    {line}" for line in law_summary_lines(data["summary"])], "",
             seeds, "",
+            *[f"    {line}" for line in self.budget_lines(data["train_seconds"])],
             f"tier **{self.tier}** · commit `{env.get('git_commit') or 'unknown'}` · torch {env.get('torch')} · "
             f"devices {', '.join(env.get('devices') or []) or ('cpu' if env.get('devices_queried', True) else 'not queried')} · trained {data['runs_trained']} runs in "
             f"{data['train_seconds']:.1f} s", "",

@@ -5,8 +5,9 @@ the nearest threshold is shorter than the distance ``d`` from ``v`` to that thre
 That side shrinks as N^-β: β is measured across the point's looks where it had several
 (a least-squares slope of log side on log N), else the 1/√N of a mean (β = ½, said so
 in the report). To decide with probability about ``POWER`` rather than one half, the
-target side leaves room for the estimate's own noise at the projected N:
-side·(z + z_power)/z < d, with z the interval's quantile.
+target side leaves room for the estimate's own noise at the projected N, and for the machine
+spread (``harness.stats.fragility``) that a robust decision must clear:
+side·(1 + MACHINE_SPREAD)·(z + z_power)/z < d, with z the interval's quantile.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from statistics import NormalDist
 from typing import Sequence
 
+from harness.stats import fragility
 from harness.stats.core import INCONCLUSIVE, LawResult
 
 #: the chance of deciding at the projected N if the truth is the observed estimate. Set before
@@ -69,14 +71,19 @@ def runs_to_decide(r: LawResult, n: int, history: Sequence[tuple[int, float]] = 
     if not (math.isfinite(side) and side > 0) or d <= 0 or not math.isfinite(d):
         return Projection(math.inf, beta, measured)
     z = NormalDist().inv_cdf(0.5 + confidence / 2)
-    target = d * z / (z + NormalDist().inv_cdf(power))
+    target = d * z / ((z + NormalDist().inv_cdf(power)) * (1 + fragility.MACHINE_SPREAD))
     runs = n * (side / target) ** (1 / beta)
     return Projection(max(float(n), runs), beta, measured)
 
 
+def undecided(r: LawResult) -> bool:
+    """A claim that more runs could still decide: inconclusive, or decided within the machine spread."""
+    return r.kind == "claim" and (r.decision == INCONCLUSIVE or fragility.is_fragile(r))
+
+
 def point_projection(rows: Sequence[LawResult], n: int, histories: dict[str, Sequence[tuple[int, float]]],
                      confidence: float = 0.95) -> Projection | None:
-    """The largest projection over a point's undecided claims (all must be decided); None if none is undecided."""
-    out = [runs_to_decide(r, n, histories.get(r.statistic, ()), confidence) for r in rows
-           if r.kind == "claim" and r.decision == INCONCLUSIVE]
+    """The largest projection over a point's undecided or fragile claims (all must be decided beyond the
+    machine spread); None if every claim is."""
+    out = [runs_to_decide(r, n, histories.get(r.statistic, ()), confidence) for r in rows if undecided(r)]
     return max(out, key=lambda p: p.runs) if out else None

@@ -40,6 +40,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from harness.stats import CLAIM, CONFIDENCE, FAIL, PASS, LawResult, t_interval
+from harness.stats.fragility import is_fragile
 
 #: runs per ensemble at the first look. Chosen before looking at data: the cross-fitted
 #: bootstrap statistics of the laws group runs in up to 256 groups and need tens of runs
@@ -70,18 +71,19 @@ def spending_level(k: int, confidence: float = CONFIDENCE) -> float:
 
 
 def decided(results: list[LawResult]) -> bool:
-    """Every claim of the point is pass or fail (no claim left inconclusive).
+    """Every claim of the point is pass or fail beyond the machine spread (no claim left
+    inconclusive, none fragile: a decision that may move on another machine is no stop).
 
     Checks (identities, probe correctness) do not keep a point training: a point of
     checks alone is decided by its first look.
     """
     claims = [r for r in results if r.kind == CLAIM] or results
-    return bool(claims) and all(r.decision in (PASS, FAIL) for r in claims)
+    return bool(claims) and all(r.decision in (PASS, FAIL) and not is_fragile(r) for r in claims)
 
 
 def scaled(n: int, look: int, n_max: int) -> int:
     """An ensemble of tier size ``n`` at a look of ``look`` runs out of the point's ``n_max``."""
-    return min(n, max(1, math.ceil(n * look / n_max)))
+    return max(1, math.ceil(n * look / n_max))  # past n_max (--budget) the ensembles grow in proportion
 
 
 @dataclass
