@@ -7,14 +7,15 @@ import pytest
 
 from harness.calibrate.projection import run_cell
 from harness.stats import LawResult
+from harness.stats.fragility import MACHINE_SPREAD
 from harness.stats.projection import facing_side, fitted_exponent, point_projection, runs_to_decide
 
 
 def test_a_mean_whose_side_is_twice_the_distance_needs_about_four_times_the_runs_more():
     r = LawResult("x", "m", 0.1, (-0.1, 0.3), 0.0, ">")  # side 0.2 facing 0, distance 0.1
     assert facing_side(r) == pytest.approx((0.1, 0.2))
-    p = runs_to_decide(r, 16, power=0.5)  # power ½: the interval edge lands on the threshold
-    assert p.runs == pytest.approx(16 * 4) and p.exponent == 0.5 and not p.measured
+    p = runs_to_decide(r, 16, power=0.5)  # power ½: the interval edge lands a machine spread past the threshold
+    assert p.runs == pytest.approx(16 * (2 * (1 + MACHINE_SPREAD)) ** 2) and p.exponent == 0.5 and not p.measured
     assert runs_to_decide(r, 16).runs > p.runs  # room for the estimate's own noise
 
 
@@ -31,11 +32,12 @@ def test_the_exponent_is_measured_across_looks():
     assert fitted_exponent([(64, 0.1), (128, 0.2)]) is None  # a widening side says nothing
     r = LawResult("x", "m", 0.1, (-0.1, 0.3), 0.0, ">")
     slow = runs_to_decide(r, 64, history=[(16, 0.2 * 2 ** 0.5), (64, 0.2)], power=0.5)  # side ∝ N^-1/4
-    assert slow.measured and slow.exponent == pytest.approx(0.25) and slow.runs == pytest.approx(64 * 16)
+    assert slow.measured and slow.exponent == pytest.approx(0.25)
+    assert slow.runs == pytest.approx(64 * (2 * (1 + MACHINE_SPREAD)) ** 4)
 
 
 def test_a_point_projects_its_slowest_undecided_claim():
-    fast = LawResult("x", "a", 0.2, (0.05, 0.35), 0.0, ">")   # decided: left out
+    fast = LawResult("x", "a", 0.5, (0.4, 0.6), 0.0, ">")   # decided beyond the spread: left out
     slow = LawResult("x", "b", 0.05, (-0.1, 0.2), 0.0, ">")
     mid = LawResult("x", "c", 0.1, (-0.05, 0.25), 0.0, ">")
     p = point_projection([fast, slow, mid], 16, {})
