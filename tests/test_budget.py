@@ -59,6 +59,9 @@ def test_a_spent_budget_starts_no_look_and_reports_what_is_left(pytester):
     left = data["budget"]["undecided"][e["nodeid"]]
     assert left["runs"] > 16 and left["runs_to_train"] > 0 and left["seconds"] > 0
     assert "decides at ~" in res.stdout.str()
+    plan = _session(pytester, "spent", "--plan")  # --plan shows each point's next look and that projection
+    line = next(l for l in plan.stdout.lines if "test_tiny[tiny-lr0.1]: next look" in l)
+    assert "at 16 runs/ensemble (0 to train); last inconclusive at 16 runs, decides at ~" in line
 
 
 def test_bad_budgets_are_one_line(pytester):

@@ -20,6 +20,7 @@ from harness.law.context import LawContext
 from harness.execute.plan import Plan, format_seconds, plan_keyed
 from harness.recipe import Ensemble
 from harness.report.history import earlier_reports
+from harness.report.report import projection_text
 from harness.stats.sequential import PointState, decided, run_rounds, scaled
 from harness.stats import confidence_level
 from harness.stats.projection import facing_side
@@ -139,11 +140,7 @@ def record_stops(ls: "LawSession", law_dirs: dict[str, Path]) -> None:
 
 def previous_runs(report_dir: Path, tier: str) -> dict[str, int]:
     """Runs each point used in the newest earlier report of the tier (for --plan's expectation)."""
-    for _, data in earlier_reports(report_dir, tier):
-        used = {e["nodeid"]: int(e["runs_used"]) for e in data["entries"] if isinstance(e, dict) and e.get("runs_used")}
-        if used:
-            return used
-    return {}
+    return {n: int(e["runs_used"]) for n, e in previous_entries(report_dir, tier).items() if e.get("runs_used")}
 
 
 def expected_plan(ls: "LawSession") -> tuple[Plan, str]:
@@ -162,6 +159,37 @@ def write_expected(tr: Any, ls: "LawSession") -> None:
     exp, source = expected_plan(ls)
     tr.write_line(f"lrlaws plan (sequential looks): at most {ls.plan.runs_missing} runs to train, expected "
                   f"{exp.runs_missing} (est. {format_seconds(exp.est_seconds / max(1, ls.gpus))}; {source})")
+    for line in point_plan_lines(ls):
+        tr.write_line(line)
+
+
+def previous_entries(report_dir: Path, tier: str) -> dict[str, dict[str, Any]]:
+    """The entries of the newest earlier report of the tier, by node id."""
+    for _, data in earlier_reports(report_dir, tier):
+        entries = {e["nodeid"]: e for e in data["entries"] if isinstance(e, dict) and "nodeid" in e}
+        if entries:
+            return entries
+    return {}
+
+
+def point_plan_lines(ls: "LawSession") -> list[str]:
+    """Per point: the runs to its next look, and what the newest earlier report said deciding would cost."""
+    assert ls.store is not None
+    before = previous_entries(ls.report_dir, str(ls.tier))
+    lines = []
+    for nodeid, p in ls.points.items():
+        need = ls.items[nodeid]
+        look = plan_keyed([(need.keys[k], e) for k, e in ensembles_at(need, p, p.plan[0]).items()],
+                          ls.store, ls.plan_device, verify=False)
+        e = before.get(nodeid)
+        if e is None:
+            last = "no earlier report"
+        elif e.get("projection"):
+            last = f"last {e.get('decision')} at {e.get('runs_used')} runs, {projection_text(e['projection'])}"
+        else:
+            last = f"last {e.get('decision')} at {e.get('runs_used')} runs"
+        lines.append(f"  {nodeid}: next look at {p.plan[0]} runs/ensemble ({look.runs_missing} to train); {last}")
+    return lines
 
 
 def decide_in_rounds(session: pytest.Session, ls: "LawSession", train_plan: Callable[[Plan], None]) -> None:
