@@ -14,7 +14,8 @@ from harness.execute.local import WorkerSpec, make_tasks, train_in_process, trai
 from harness.execute.plan import make_plan
 from harness.recipe import Ensemble
 from harness.store.index import Store
-from harness.trainers import TrainContext, recipe_key
+from harness.identity import recipe_key
+from harness.trainers import TrainContext
 
 from conftest import fake_recipe
 

@@ -25,7 +25,8 @@ from harness.execute.plan import make_plan
 from harness.recipe import Ensemble
 from harness.store.index import IndexDamaged, Store, StoreError, StoreWriteError, open_store
 from harness.store.cli import check, main as store_main, rebuild
-from harness.trainers import TrainContext, recipe_key
+from harness.identity import recipe_key
+from harness.trainers import TrainContext
 from harness.trainers.base import RunResult
 
 from conftest import fake_recipe

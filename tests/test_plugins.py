@@ -23,7 +23,8 @@ import pytest
 from harness import Ensemble, Recipe, RecipeError
 from harness import extensions as plugins
 from harness.store.index import Store
-from harness.trainers import TrainContext, get_trainer, recipe_key
+from harness.identity import recipe_key
+from harness.trainers import TrainContext, get_trainer
 
 from conftest import loopback_ray_cluster
 

@@ -24,7 +24,8 @@ from typing import Any, Callable, Iterable
 from harness.execute.plan import Plan
 from harness.recipe import Recipe
 from harness.store.index import Store, StoreError
-from harness.trainers import TrainContext, get_trainer, run_salt
+from harness.identity import run_salt
+from harness.trainers import TrainContext, get_trainer
 
 #: a task whose worker died or raised is tried this many more times, then recorded as failed
 MAX_RETRIES = 2

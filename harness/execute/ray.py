@@ -39,7 +39,8 @@ from harness import extensions as plugins
 from harness.execute.local import split_blocks, MAX_RETRIES, Outcome, Task
 from harness.recipe import Recipe
 from harness.store.index import Store, StoreError
-from harness.trainers import TrainContext, get_trainer, run_salt
+from harness.identity import run_salt
+from harness.trainers import TrainContext, get_trainer
 from harness.trainers.base import RunResult
 
 #: tasks kept in flight per schedulable slot (GPU or CPU) so no slot idles between tasks
