@@ -20,7 +20,8 @@ import numpy as np
 import pytest
 
 from harness.store import artifacts
-from harness.execute.local import WorkerSpec, make_tasks, train_in_process, train_pool
+from harness.execute.local import WorkerSpec, train_in_process, train_pool
+from harness.execute.tasks import make_tasks
 from harness.execute.plan import make_plan
 from harness.recipe import Ensemble
 from harness.store.index import IndexDamaged, Store, StoreError, StoreWriteError, open_store
@@ -50,7 +51,8 @@ SESSION = textwrap.dedent(
     from conftest import FakeTrainer, fake_recipe
     from harness.trainers import TRAINERS
     TRAINERS["fake"] = FakeTrainer()
-    from harness.execute.local import make_tasks, train_in_process
+    from harness.execute.local import train_in_process
+    from harness.execute.tasks import make_tasks
     from harness.execute.plan import make_plan
     from harness.recipe import Ensemble
     from harness.store.index import Store

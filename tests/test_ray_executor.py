@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from harness import Ensemble, Recipe
-from harness.execute.local import MAX_RETRIES, make_tasks, train_in_process
+from harness.execute.local import train_in_process
+from harness.execute.tasks import MAX_RETRIES, make_tasks
 from harness.execute.plan import make_plan
 from harness.store.index import Store
 from harness.identity import recipe_key

@@ -5,7 +5,8 @@ import json
 
 import numpy as np
 
-from harness.execute.local import WorkerSpec, make_tasks, train_in_process, train_pool, usable_cores
+from harness.execute.local import WorkerSpec, train_in_process, train_pool, usable_cores
+from harness.execute.tasks import make_tasks
 from harness.execute.plan import make_plan
 from harness.recipe import Ensemble, Recipe
 from harness.store.index import Store
