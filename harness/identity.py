@@ -21,15 +21,17 @@ from harness.data import catalog
 from harness.recipe import Recipe, RecipeError
 
 PACKAGE_ROOT = Path(__file__).resolve().parent
-#: the module each trainer lives in (a test checks it against ``harness.trainers.TRAINERS``)
-TRAINER_MODULES = {
-    "mlp": "harness.trainers.mlp",
-    "airbench": "harness.trainers.airbench",
-    "scale_invariant": "harness.trainers.scale_invariant",
-    "toy2d": "harness.trainers.toy2d",
-    "gd": "harness.trainers.gd",
-    "sched": "harness.trainers.schedules",
-    "paper_nets": "harness.trainers.paper_nets",
+#: the built-in trainers, ``name: "module:Class"`` (the form of an entry point): the one registry.
+#: Torch-free, so a run's key (whose salt hashes the trainer's module) needs no torch;
+#: ``harness.trainers.TRAINERS`` instantiates them.
+BUILTIN_TRAINERS = {
+    "mlp": "harness.trainers.mlp:MLPTrainer",
+    "airbench": "harness.trainers.airbench:AirbenchTrainer",
+    "scale_invariant": "harness.trainers.scale_invariant:ScaleInvariantTrainer",
+    "toy2d": "harness.trainers.toy2d:Toy2DTrainer",
+    "gd": "harness.trainers.gd:GDTrainer",
+    "sched": "harness.trainers.schedules:ScheduleTrainer",
+    "paper_nets": "harness.trainers.paper_nets:PaperNetsTrainer",
 }
 
 
@@ -101,9 +103,9 @@ def _stamps(files: tuple[Path, ...]) -> tuple[tuple[Path, int], ...]:
 
 def code_salt(trainer: str) -> str:
     """``<trainer>-<hash>`` of the code the trainer's runs depend on."""
-    if trainer not in TRAINER_MODULES:
-        raise RecipeError(f"unknown trainer {trainer!r}; known: {sorted(TRAINER_MODULES)}")
-    module = TRAINER_MODULES[trainer]
+    if trainer not in BUILTIN_TRAINERS:
+        raise RecipeError(f"unknown trainer {trainer!r}; known: {sorted(BUILTIN_TRAINERS)}")
+    module = BUILTIN_TRAINERS[trainer].split(":")[0]
     cached = _salt_cache.get((PACKAGE_ROOT, module))
     if cached is not None and _stamps(tuple(f for f, _ in cached[0])) == cached[0]:
         return f"{trainer}-{cached[1]}"
@@ -118,14 +120,14 @@ def code_salt(trainer: str) -> str:
 
 def run_salt(recipe: Recipe) -> str:
     """The code salt in ``recipe``'s key: derived for built-in trainers, declared by the others."""
-    if recipe.trainer in TRAINER_MODULES:
+    if recipe.trainer in BUILTIN_TRAINERS:
         return code_salt(recipe.trainer)
     # a trainer registered at run time (tests) lives in harness.trainers, which is then imported
     # already; looking there only in that case keeps built-in keys free of torch
     registered = getattr(sys.modules.get("harness.trainers"), "TRAINERS", {})
     trainer = registered.get(recipe.trainer) or plugins.load(plugins.TRAINER_GROUP, recipe.trainer)
     if trainer is None:
-        known = sorted(set(TRAINER_MODULES) | set(registered) | set(plugins.names(plugins.TRAINER_GROUP)))
+        known = sorted(set(BUILTIN_TRAINERS) | set(registered) | set(plugins.names(plugins.TRAINER_GROUP)))
         raise RecipeError(f"unknown trainer {recipe.trainer!r}; known: {known} "
                           f"(a package adds one through a {plugins.TRAINER_GROUP!r} entry point)")
     return str(trainer.salt)

@@ -130,12 +130,12 @@ def test_comments_docstrings_and_unrelated_modules_leave_the_salt(package_copy):
     assert identity.code_salt("mlp") == before
 
 
-def test_every_registered_trainer_has_its_module_in_the_identity_table():
+def test_every_builtin_trainer_is_instantiated_from_the_one_registry():
     from harness.trainers import TRAINERS
 
-    assert set(TRAINERS) == set(identity.TRAINER_MODULES)
+    assert set(TRAINERS) == set(identity.BUILTIN_TRAINERS)
     for name, trainer in TRAINERS.items():
-        assert type(trainer).__module__ == identity.TRAINER_MODULES[name]
+        assert trainer.name == name, f"{identity.BUILTIN_TRAINERS[name]} says its name is {trainer.name!r}"
         assert trainer.salt == identity.code_salt(name)
 
 

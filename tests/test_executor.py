@@ -10,11 +10,13 @@ import time
 
 import numpy as np
 
-from harness.execute.local import WorkerSpec, make_tasks, train_in_process, train_pool
+from harness.execute.local import WorkerSpec, train_in_process, train_pool
+from harness.execute.tasks import make_tasks
 from harness.execute.plan import make_plan
 from harness.recipe import Ensemble
 from harness.store.index import Store
-from harness.trainers import TrainContext, recipe_key
+from harness.identity import recipe_key
+from harness.trainers import TrainContext
 
 from conftest import fake_recipe
 
@@ -33,6 +35,38 @@ def test_tasks_are_aligned_blocks_of_missing_seeds(fake_trainer, tmp_path):
         store.put(key, RunResult(s, {"out": np.zeros(1)}), "cpu")
     tasks = make_tasks(make_plan([Ensemble(r, 10)], store, "cpu"), "cpu")
     assert [t.seeds for t in tasks] == [(2, 3), (4, 6, 7), (8, 9)]
+
+
+def test_a_claim_holds_the_block_and_keeps_only_what_is_missing(fake_trainer, tmp_path):
+    from harness.execute.tasks import claim
+    from harness.store.runs import RunResult
+
+    store = Store(tmp_path)
+    r = fake_recipe(options={"chunk": 4})
+    key = recipe_key(r)
+    store.put(key, RunResult(1, {"out": np.zeros(1)}), "cpu")
+    task = make_tasks(make_plan([Ensemble(r, 4)], store, "cpu"), "cpu")[0]
+    held = claim(store, task, blocking=False)
+    assert held is not None and held.todo == [0, 2, 3]
+    # negative control: while the block is held, a second claim of it gets nothing
+    assert claim(store, task, blocking=False) is None
+    held.release()
+    again = claim(store, task, blocking=False)
+    assert again is not None
+    again.release()
+
+
+def test_a_task_is_retried_until_its_retries_are_spent():
+    from collections import deque
+
+    from harness.execute.tasks import Outcome, Task
+
+    out, queue, task = Outcome(), deque(), Task("k", "{}", (4, 5), 1)
+    out.retry(task, queue, "boom", max_retries=1)
+    assert list(queue) == [task] and not out.failed
+    queue.clear()
+    out.retry(task, queue, "boom again", max_retries=1, seeds=(5,))
+    assert not queue and out.failed == [("k", (5,), "boom again")]
 
 
 def test_in_process_trains_each_missing_run_once(fake_trainer, tmp_path):
@@ -110,7 +144,8 @@ POOL_SCRIPT = textwrap.dedent(
     from conftest import FakeTrainer, fake_recipe
     from harness.trainers import TRAINERS
     TRAINERS["fake"] = FakeTrainer()
-    from harness.execute.local import WorkerSpec, make_tasks, train_pool
+    from harness.execute.local import WorkerSpec, train_pool
+    from harness.execute.tasks import make_tasks
     from harness.execute.plan import make_plan
     from harness.recipe import Ensemble
     from harness.store.index import Store

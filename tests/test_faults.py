@@ -20,12 +20,14 @@ import numpy as np
 import pytest
 
 from harness.store import artifacts
-from harness.execute.local import WorkerSpec, make_tasks, train_in_process, train_pool
+from harness.execute.local import WorkerSpec, train_in_process, train_pool
+from harness.execute.tasks import make_tasks
 from harness.execute.plan import make_plan
 from harness.recipe import Ensemble
 from harness.store.index import IndexDamaged, Store, StoreError, StoreWriteError, open_store
 from harness.store.cli import check, main as store_main, rebuild
-from harness.trainers import TrainContext, recipe_key
+from harness.identity import recipe_key
+from harness.trainers import TrainContext
 from harness.trainers.base import RunResult
 
 from conftest import fake_recipe
@@ -49,7 +51,8 @@ SESSION = textwrap.dedent(
     from conftest import FakeTrainer, fake_recipe
     from harness.trainers import TRAINERS
     TRAINERS["fake"] = FakeTrainer()
-    from harness.execute.local import make_tasks, train_in_process
+    from harness.execute.local import train_in_process
+    from harness.execute.tasks import make_tasks
     from harness.execute.plan import make_plan
     from harness.recipe import Ensemble
     from harness.store.index import Store

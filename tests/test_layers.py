@@ -135,6 +135,24 @@ def upward_imports(graph: dict[str, set[str]]) -> list[str]:
     return sorted(f"{m} -> {d}" for m, deps in graph.items() for d in deps if layer(d) > layer(m))
 
 
+#: modules directly in harness/ (``__init__`` and ``__main__`` included): the rest lives in the stages' packages
+MAX_TOP_LEVEL = 8
+
+
+def top_level_modules(package: Path = PACKAGE) -> list[str]:
+    return sorted(p.name for p in package.glob("*.py"))
+
+
+def test_the_top_level_stays_small():
+    assert len(top_level_modules()) <= MAX_TOP_LEVEL, top_level_modules()
+
+
+def test_the_top_level_check_can_fail(tmp_path):
+    for i in range(MAX_TOP_LEVEL + 1):
+        (tmp_path / f"m{i}.py").write_text("")
+    assert len(top_level_modules(tmp_path)) > MAX_TOP_LEVEL
+
+
 def test_packages_import_top_down_only():
     found = upward_imports(import_graph(harness_files()))
     assert not found, "imports against the data flow (see LAYERS): " + "; ".join(found)

@@ -3,7 +3,7 @@ from __future__ import annotations
 from harness.execute.plan import make_plan, merge
 from harness.recipe import Ensemble
 from harness.store.index import Store
-from harness.trainers import recipe_key
+from harness.identity import recipe_key
 from harness.trainers.base import RunResult
 
 from conftest import fake_recipe

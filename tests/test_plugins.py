@@ -23,7 +23,8 @@ import pytest
 from harness import Ensemble, Recipe, RecipeError
 from harness import extensions as plugins
 from harness.store.index import Store
-from harness.trainers import TrainContext, get_trainer, recipe_key
+from harness.identity import recipe_key
+from harness.trainers import TrainContext, get_trainer
 
 from conftest import loopback_ray_cluster
 
@@ -194,7 +195,7 @@ def test_law_runs_on_ray_with_the_same_runs(cluster, pytester, site, monkeypatch
 
 
 def test_negative_control_ray_workers_lack_a_plugin_the_driver_does_not_ship(cluster, on_path, tmp_path, monkeypatch):
-    from harness.execute.local import make_tasks
+    from harness.execute.tasks import make_tasks
     from harness.execute.plan import make_plan
     from harness.execute.ray import train_ray
 

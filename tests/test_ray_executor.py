@@ -13,10 +13,12 @@ import numpy as np
 import pytest
 
 from harness import Ensemble, Recipe
-from harness.execute.local import MAX_RETRIES, make_tasks, train_in_process
+from harness.execute.local import train_in_process
+from harness.execute.tasks import MAX_RETRIES, make_tasks
 from harness.execute.plan import make_plan
 from harness.store.index import Store
-from harness.trainers import TrainContext, recipe_key
+from harness.identity import recipe_key
+from harness.trainers import TrainContext
 
 from conftest import loopback_ray_cluster
 

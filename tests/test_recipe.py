@@ -6,7 +6,8 @@ import pytest
 from hypothesis import given, strategies as st
 
 from harness.recipe import Ensemble, Recipe, RecipeError
-from harness.trainers import recipe_key
+from harness.identity import recipe_key
+from harness.trainers import get_trainer
 
 BASE = Recipe(trainer="mlp", dataset="teacher", model="mlp", lr=0.4, steps=10, probes=("logits",))
 
@@ -45,7 +46,7 @@ def test_unknown_field_is_an_error_naming_options():
 
 def test_unknown_trainer_option_is_an_error():
     with pytest.raises(RecipeError, match="unknown option"):
-        recipe_key(BASE.replace(options={"widht": 3}))
+        get_trainer(BASE.replace(options={"widht": 3}))
 
 
 def test_options_merge_on_replace():

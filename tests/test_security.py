@@ -93,7 +93,7 @@ RAY_SESSION = textwrap.dedent(
     sys.path.insert(0, {tests!r})
     from test_security import _descendants, listening_addresses
     from harness import Ensemble, Recipe
-    from harness.execute.local import make_tasks
+    from harness.execute.tasks import make_tasks
     from harness.execute.plan import make_plan
     from harness.execute.ray import train_ray
     from harness.store.index import Store

@@ -5,11 +5,13 @@ import json
 
 import numpy as np
 
-from harness.execute.local import WorkerSpec, make_tasks, train_in_process, train_pool, usable_cores
+from harness.execute.local import WorkerSpec, train_in_process, train_pool, usable_cores
+from harness.execute.tasks import make_tasks
 from harness.execute.plan import make_plan
 from harness.recipe import Ensemble, Recipe
 from harness.store.index import Store
-from harness.trainers import TrainContext, recipe_key
+from harness.identity import recipe_key
+from harness.trainers import TrainContext
 from test_plugin import run, write_law
 
 SMALL = Recipe(trainer="mlp", dataset="teacher", model="mlp", lr=0.3, batch_size=16, steps=30, probes=("logits",),

@@ -5,7 +5,8 @@ import time
 
 import torch
 
-from harness.execute.local import make_tasks, train_in_process
+from harness.execute.local import train_in_process
+from harness.execute.tasks import make_tasks
 from harness.execute.plan import make_plan
 from harness.recipe import Ensemble, Recipe
 from harness.store.index import Store

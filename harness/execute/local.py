@@ -1,15 +1,11 @@
 """Train the runs a plan is missing: in-process on one device, or one worker process per device.
 
-Work is split into *tasks*: the missing seeds of one recipe that fall in one
-aligned block of ``chunk_size`` seeds. Each task takes a lock named after its
-block, re-reads the store, and trains only what is still missing, so two
-sessions on one store never train a run twice, and a killed session loses only
-the tasks in flight.
+Work comes as *tasks* (``harness.execute.tasks``): each claims its block of seeds and trains only
+what is still missing, so a killed session loses only the tasks in flight.
 """
 from __future__ import annotations
 
 import dataclasses
-import json
 import multiprocessing as mp
 import os
 import signal
@@ -21,107 +17,27 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from typing import Any, Callable, Iterable
 
-from harness.execute.plan import Plan
-from harness.recipe import Recipe
+from harness.execute.tasks import Outcome, Task, claim
 from harness.store.index import Store, StoreError
-from harness.trainers import TrainContext, get_trainer, run_salt
-
-#: a task whose worker died or raised is tried this many more times, then recorded as failed
-MAX_RETRIES = 2
-
-
-@dataclass
-class Task:
-    key: str
-    recipe_json: str
-    seeds: tuple[int, ...]
-    #: index of the aligned block of ``chunk_size`` seeds these seeds fall in
-    block: int
-    attempts: int = 0
-
-    @property
-    def lock_name(self) -> str:
-        # Named after the block, not its first missing seed: two sessions missing
-        # different seeds of one block must still take the same lock.
-        return f"{self.key}.b{self.block}"
-
-    def recipe(self) -> Recipe:
-        return Recipe.from_dict(json.loads(self.recipe_json))
-
-
-def split_blocks(key: str, recipe_json: str, seeds: Iterable[int], size: int) -> list[Task]:
-    """One task per aligned block of ``size`` seeds that has any of ``seeds``."""
-    blocks: dict[int, list[int]] = {}
-    for s in sorted(seeds):
-        blocks.setdefault(s // size, []).append(s)
-    return [Task(key, recipe_json, tuple(b), block) for block, b in sorted(blocks.items())]
-
-
-@dataclass
-class Outcome:
-    trained: int = 0
-    failed: list[tuple[str, tuple[int, ...], str]] = field(default_factory=list)
-    interrupted: bool = False
-
-    def failure_lines(self) -> list[str]:
-        """One line per distinct cause (a full disk fails every task the same way), then its traceback if any."""
-        by_why: dict[str, list[tuple[str, tuple[int, ...]]]] = {}
-        for key, seeds, why in self.failed:
-            by_why.setdefault(why, []).append((key, seeds))
-        lines = []
-        for why, tasks in by_why.items():
-            runs = sum(len(seeds) for _, seeds in tasks)
-            first, *rest = why.strip().splitlines() or [""]
-            where = f"{tasks[0][0][:12]} seeds {tasks[0][1][0]}..{tasks[0][1][-1]}" + (
-                f" and {len(tasks) - 1} more task(s)" if len(tasks) > 1 else "")
-            lines.append(f"lrlaws: training failed for {runs} run(s) ({where}): {rest[-1] if rest else first}")
-            if rest:
-                lines.append("\n".join([first, *rest]))
-        return lines
-
-
-def make_tasks(plan: Plan, device: str) -> list[Task]:
-    """The plan's missing runs as aligned blocks, the longest (estimated) first.
-
-    Longest-first keeps a pool from ending on one slow block while the other workers
-    idle; which worker trains a block never changes its runs.
-    """
-    timed: list[tuple[float, Task]] = []
-    for need in plan.needs:
-        if need.missing:
-            size = max(1, get_trainer(need.recipe).chunk_size(need.recipe, device))
-            for t in split_blocks(need.key, json.dumps(need.recipe.to_dict(), sort_keys=True), need.missing, size):
-                timed.append((len(t.seeds) * need.est_seconds_per_run, t))
-    timed.sort(key=lambda x: -x[0])  # stable: equal estimates keep the plan's order
-    return [t for _, t in timed]
-
+from harness.trainers import TrainContext, get_trainer
 
 def run_task(store: Store, task: Task, ctx: TrainContext, on_run: Callable[[str, int, str], None], blocking: bool = True) -> bool:
     """Train what is still missing of one task under its lock. Returns False if the lock was busy."""
     recipe = task.recipe()
     trainer = get_trainer(recipe)
-    with store.lock(task.lock_name, blocking=blocking) as held:
-        if not held:
-            return False
-        todo = store.missing(task.key, task.seeds, verify=False)
-        store.clean_tmp(task.key, todo)  # a killed writer's leftovers; we hold the block, so none is live
-        if todo:
-            store.register(task.key, recipe, run_salt(recipe))
-            for result in trainer.train(recipe, todo, ctx):
-                store.put(task.key, result, ctx.device)
-                on_run(task.key, result.seed, result.status)
+    held = claim(store, task, blocking)
+    if held is None:
+        return False
+    try:
+        for result in trainer.train(recipe, held.todo, ctx) if held.todo else ():
+            store.put(task.key, result, ctx.device)
+            on_run(task.key, result.seed, result.status)
+    finally:
+        held.release()
     return True
 
 
 # ------------------------------------------------------------------ in-process --
-
-def _retry(task: Task, queue: deque[Task], out: Outcome, why: str) -> None:
-    task.attempts += 1
-    if task.attempts > MAX_RETRIES:
-        out.failed.append((task.key, task.seeds, why))
-    else:
-        queue.append(task)
-
 
 def usable_cores() -> int:
     """CPU cores this process may run on (its affinity mask, not the machine's count)."""
@@ -166,10 +82,10 @@ def _train_queue(store: Store, tasks: Iterable[Task], ctx: TrainContext, on_run:
             if e.deterministic:  # disk full, read-only, damaged index: a retry meets the same error
                 out.failed.append((task.key, task.seeds, str(e)))
                 continue
-            _retry(task, queue, out, str(e))
+            out.retry(task, queue, str(e))
             continue
         except Exception:
-            _retry(task, queue, out, traceback.format_exc(limit=4))
+            out.retry(task, queue, traceback.format_exc(limit=4))
             continue
         if done:
             busy_streak = 0
@@ -303,7 +219,7 @@ class _Pool:
             self.on_run(*payload)
             return
         if kind == "error" and task is not None:
-            _retry(task, self.queue, self.out, payload)
+            self.out.retry(task, self.queue, payload)
         elif kind == "fatal" and task is not None:
             self.out.failed.append((task.key, task.seeds, payload))
         task = self.queue.popleft() if self.queue else None
@@ -318,7 +234,7 @@ class _Pool:
         p.join()
         c.close()
         if task is not None:
-            _retry(task, self.queue, self.out, f"worker on {spec.device} died (exit code {p.exitcode})")
+            self.out.retry(task, self.queue, f"worker on {spec.device} died (exit code {p.exitcode})")
             if self.queue:
                 self.start(spec)
 

@@ -36,10 +36,10 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 from harness import extensions as plugins
-from harness.execute.local import split_blocks, MAX_RETRIES, Outcome, Task
+from harness.execute.tasks import MAX_RETRIES, Claim, Outcome, Task, claim, split_blocks
 from harness.recipe import Recipe
 from harness.store.index import Store, StoreError
-from harness.trainers import TrainContext, get_trainer, run_salt
+from harness.trainers import TrainContext, get_trainer
 from harness.trainers.base import RunResult
 
 #: tasks kept in flight per schedulable slot (GPU or CPU) so no slot idles between tasks
@@ -113,7 +113,7 @@ def _device_name(device: str) -> str:
 @dataclass
 class _Flight:
     task: Task
-    lock: contextlib.AbstractContextManager
+    claim: Claim  # the block's lock, held while the task is in flight
     todo: set[int]  # seeds of the block not yet stored
 
 
@@ -191,7 +191,7 @@ def _drive(ray: Any, store: Store, tasks: list[Task], ctx: TrainContext, on_run:
         for gen, f in list(d.flights.items()):
             with contextlib.suppress(Exception):
                 ray.cancel(gen, force=True)
-            f.lock.__exit__(None, None, None)
+            f.claim.release()
         d.flights.clear()
     return out
 
@@ -214,33 +214,24 @@ class _Driver:
 
     def submit(self, task: Task) -> bool:
         """Start a task unless another session holds its block. True when the queue can drop it."""
-        lock = self.store.lock(task.lock_name, blocking=False)
-        if not lock.__enter__():
-            lock.__exit__(None, None, None)
+        held = claim(self.store, task, blocking=False)
+        if held is None:
             return False
-        todo = self.store.missing(task.key, task.seeds, verify=False)
-        self.store.clean_tmp(task.key, todo)
-        if not todo:
-            lock.__exit__(None, None, None)
+        if not held.todo:
+            held.release()
             return True
-        recipe = task.recipe()
-        self.store.register(task.key, recipe, run_salt(recipe))
-        gen = self.remote.remote(task.recipe_json, tuple(todo), self.device, self.ctx, self.entry_points)
-        self.flights[gen] = _Flight(task, lock, set(todo))
+        gen = self.remote.remote(task.recipe_json, tuple(held.todo), self.device, self.ctx, self.entry_points)
+        self.flights[gen] = _Flight(task, held, set(held.todo))
         return True
 
     def finish(self, gen: Any, error: str | None) -> None:
         f = self.flights.pop(gen)
-        f.lock.__exit__(None, None, None)
+        f.claim.release()
         if error is None and not f.todo:
             return
-        f.task.attempts += 1
         why = error or f"the trainer returned no run for seeds {sorted(f.todo)}"
-        if f.task.attempts > self.max_retries:
-            self.out.failed.append((f.task.key, tuple(sorted(f.todo)), why))
-        else:
-            # the same block (and lock); submit() trains only what is still missing
-            self.queue.append(f.task)
+        # a retry is the same block (and lock); submit() trains only what is still missing
+        self.out.retry(f.task, self.queue, why, self.max_retries, seeds=tuple(sorted(f.todo)))
 
     def advance(self, gen: Any) -> None:
         """Store the next run of a task whose next result is ready, or close the task."""

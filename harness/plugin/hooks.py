@@ -23,7 +23,7 @@ from harness.config import DATA_ENV, DEFAULT_STORE, OFFLINE_ENV, STORE_ENV
 from harness.plugin.state import ItemNeeds, LawSession, session_from_options
 
 if TYPE_CHECKING:
-    from harness.execute.local import Outcome
+    from harness.execute.tasks import Outcome
     from harness.execute.plan import Plan
 
 XDIST_REFUSAL = "lrlaws: run laws without pytest-xdist's -n (each worker would train on its own); parallelism comes from --gpus N or --executor ray"
@@ -237,7 +237,8 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
 
 
 def _train(session: pytest.Session, ls: LawSession, plan: "Plan") -> None:
-    from harness.execute.local import make_tasks, progress
+    from harness.execute.local import progress
+    from harness.execute.tasks import make_tasks
     from harness.trainers import TrainContext
 
     assert ls.store is not None

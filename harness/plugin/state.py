@@ -18,7 +18,8 @@ from harness.config import DEFAULT_STORE, OFFLINE_ENV, STORE_ENV, default_data_d
 from harness.store.errors import dir_problem
 
 if TYPE_CHECKING:
-    from harness.execute.local import Outcome, WorkerSpec
+    from harness.execute.local import WorkerSpec
+    from harness.execute.tasks import Outcome
     from harness.store.cache import RunCache
     from harness.execute.plan import Plan
     from harness.recipe import Ensemble

@@ -257,10 +257,10 @@ def environment() -> dict[str, Any]:
         env["lrlaws"] = None
     env["packages"] = package_versions()
     try:
-        from harness.identity import TRAINER_MODULES, code_salt
+        from harness.identity import BUILTIN_TRAINERS, code_salt
 
         # a salt change invalidates stored runs, so it explains drift between two reports
-        env["salts"] = {name: code_salt(name) for name in sorted(TRAINER_MODULES)}
+        env["salts"] = {name: code_salt(name) for name in sorted(BUILTIN_TRAINERS)}
     except Exception:
         env["salts"] = {}
     try:

@@ -1,23 +1,21 @@
 """The trainers recipes can name, by their ``trainer`` field: built-ins, then ``lrlaws.trainers`` entry points."""
 from __future__ import annotations
 
-from pathlib import Path
+import importlib
 
-from harness import identity
 from harness import extensions as plugins
-from harness.recipe import Recipe, RecipeError
 from harness.data.catalog import DataUnavailable
+from harness.identity import BUILTIN_TRAINERS
+from harness.recipe import Recipe, RecipeError
 from harness.trainers.base import RunResult, TrainContext, Trainer
-from harness.trainers.airbench import AirbenchTrainer
-from harness.trainers.gd import GDTrainer
-from harness.trainers.mlp import MLPTrainer
-from harness.trainers.paper_nets import PaperNetsTrainer
-from harness.trainers.scale_invariant import ScaleInvariantTrainer
-from harness.trainers.schedules import ScheduleTrainer
-from harness.trainers.toy2d import Toy2DTrainer
 
-TRAINERS: dict[str, Trainer] = {t.name: t for t in (MLPTrainer(), AirbenchTrainer(), ScaleInvariantTrainer(), Toy2DTrainer(),
-                                               GDTrainer(), ScheduleTrainer(), PaperNetsTrainer())}
+
+def _builtin(path: str) -> Trainer:
+    module, cls = path.split(":")
+    return getattr(importlib.import_module(module), cls)()
+
+
+TRAINERS: dict[str, Trainer] = {name: _builtin(path) for name, path in BUILTIN_TRAINERS.items()}
 
 
 def get_trainer(recipe: Recipe) -> Trainer:
@@ -30,14 +28,4 @@ def get_trainer(recipe: Recipe) -> Trainer:
     return trainer
 
 
-#: the code salt in a run's key (derived for built-ins; see harness.identity)
-run_salt = identity.run_salt
-
-
-def recipe_key(recipe: Recipe, data_dir: Path | None = None) -> str:
-    """``harness.identity.recipe_key`` after the trainer validated the recipe (which imports torch)."""
-    get_trainer(recipe)
-    return identity.recipe_key(recipe, data_dir)
-
-
-__all__ = ["TRAINERS", "get_trainer", "recipe_key", "run_salt", "DataUnavailable", "RunResult", "TrainContext", "Trainer"]
+__all__ = ["TRAINERS", "get_trainer", "DataUnavailable", "RunResult", "TrainContext", "Trainer"]
