@@ -10,10 +10,7 @@ spent keeps its projection in the report.
 from __future__ import annotations
 
 import math
-import re
 from typing import TYPE_CHECKING
-
-import pytest
 
 from harness.law.context import LawContext
 from harness.stats.projection import facing_side, point_projection
@@ -21,21 +18,6 @@ from harness.stats.sequential import choose_extensions
 
 if TYPE_CHECKING:
     from harness.plugin.state import LawSession
-
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
-
-
-def parse_duration(value: str) -> float:
-    """Seconds in '90s', '30m', '8h', '1h30m' or '2d'; a bad value is a one-line usage error."""
-    text = value.strip().lower()
-    parts = _DURATION.findall(text)
-    if not parts or "".join(a + u for a, u in parts) != text:
-        raise pytest.UsageError(f"--budget must be a duration such as 90s, 30m, 8h or 1h30m; got {value!r}")
-    seconds = sum(float(a) * _UNITS[u] for a, u in parts)
-    if seconds <= 0:
-        raise pytest.UsageError(f"--budget must be longer than 0 s; got {value!r}")
-    return seconds
 
 
 def point_costs(ctx: LawContext) -> tuple[float, float]:

@@ -8,6 +8,7 @@ and a bad one stops the session with one line saying what to do.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -195,9 +196,23 @@ def _parse_budget(value: str | None, fixed_n: bool) -> float | None:
     if fixed_n:
         raise pytest.UsageError("--budget and --fixed-n exclude each other: --fixed-n makes one look, --budget "
                                 "looks again past the tier's N")
-    from harness.plugin.budget import parse_duration
-
     return parse_duration(value)
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
+
+
+def parse_duration(value: str) -> float:
+    """Seconds in '90s', '30m', '8h', '1h30m' or '2d'; a bad value is a one-line usage error."""
+    text = value.strip().lower()
+    parts = _DURATION.findall(text)
+    if not parts or "".join(a + u for a, u in parts) != text:
+        raise pytest.UsageError(f"--budget must be a duration such as 90s, 30m, 8h or 1h30m; got {value!r}")
+    seconds = sum(float(a) * _UNITS[u] for a, u in parts)
+    if seconds <= 0:
+        raise pytest.UsageError(f"--budget must be longer than 0 s; got {value!r}")
+    return seconds
 
 
 def _parse_seed_base(value: str) -> int:
