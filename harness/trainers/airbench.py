@@ -49,9 +49,9 @@ LOOKAHEAD_EVERY, LOOKAHEAD_BASE = 5, 0.95**5
 #: test images per evaluation batch
 EVAL_BATCH = 2000
 #: effective speed used by ``--plan`` before the store has timings. CUDA: airbench94's
-#: 0.36 PFLOP in the 2.28 s the issue measured on an H100 (an estimate, not our measurement);
+#: 0.359 PFLOP (``run_flops``) in the 1.96 s a run took through the harness on an H200 (one run at a time);
 #: CPU: ~1.9e10 measured on one core of this project's 2-core box (widths 8/16/16, other jobs running), rounded down.
-FLOPS_PER_SECOND = {"cuda": 0.36e15 / 2.28, "cpu": 1.5e10}
+FLOPS_PER_SECOND = {"cuda": 0.359e15 / 1.96, "cpu": 1.5e10}
 
 _OPTIONS: dict[str, Any] = {
     "widths": (64, 256, 256),
