@@ -42,7 +42,7 @@ from harness.trainers.recipes import AIRBENCH94
 BUDGET_S = 8 * 60
 #: the gpu-tier point trained when it fits: one small-ratio linearity point, 3 LRs x N runs
 GPU_POINT = "test_linearity and eta0.4-a0.1-b0.2"
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _law_session(args: list[str], tmp: Path, name: str, timeout: float) -> dict[str, Any]:
