@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 FORMAT = 1
 #: earlier reports read, newest first; an older report is only looked at for points the newer lack
 MAX_REPORTS = 20
-_HARNESS = Path(__file__).resolve().parent
+_HARNESS = Path(__file__).resolve().parents[1]  # the harness package, not this one
 
 
 def previous_stops(report_dir: Path, tier: str, nodeids: set[str]) -> dict[str, tuple[int, str]]:
