@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from harness.compare import BASELINE_DIR, CompareError, find_previous, load_report, report_path, strip_comparison
+from harness.store_errors import confined
 
 
 #: the tiers a baseline can be of (harness.plugin.TIERS; not imported, so this command needs no pytest)
@@ -28,11 +29,11 @@ def baseline_dir(root: Path, tier: str) -> Path:
     return Path(root) / BASELINE_DIR / ("" if tier == "smoke" else tier)
 
 
-def _inside(path: Path, top: Path) -> Path:
-    """``path`` if it resolves (symlinks followed) inside ``top``; a link out of it is refused."""
-    real = path.resolve()
-    if real != top.resolve() and top.resolve() not in real.parents:
-        raise CompareError(f"{path} resolves to {real}, outside {top}: remove that link and run again")
+def _inside(path: Path, root: Path) -> Path:
+    """``path`` if it lies below the repository ``root`` through no symlink (``results/``, ``results/baseline``
+    and what is below them included); a link anywhere on the way is refused, never followed."""
+    if not confined(Path(root), path):
+        raise CompareError(f"{path} is reached through a symlink or lies outside {root}: remove that link and run again")
     return path
 
 
@@ -44,10 +45,9 @@ def _no_links(folder: str, names: list[str]) -> list[str]:
 def promote(run_dir: Path, root: Path) -> Path:
     data = load_report(run_dir)
     src = report_path(run_dir).parent
-    top = Path(root) / BASELINE_DIR
-    dest = _inside(baseline_dir(root, str(data.get("tier"))), top)
+    dest = _inside(baseline_dir(root, str(data.get("tier"))), Path(root))
     dest.mkdir(parents=True, exist_ok=True)
-    plots = _inside(dest / "plots", top)
+    plots = dest / "plots"
     if plots.is_symlink():
         plots.unlink()
     shutil.rmtree(plots, ignore_errors=True)

@@ -19,6 +19,7 @@ planned against and read (``--plan``, ``--no-train``), never written.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -37,7 +38,7 @@ from harness.recipe import Recipe
 from harness.runs import RunResult
 from harness.store_errors import (  # noqa: F401  (re-exported: the store's public names)
     DEFAULT_STORE, STORE_ENV, CorruptArtifact, IndexDamaged, StoreError, StoreWriteError, check_writable,
-    disk_is_full, rebuild_command, write_error,
+    confined, disk_is_full, read_regular, rebuild_command, write_error,
 )
 
 INDEX = "index.sqlite"
@@ -204,7 +205,11 @@ class Store:
     def _artifact_path(self, key: str, seed: int) -> Path:
         if not artifacts.KEY_RE.match(key):
             raise StoreError(f"malformed recipe key {key[:40]!r}")
-        return self.root / "runs" / key[:2] / key / f"{int(seed)}.npz"
+        path = self.root / "runs" / key[:2] / key / f"{int(seed)}.npz"
+        if not confined(self.root, path.parent):
+            raise StoreWriteError(f"{path.parent} is reached through a symlink out of the store: remove the link, "
+                                  f"then run `{rebuild_command(self.root)}`")
+        return path
 
     def put(self, key: str, result: RunResult, device: str) -> RunRecord:
         path = self._artifact_path(key, result.seed)
@@ -299,11 +304,11 @@ class Store:
         if rec.file != str(path.relative_to(self.root)):
             raise CorruptArtifact(f"index row for {rec.key[:12]}…/{rec.seed} names {rec.file!r}, not its artifact")
         try:
-            data = path.read_bytes()
-        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
-            data = b""
+            data = read_regular(path)
         except OSError as e:
-            raise StoreError(f"cannot read {path}: {e.strerror}") from None
+            if e.errno not in (errno.ENOENT, errno.EISDIR, errno.ENOTDIR, errno.ELOOP, errno.EINVAL):
+                raise StoreError(f"cannot read {path}: {e.strerror}") from None
+            data = b""  # absent, or a link or FIFO where the artifact belongs: retrained
         if hashlib.sha256(data).hexdigest() != rec.sha256:
             raise CorruptArtifact(f"artifact {rec.file} fails its checksum")
         return data

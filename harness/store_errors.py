@@ -5,6 +5,7 @@ import contextlib
 import errno
 import os
 import shutil
+import stat
 import tempfile
 from pathlib import Path
 
@@ -81,3 +82,33 @@ def check_writable(root: str | os.PathLike) -> None:
     why = dir_problem(Path(root))
     if why is not None:
         raise StoreError(f"store {Path(root).absolute()} is not usable: {why}; {fix}")
+
+
+def confined(root: Path, path: Path) -> bool:
+    """Whether ``path`` lies below ``root`` with no symlink on the way: a planted link (``runs/ab`` pointing
+    elsewhere) or a ``..`` would lead a write or a delete out of the directory it belongs to."""
+    try:
+        rel = Path(path).relative_to(root)
+    except ValueError:
+        return False
+    p = Path(root)
+    for part in rel.parts:
+        if part in ("..", "."):
+            return False
+        p = p / part
+        if p.is_symlink():
+            return False
+    return True
+
+
+def read_regular(path: Path) -> bytes:
+    """The bytes of the regular file ``path``; a symlink, FIFO or device is refused (``OSError``), never
+    followed or waited on (reading a FIFO would block for ever)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", str(path))
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            return f.read()
+    finally:
+        os.close(fd)
