@@ -25,6 +25,7 @@ from harness.plan import Plan
 from harness.recipe import Recipe
 from harness.store import Store, StoreError
 from harness.trainers import TrainContext, get_trainer, run_salt
+from harness.trainers.output import YieldCheck
 
 #: a task whose worker died or raised is tried this many more times, then recorded as failed
 MAX_RETRIES = 2
@@ -107,9 +108,11 @@ def run_task(store: Store, task: Task, ctx: TrainContext, on_run: Callable[[str,
         store.clean_tmp(task.key, todo)  # a killed writer's leftovers; we hold the block, so none is live
         if todo:
             store.register(task.key, recipe, run_salt(recipe))
+            check = YieldCheck(recipe.trainer, tuple(todo))
             for result in trainer.train(recipe, todo, ctx):
-                store.put(task.key, result, ctx.device)
+                store.put(task.key, check.run(result), ctx.device)
                 on_run(task.key, result.seed, result.status)
+            check.done()
     return True
 
 

@@ -41,6 +41,7 @@ from harness.recipe import Recipe
 from harness.store import Store, StoreError
 from harness.trainers import TrainContext, get_trainer, run_salt
 from harness.trainers.base import RunResult
+from harness.trainers.output import YieldCheck
 
 #: tasks kept in flight per schedulable slot (GPU or CPU) so no slot idles between tasks
 IN_FLIGHT_PER_SLOT = 2
@@ -115,6 +116,7 @@ class _Flight:
     task: Task
     lock: contextlib.AbstractContextManager
     todo: set[int]  # seeds of the block not yet stored
+    check: YieldCheck  # the trainer's runs against the seeds asked
 
 
 def _runtime_env() -> dict[str, Any]:
@@ -226,7 +228,7 @@ class _Driver:
         recipe = task.recipe()
         self.store.register(task.key, recipe, run_salt(recipe))
         gen = self.remote.remote(task.recipe_json, tuple(todo), self.device, self.ctx, self.entry_points)
-        self.flights[gen] = _Flight(task, lock, set(todo))
+        self.flights[gen] = _Flight(task, lock, set(todo), YieldCheck(recipe.trainer, tuple(todo)))
         return True
 
     def finish(self, gen: Any, error: str | None) -> None:
@@ -248,6 +250,12 @@ class _Driver:
         try:
             ref = next(gen)
         except StopIteration:
+            try:
+                f.check.done()
+            except StoreError as e:
+                f.task.attempts = self.max_retries  # the trainer broke its contract: a retry would too
+                self.finish(gen, str(e))
+                return
             self.finish(gen, None)
             return
         try:
@@ -255,19 +263,18 @@ class _Driver:
         except Exception as e:  # the task raised, or its worker or node died
             self.finish(gen, f"{type(e).__name__}: {e}"[:2000])
             return
-        if result.seed in f.todo:
-            try:
-                self.store.put(f.task.key, result, where)
-            except StoreError as e:
-                if e.deterministic:  # disk full, read-only: the next attempt would fail the same way
-                    f.task.attempts = self.max_retries
-                with contextlib.suppress(Exception):
-                    self.ray.cancel(gen, force=True)
-                self.finish(gen, str(e))
-                return
-            f.todo.discard(result.seed)
-            self.out.trained += 1
-            self.on_run(f.task.key, result.seed, result.status)
+        try:
+            self.store.put(f.task.key, f.check.run(result), where)
+        except StoreError as e:
+            if e.deterministic:  # disk full, read-only: the next attempt would fail the same way
+                f.task.attempts = self.max_retries
+            with contextlib.suppress(Exception):
+                self.ray.cancel(gen, force=True)
+            self.finish(gen, str(e))
+            return
+        f.todo.discard(result.seed)
+        self.out.trained += 1
+        self.on_run(f.task.key, result.seed, result.status)
 
 
 def _store_arrived(ray: Any, flights: dict[Any, _Flight], advance: Callable[[Any], None]) -> None:
