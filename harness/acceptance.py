@@ -34,6 +34,7 @@ import torch
 from harness.bench_measure import TINY, device_name, measure
 from harness.data.formats import write_cifar10
 from harness.data.standin import learnable_images
+from harness.report_schema import read_json
 from harness.store import Store
 from harness.trainers import TrainContext
 from harness.trainers.airbench import AIRBENCH94
@@ -58,7 +59,7 @@ def _law_session(args: list[str], tmp: Path, name: str, timeout: float) -> dict[
     trained = re.search(r"lrlaws: trained (\d+) runs", out)
     planned = re.search(r"at most (\d+) runs to train, expected (\d+)", out)
     reports = sorted((tmp / name).glob("*/report.json"))
-    entries = json.loads(reports[-1].read_text())["entries"] if reports else []
+    entries = read_json(reports[-1])["entries"] if reports else []
     return {
         "args": args, "exit": proc.returncode, "wall_s": round(time.perf_counter() - t0, 2),
         "runs_trained": int(trained.group(1)) if trained else 0,

@@ -9,12 +9,12 @@ of ``results/``.
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import sys
 from pathlib import Path
 
 from harness.compare import BASELINE_DIR, CompareError, find_previous, load_report, report_path, strip_comparison
+from harness.report_schema import dumps, read_json
 from harness.store_errors import confined
 
 
@@ -56,7 +56,7 @@ def promote(run_dir: Path, root: Path) -> Path:
     for name in ("report.json", "report.md"):
         if (dest / name).is_symlink():
             (dest / name).unlink()  # write the file itself, not what a planted link points at
-    (dest / "report.json").write_text(json.dumps(data, indent=1))
+    (dest / "report.json").write_text(dumps(data))
     if (src / "report.md").exists():
         (dest / "report.md").write_text(strip_comparison((src / "report.md").read_text()))
     if (src / "plots").is_dir() and not (src / "plots").is_symlink():
@@ -86,6 +86,6 @@ def main(argv: list[str] | None = None) -> int:
     except CompareError as e:
         print(f"python -m harness baseline: {e}", file=sys.stderr)
         return 2
-    data = json.loads((dest / "report.json").read_text())
+    data = read_json(dest / "report.json")
     print(f"baseline for tier {data.get('tier')}: {dest} (from {data.get('run_id')}, {len(data['entries'])} law points)")
     return 0

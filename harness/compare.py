@@ -21,7 +21,6 @@ seed noise. A statistic whose CI is infinite cannot drift.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 from dataclasses import dataclass, field
@@ -30,6 +29,7 @@ from statistics import NormalDist
 from typing import Any
 
 
+from harness import report_schema
 from harness.report_find import (  # noqa: F401  (re-exported: where reports are found and read)
     BASELINE_DIR, CompareError, find_baseline, find_previous, invalid_reason, load_report, report_path,
     resolve_reference,
@@ -306,13 +306,13 @@ def compare_session(run_dir: Path, report_dir: Path, root: Path, compare_to: str
         write_into_markdown(new.parent / "report.md", f"## Comparison\n\n{note}\n")
         return None, note
     write_into_markdown(new.parent / "report.md", cmp.markdown())
-    data = json.loads(new.read_text())
+    data = report_schema.loads(new.read_text())
     data["comparison"] = {
         "reference": str(ref), "reference_run_id": cmp.old.get("run_id"), "alpha": cmp.alpha,
         "headline": cmp.headline(), "counts": cmp.counts(),
         "points": {p.nodeid: p.cls for p in cmp.points},
     }
-    new.write_text(json.dumps(data, indent=1))
+    new.write_text(report_schema.dumps(data))
     return cmp, "; ".join(skipped)
 
 

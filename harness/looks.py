@@ -7,7 +7,6 @@ of each of its ensembles, under the look's confidence level.
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 import time
 from typing import TYPE_CHECKING, Any, Callable
@@ -18,6 +17,7 @@ from harness import stops
 from harness.law import EnsembleRuns, LawContext
 from harness.plan import Plan, format_seconds, plan_keyed
 from harness.recipe import Ensemble
+from harness.report_schema import read_json
 from harness.sequential import PointState, decided, run_rounds, scaled
 from harness.stats import confidence_level
 
@@ -130,7 +130,7 @@ def previous_runs(report_dir: Path, tier: str) -> dict[str, int]:
     newest: tuple[float, dict[str, int]] | None = None
     for path in Path(report_dir).glob("*/report.json"):
         try:
-            data = json.loads(path.read_text())
+            data = read_json(path)
         except (OSError, ValueError):
             continue
         if data.get("tier") != tier or (newest is not None and data.get("started", 0) <= newest[0]):

@@ -1,7 +1,6 @@
 """Session reports: ``<report-dir>/<run-id>/report.json``, ``report.md`` and plots."""
 from __future__ import annotations
 
-import json
 import os
 import platform
 import subprocess
@@ -10,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from harness.report_schema import dumps
 from harness.report_summary import law_summary, law_summary_lines
 from harness.stats import CONFIDENCE, NOT_RUN, current_confidence
 
@@ -126,7 +126,7 @@ class Report:
             "entries": [e.__dict__ for e in self.entries],
         }
         data["summary"] = law_summary(data["entries"])
-        (self.run_dir / "report.json").write_text(json.dumps(_jsonable(data), indent=1))
+        (self.run_dir / "report.json").write_text(dumps(_jsonable(data)))
         (self.run_dir / "report.md").write_text(self.markdown(data))
 
     def summary_lines(self) -> list[str]:

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from harness.report_schema import ReportInvalid, validate
+from harness.report_schema import ReportInvalid, read_json, validate
 
 BASELINE_DIR = Path("results") / "baseline"
 
@@ -28,7 +28,7 @@ def load_report(path: str | Path, schema: bool = True) -> dict[str, Any]:
     entries (tables built from hand-made or partial reports)."""
     p = report_path(path)
     try:
-        data = json.loads(p.read_text())
+        data = read_json(p)
     except FileNotFoundError:
         raise CompareError(f"no report at {p}") from None
     except (OSError, ValueError) as e:
@@ -54,9 +54,9 @@ def invalid_reason(path: Path) -> str | None:
 
 def _tier_and_start(path: Path) -> tuple[str | None, float] | None:
     try:
-        data = json.loads(path.read_text())
+        data = read_json(path)
         return data.get("tier"), float(data.get("started", 0.0))
-    except (OSError, ValueError, TypeError, AttributeError, OverflowError):
+    except (OSError, ValueError, TypeError, AttributeError, OverflowError, RecursionError):
         return None
 
 

@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from harness.report_schema import read_json
+
 if TYPE_CHECKING:
     from harness.law import RunCache
     from harness.recipe import Ensemble
@@ -44,7 +46,7 @@ def previous_stops(report_dir: Path, tier: str, nodeids: set[str]) -> dict[str, 
     paths = sorted(Path(report_dir).glob("*/report.json"), key=lambda p: p.parent.name, reverse=True)
     for path in paths[:MAX_REPORTS]:
         try:
-            data = json.loads(path.read_text())
+            data = read_json(path)
         except (OSError, ValueError):
             continue
         if not isinstance(data, dict) or data.get("tier") != tier or not isinstance(data.get("entries"), list):

@@ -101,10 +101,10 @@ def confined(root: Path, path: Path) -> bool:
     return True
 
 
-def read_regular(path: Path) -> bytes:
-    """The bytes of the regular file ``path``; a symlink, FIFO or device is refused (``OSError``), never
-    followed or waited on (reading a FIFO would block for ever)."""
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+def read_regular(path: Path, follow_links: bool = False) -> bytes:
+    """The bytes of the regular file ``path``; a FIFO or device is refused (``OSError``), never waited on
+    (reading a FIFO would block for ever), and so is a symlink unless ``follow_links``."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | (0 if follow_links else os.O_NOFOLLOW))
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise OSError(errno.EINVAL, "not a regular file", str(path))

@@ -12,7 +12,6 @@ would let two processes hold "the" lock).
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 import shutil
 import sqlite3
@@ -24,8 +23,9 @@ from typing import Iterable
 
 from harness.artifacts import KEY_RE
 from harness.cli import OneLineParser
+from harness.report_schema import read_json
 from harness.store import DEFAULT_STORE, STORE_ENV
-from harness.store_errors import confined, read_regular
+from harness.store_errors import confined
 
 DAY = 86400.0
 
@@ -52,7 +52,7 @@ def keys_in_reports(report_dir: Path | None, since: float) -> set[str]:
         return keys
     for path in Path(report_dir).rglob("report.json"):
         try:
-            data = json.loads(read_regular(path))
+            data = read_json(path)
             if float(data.get("started", 0)) < since:
                 continue
             for entry in data.get("entries", []):

@@ -9,14 +9,13 @@ the nights is visible before it flips.
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.report_schema import result_ok
+from harness.report_schema import read_json, result_ok
 
 TRENDS_DIR = "trends"
 
@@ -41,7 +40,7 @@ def load_reports(report_dir: Path) -> list[dict[str, Any]]:
         if TRENDS_DIR in p.relative_to(report_dir).parts:
             continue
         try:
-            data = json.loads(p.read_text())
+            data = read_json(p)
         except (OSError, ValueError):
             continue
         if isinstance(data, dict) and isinstance(data.get("entries"), list):
