@@ -7,11 +7,11 @@ they are identities, the same on any seed.
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 from typing import Any
 
+from harness.cli import OneLineParser
 from harness.report_find import CompareError, load_report
 
 
@@ -51,7 +51,7 @@ def confirm_table(fixed: dict[str, Any], held: dict[str, Any]) -> tuple[str, int
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m harness confirm", description=__doc__.splitlines()[0])
+    p = OneLineParser(prog="python -m harness confirm", description=__doc__.splitlines()[0])
     p.add_argument("fixed", help="report.json (or run dir) of the session on the tuning seeds (--seed-base 0)")
     p.add_argument("heldout", help="report.json (or run dir) of the session on held-out seeds (--seed-base K)")
     p.add_argument("--md", default=None, metavar="OUT", help="also write the table to this Markdown file")
@@ -65,7 +65,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"confirm: both reports used seeds from {fixed.get('seed_base', 0)}; the second must be a "
               "--seed-base K session with another K", file=sys.stderr)
         return 2
-    table, differ = confirm_table(fixed, held)
+    try:
+        table, differ = confirm_table(fixed, held)
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
+        print(f"confirm: {args.fixed} or {args.heldout} has a malformed entry ({type(e).__name__}: {str(e)[:120]}); "
+              "pass reports written by an lrlaws session", file=sys.stderr)
+        return 2
     head = f"{differ} claim(s) decided differently on held-out seeds"
     print(table + "\n" + head)
     if args.md:

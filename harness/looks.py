@@ -125,26 +125,37 @@ def record_stops(ls: "LawSession", law_dirs: dict[str, Path]) -> None:
                 ls.stops.digests[nodeid] = digest
 
 
-def previous_runs(report_dir: Path, tier: str) -> dict[str, int]:
-    """Runs each point used in the newest earlier report of the tier (for --plan's expectation)."""
+def _runs_used(path: Path, tier: str) -> tuple[float, dict[str, int]] | None:
+    """(start, runs each point used) of the report at ``path`` if it is of ``tier``; a malformed one raises."""
+    data = read_json(path)
+    if data.get("tier") != tier:
+        return None
+    used = {str(e["nodeid"]): int(e["runs_used"]) for e in data.get("entries", []) if e.get("runs_used")}
+    return (float(data.get("started", 0)), used) if used else None
+
+
+def previous_runs(report_dir: Path, tier: str, skipped: list[str] | None = None) -> dict[str, int]:
+    """Runs each point used in the newest earlier report of the tier (for --plan's expectation).
+
+    A report that cannot be read is passed over, one line about it appended to ``skipped``.
+    """
     newest: tuple[float, dict[str, int]] | None = None
     for path in Path(report_dir).glob("*/report.json"):
         try:
-            data = read_json(path)
-        except (OSError, ValueError):
+            found = _runs_used(path, tier)
+        except (OSError, ValueError, TypeError, KeyError, AttributeError, OverflowError, RecursionError) as e:
+            if skipped is not None:
+                skipped.append(f"skipped the malformed report {path} ({type(e).__name__}: {str(e)[:120]})")
             continue
-        if data.get("tier") != tier or (newest is not None and data.get("started", 0) <= newest[0]):
-            continue
-        used = {e["nodeid"]: int(e["runs_used"]) for e in data.get("entries", []) if e.get("runs_used")}
-        if used:
-            newest = (data.get("started", 0), used)
+        if found is not None and (newest is None or found[0] > newest[0]):
+            newest = found
     return newest[1] if newest else {}
 
 
-def expected_plan(ls: "LawSession") -> tuple[Plan, str]:
+def expected_plan(ls: "LawSession", skipped: list[str] | None = None) -> tuple[Plan, str]:
     """The runs to train if each point stops where it stopped last time (else at its maximum)."""
     assert ls.store is not None
-    before = previous_runs(ls.report_dir, str(ls.tier))
+    before = previous_runs(ls.report_dir, str(ls.tier), skipped)
     keyed = []
     for nodeid, p in ls.points.items():
         n = min(before.get(nodeid, p.n_max), p.n_max)
@@ -156,7 +167,10 @@ def expected_plan(ls: "LawSession") -> tuple[Plan, str]:
 
 
 def write_expected(tr: Any, ls: "LawSession") -> None:
-    exp, source = expected_plan(ls)
+    skipped: list[str] = []
+    exp, source = expected_plan(ls, skipped)
+    for line in skipped:
+        tr.write_line(f"lrlaws plan: {line}", yellow=True)
     tr.write_line(f"lrlaws plan (sequential looks): at most {ls.plan.runs_missing} runs to train, expected "
                   f"{exp.runs_missing} (est. {format_seconds(exp.est_seconds / max(1, ls.gpus))}; {source})")
 

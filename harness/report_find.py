@@ -31,7 +31,7 @@ def load_report(path: str | Path, schema: bool = True) -> dict[str, Any]:
         data = read_json(p)
     except FileNotFoundError:
         raise CompareError(f"no report at {p}") from None
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, RecursionError) as e:
         raise CompareError(f"cannot read report {p}: {e}") from None
     if not isinstance(data, dict) or not isinstance(data.get("entries"), list):
         raise CompareError(f"{p} is not an lrlaws report (no 'entries' list)")

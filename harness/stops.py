@@ -47,12 +47,13 @@ def previous_stops(report_dir: Path, tier: str, nodeids: set[str]) -> dict[str, 
     for path in paths[:MAX_REPORTS]:
         try:
             data = read_json(path)
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError):
             continue
         if not isinstance(data, dict) or data.get("tier") != tier or not isinstance(data.get("entries"), list):
             continue
         for e in data["entries"]:
-            if not isinstance(e, dict) or e.get("nodeid") not in nodeids or e["nodeid"] in found:
+            if not isinstance(e, dict) or not isinstance(e.get("nodeid"), str) or e["nodeid"] not in nodeids \
+                    or e["nodeid"] in found:
                 continue
             used, digest = e.get("runs_used"), e.get("stop_digest")
             if isinstance(used, int) and isinstance(digest, str) and digest:

@@ -41,7 +41,7 @@ def load_reports(report_dir: Path) -> list[dict[str, Any]]:
             continue
         try:
             data = read_json(p)
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError):
             continue
         if isinstance(data, dict) and isinstance(data.get("entries"), list):
             reports.append(data)

@@ -55,3 +55,53 @@ def test_a_failed_task_counts_only_the_runs_it_did_not_store(tmp_path):
     for s in range(5):
         store.put(key, RunResult(s, {"out": np.zeros(2)}), "cpu")
     assert _still_missing(store, [(key, tuple(range(8)), "boom")]) == [(key, (5, 6, 7), "boom")]
+
+
+MALFORMED_EARLIER = [
+    [1, 2],
+    {"tier": "smoke", "started": 1.0, "entries": [{"nodeid": "a", "runs_used": "many"}]},
+    {"tier": "smoke", "started": "yesterday", "entries": [{"nodeid": "a", "runs_used": 4}]},
+    {"tier": "smoke", "entries": "none"},
+]
+
+
+def test_plan_skips_each_malformed_earlier_report_with_one_line(pytester):
+    import json
+
+    for i, bad in enumerate(MALFORMED_EARLIER):
+        (pytester.path / "rep" / f"bad{i}").mkdir(parents=True)
+        (pytester.path / "rep" / f"bad{i}" / "report.json").write_text(json.dumps(bad))
+    res = session(pytester, "--store", "st", "--report-dir", "rep", "--plan")
+    out = res.stdout.str() + res.stderr.str()
+    assert res.ret == 0 and "INTERNALERROR" not in out and "Traceback" not in out, out[-3000:]
+    skipped = [line for line in out.splitlines() if "skipped the malformed report" in line]
+    assert len(skipped) == len(MALFORMED_EARLIER), out[-3000:]
+
+
+def _cli(*args: str, cwd=None):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    return subprocess.run([sys.executable, "-m", "harness", *args], capture_output=True, text=True, timeout=300,
+                          cwd=cwd or root, env={**os.environ, "PYTHONPATH": str(root)})
+
+
+def test_confirm_refuses_a_malformed_report_with_one_line(tmp_path):
+    import json
+
+    (tmp_path / "a.json").write_text(json.dumps({"seed_base": 0, "entries": [{"nodeid": "x", "results": [{"kind": "claim"}]}]}))
+    (tmp_path / "b.json").write_text(json.dumps({"seed_base": 5, "entries": [{"nodeid": "x", "results": "no"}]}))
+    r = _cli("confirm", str(tmp_path / "a.json"), str(tmp_path / "b.json"))
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "malformed" in r.stderr, r.stderr
+
+
+def test_bench_acceptance_checks_device_and_json_before_running(tmp_path):
+    (tmp_path / "adir").mkdir()
+    for args, needle in [(("--device", "tpu:0"), "--device"), (("--device", "cuda:7"), "--device cuda:7"),
+                         (("--device", "cpu", "--json", str(tmp_path / "adir")), "is a directory"),
+                         (("--device", "cpu", "--json", "/proc/x/acc.json"), "--json")]:
+        r = _cli("bench", "--acceptance", "--tiny", *args, cwd=tmp_path)
+        assert r.returncode != 0 and len(r.stderr.strip().splitlines()) == 1 and needle in r.stderr, (args, r.stderr)
+        assert "s/run" not in r.stdout  # nothing was run
