@@ -24,7 +24,7 @@ from typing import Any, Callable, Iterable
 from harness.plan import Plan
 from harness.recipe import Recipe
 from harness.store import Store, StoreError
-from harness.trainers import TrainContext, get_trainer, run_salt
+from harness.trainers import DataUnavailable, TrainContext, get_trainer, run_salt
 from harness.trainers.output import YieldCheck
 
 #: a task whose worker died or raised is tried this many more times, then recorded as failed
@@ -126,6 +126,17 @@ def _retry(task: Task, queue: deque[Task], out: Outcome, why: str) -> None:
         queue.append(task)
 
 
+def _fail_on_data(task: Task, queue: deque[Task], out: Outcome, why: str) -> None:
+    """Damaged or absent data fails its task and every queued task of the same data set once, untrained:
+    each would meet the same error (one line, no traceback, no retry)."""
+    dataset = task.recipe().dataset
+    same = [t for t in queue if t.recipe().dataset == dataset]
+    out.failed += [(t.key, t.seeds, why) for t in (task, *same)]
+    kept = [t for t in queue if t not in same]
+    queue.clear()
+    queue.extend(kept)
+
+
 def usable_cores() -> int:
     """CPU cores this process may run on (its affinity mask, not the machine's count)."""
     try:
@@ -170,6 +181,9 @@ def _train_queue(store: Store, tasks: Iterable[Task], ctx: TrainContext, on_run:
                 out.failed.append((task.key, task.seeds, str(e)))
                 continue
             _retry(task, queue, out, str(e))
+            continue
+        except DataUnavailable as e:
+            _fail_on_data(task, queue, out, str(e))
             continue
         except Exception:
             _retry(task, queue, out, traceback.format_exc(limit=4))
@@ -217,6 +231,8 @@ def _worker_main(conn: Connection, store_root: str, device: str, physical: str |
             conn.send(("done", None))
         except StoreError as e:
             conn.send(("fatal" if e.deterministic else "error", str(e)))
+        except DataUnavailable as e:
+            conn.send(("data", str(e)))
         except Exception:
             conn.send(("error", traceback.format_exc(limit=6)))
 
@@ -307,6 +323,8 @@ class _Pool:
             _retry(task, self.queue, self.out, payload)
         elif kind == "fatal" and task is not None:
             self.out.failed.append((task.key, task.seeds, payload))
+        elif kind == "data" and task is not None:
+            _fail_on_data(task, self.queue, self.out, payload)
         task = self.queue.popleft() if self.queue else None
         self.live[wid] = (p, c, spec, task)
         if task is not None:

@@ -39,7 +39,7 @@ from harness import plugins
 from harness.executor import split_blocks, MAX_RETRIES, Outcome, Task
 from harness.recipe import Recipe
 from harness.store import Store, StoreError
-from harness.trainers import TrainContext, get_trainer, run_salt
+from harness.trainers import DataUnavailable, TrainContext, get_trainer, run_salt
 from harness.trainers.base import RunResult
 from harness.trainers.output import YieldCheck
 
@@ -261,6 +261,10 @@ class _Driver:
         try:
             result, where = self.ray.get(ref)
         except Exception as e:  # the task raised, or its worker or node died
+            if isinstance(e, DataUnavailable):  # damaged or absent data: a retry meets it again
+                f.task.attempts = self.max_retries
+                self.finish(gen, (str(getattr(e, "cause", None) or e).strip().splitlines() or ["data unavailable"])[0])
+                return
             self.finish(gen, f"{type(e).__name__}: {e}"[:2000])
             return
         try:

@@ -38,7 +38,7 @@ from harness.recipe import Recipe
 from harness.runs import RunResult
 from harness.store_errors import (  # noqa: F401  (re-exported: the store's public names)
     DEFAULT_STORE, STORE_ENV, CorruptArtifact, IndexDamaged, StoreError, StoreWriteError, check_writable,
-    confined, disk_is_full, read_regular, rebuild_command, write_error,
+    confined, disk_is_full, file_size_limit, read_regular, unlink_if_ours, rebuild_command, write_error,
 )
 
 INDEX = "index.sqlite"
@@ -144,6 +144,9 @@ class Store:
         msg, db = str(e).lower(), self._db_path
         if "full" in msg or ("disk i/o" in msg and disk_is_full(db.parent)):
             return StoreWriteError(f"disk full at {db}: free space there, or pass --store DIR on another disk")
+        if "disk i/o" in msg and (limit := file_size_limit()) is not None:
+            return StoreWriteError(f"disk I/O error at {db}, with a file size limit of {limit} bytes in force "
+                                   "(file too large): raise the limit (ulimit -f) or pass --store DIR elsewhere")
         if "readonly" in msg or "read-only" in msg:
             return StoreWriteError(f"store index {db} is read-only: make it writable, or pass --no-train to only read it")
         if "malformed" in msg or "not a database" in msg or "corrupt" in msg:
@@ -231,6 +234,9 @@ class Store:
                 except OSError as e:
                     raise write_error(e, path.parent) from None
                 self._insert(db, rec, meta["created"])
+        except BaseException:
+            unlink_if_ours(path, digest)  # its row was not committed: an orphan would only be retrained
+            raise
         finally:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import os
 import shutil
 import stat
@@ -46,6 +47,18 @@ def write_error(e: OSError, path: Path) -> StoreError:
         return StoreWriteError(f"cannot write {path} ({e.strerror}): make the store writable, "
                                "or pass --no-train to only read it")
     return StoreError(f"cannot write {path}: {e.strerror or e}")
+
+
+def file_size_limit() -> int | None:
+    """The soft limit on the size of a file this process writes (``ulimit -f``), or None when there is none.
+
+    SQLite reports a write beyond it (EFBIG) as a bare "disk I/O error"; the limit is how to tell."""
+    try:
+        import resource
+    except ImportError:  # not POSIX
+        return None
+    soft = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    return None if soft == resource.RLIM_INFINITY else int(soft)
 
 
 def disk_is_full(path: Path) -> bool:
@@ -112,3 +125,10 @@ def read_regular(path: Path, follow_links: bool = False) -> bytes:
             return f.read()
     finally:
         os.close(fd)
+
+
+def unlink_if_ours(path: Path, digest: str) -> None:
+    """Remove ``path`` if it holds the bytes with sha256 ``digest`` (ours); a concurrent writer's file is left alone."""
+    with contextlib.suppress(OSError):
+        if hashlib.sha256(read_regular(path)).hexdigest() == digest:
+            path.unlink()
