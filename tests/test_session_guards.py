@@ -105,3 +105,55 @@ def test_bench_acceptance_checks_device_and_json_before_running(tmp_path):
         r = _cli("bench", "--acceptance", "--tiny", *args, cwd=tmp_path)
         assert r.returncode != 0 and len(r.stderr.strip().splitlines()) == 1 and needle in r.stderr, (args, r.stderr)
         assert "s/run" not in r.stdout  # nothing was run
+
+
+def _listener(host: str, reply: bytes | None = None):
+    """A TCP port that accepts connections and answers ``reply`` (or nothing): not a Ray head."""
+    import socket
+    import threading
+
+    s = socket.socket()
+    s.bind((host, 0))
+    s.listen(8)
+    conns = []
+
+    def serve() -> None:
+        while True:
+            try:
+                c, _ = s.accept()
+            except OSError:
+                return
+            conns.append(c)
+            if reply:
+                c.sendall(reply)
+    threading.Thread(target=serve, daemon=True).start()
+    return s
+
+
+def test_a_ray_address_that_is_not_ray_is_one_line_within_seconds(pytester):
+    import time
+
+    for reply in (None, b"HTTP/1.1 400 Bad Request\r\n\r\n"):
+        s = _listener("127.0.0.1", reply)
+        try:
+            t0 = time.monotonic()
+            port = s.getsockname()[1]
+            one_line_error(session(pytester, "--store", "st", "--executor", "ray", f"--ray-address=127.0.0.1:{port}"),
+                           f"127.0.0.1:{port}", "no answer" if reply is None else "not as Ray")
+            assert time.monotonic() - t0 < 60  # a session start plus the 5 s bound, not Ray's endless wait
+        finally:
+            s.close()
+
+
+def test_a_head_bound_to_loopback_only_is_told_apart():
+    from harness.ray_executor import loopback_only
+
+    inside = _listener("127.0.0.1")
+    everywhere = _listener("0.0.0.0")
+    try:
+        assert loopback_only(f"127.0.0.1:{inside.getsockname()[1]}")
+        assert not loopback_only(f"127.0.0.1:{everywhere.getsockname()[1]}")  # control: reachable as the node too
+        assert not loopback_only(f"ray://127.0.0.1:{inside.getsockname()[1]}")  # the client protocol needs no node
+    finally:
+        inside.close()
+        everywhere.close()
