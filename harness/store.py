@@ -38,7 +38,7 @@ from harness.recipe import Recipe
 from harness.runs import RunResult
 from harness.store_errors import (  # noqa: F401  (re-exported: the store's public names)
     DEFAULT_STORE, STORE_ENV, CorruptArtifact, IndexDamaged, StoreError, StoreWriteError, check_writable,
-    confined, disk_is_full, file_size_limit, read_regular, unlink_if_ours, rebuild_command, write_error,
+    confined, disk_is_full, file_size_limit, read_regular, unlink_if_ours, rebuild_command, wal_copy, write_error,
 )
 
 INDEX = "index.sqlite"
@@ -137,8 +137,9 @@ class Store:
             conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
             return conn
         except sqlite3.OperationalError:
-            # WAL needs its -shm file; a store on a read-only disk without one is read as it stands.
-            return sqlite3.connect(f"{uri}?immutable=1", uri=True, isolation_level=None)
+            # WAL needs its -shm file; without one, read as it stands (immutable) or, if its -wal holds rows, a copy
+            copy = wal_copy(self._db_path)
+            return sqlite3.connect(copy.as_uri() if copy else f"{uri}?immutable=1", uri=True, isolation_level=None)
 
     def _index_error(self, e: sqlite3.Error) -> StoreError:
         msg, db = str(e).lower(), self._db_path
@@ -210,8 +211,7 @@ class Store:
             raise StoreError(f"malformed recipe key {key[:40]!r}")
         path = self.root / "runs" / key[:2] / key / f"{int(seed)}.npz"
         if not confined(self.root, path.parent):
-            raise StoreWriteError(f"{path.parent} is reached through a symlink out of the store: remove the link, "
-                                  f"then run `{rebuild_command(self.root)}`")
+            raise StoreWriteError(f"{path.parent} is reached through a symlink out of the store: remove the link")
         return path
 
     def put(self, key: str, result: RunResult, device: str) -> RunRecord:

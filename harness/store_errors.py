@@ -1,6 +1,7 @@
 """The store's errors, each one line saying what to do, and the checks made before a store is opened."""
 from __future__ import annotations
 
+import atexit
 import contextlib
 import errno
 import hashlib
@@ -132,3 +133,18 @@ def unlink_if_ours(path: Path, digest: str) -> None:
     with contextlib.suppress(OSError):
         if hashlib.sha256(read_regular(path)).hexdigest() == digest:
             path.unlink()
+
+
+def wal_copy(db: Path) -> Path | None:
+    """A private copy of the index ``db`` with its ``-wal``, or None when the -wal holds nothing.
+
+    On a read-only disk without the ``-shm`` file SQLite opens an index only as immutable, which
+    ignores the -wal: the rows committed there since the last checkpoint would be silently missed."""
+    wal = Path(f"{db}-wal")
+    if not wal.is_file() or wal.stat().st_size == 0:
+        return None
+    tmp = Path(tempfile.mkdtemp(prefix="lrlaws-index-"))
+    atexit.register(shutil.rmtree, tmp, True)
+    shutil.copyfile(db, tmp / db.name)
+    shutil.copyfile(wal, tmp / wal.name)
+    return (tmp / db.name).absolute()

@@ -157,3 +157,15 @@ def test_a_head_bound_to_loopback_only_is_told_apart():
     finally:
         inside.close()
         everywhere.close()
+
+
+def test_a_plugin_that_calls_sys_exit_at_import_is_a_plugin_error(tmp_path, monkeypatch):
+    import pytest
+
+    from harness import plugins
+
+    (tmp_path / "lrlaws_exiting.py").write_text("import sys\nsys.exit(3)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setitem(plugins._INSTALLED, plugins.TRAINER_GROUP, {"exiting": "lrlaws_exiting:T"})
+    with pytest.raises(plugins.PluginError, match="'exiting'.*failed to load .SystemExit: 3"):
+        plugins.load(plugins.TRAINER_GROUP, "exiting")

@@ -90,3 +90,32 @@ def test_damaged_data_fails_every_task_once_with_one_line_and_no_traceback(tmp_p
     lines = out.failure_lines()
     assert len(lines) == 1 and "Traceback" not in lines[0] and "not a readable CIFAR-10 batch" in lines[0]
     assert "12 run(s)" in lines[0]
+
+
+def test_a_read_only_index_whose_rows_are_only_in_its_wal_is_not_read_stale(tmp_path, monkeypatch):
+    import shutil
+    import sqlite3
+
+    from harness import store as store_mod
+
+    st = Store(tmp_path / "a")
+    recipe = fake_recipe()
+    key = recipe.key("fake-v1")
+    st.register(key, recipe, "fake-v1")
+    for s in range(3):
+        st.put(key, RunResult(s, {"o": np.zeros(2)}), "cpu")
+    b = tmp_path / "b"  # the store as a read-only disk holds it: index and -wal, no -shm
+    shutil.copytree(tmp_path / "a" / "runs", b / "runs")
+    for name in ("index.sqlite", "index.sqlite-wal"):
+        shutil.copyfile(tmp_path / "a" / name, b / name)
+    assert (b / "index.sqlite-wal").stat().st_size > 0 and not (b / "index.sqlite-shm").exists()
+    real = sqlite3.connect
+
+    def no_shm_possible(target, *a, **kw):  # what a read-only disk does to mode=ro without a -shm
+        if "mode=ro" in str(target):
+            raise sqlite3.OperationalError("unable to open database file")
+        return real(target, *a, **kw)
+    monkeypatch.setattr(store_mod.sqlite3, "connect", no_shm_possible)
+    ro = Store(b, readonly=True)
+    assert ro.count() == 3 and ro.missing(key, range(4)) == [3]
+    assert not (b / "index.sqlite-shm").exists()  # nothing written beside the read-only index
