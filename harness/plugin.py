@@ -30,6 +30,7 @@ XDIST_REFUSAL = "lrlaws: run laws without pytest-xdist's -n (each worker would t
 
 SESSION = pytest.StashKey[LawSession]()
 CALL_PASSED = pytest.StashKey[bool]()
+CALL_ERROR = pytest.StashKey[str]()
 
 
 # ------------------------------------------------------------------- options --
@@ -338,6 +339,8 @@ def law(request: pytest.FixtureRequest):
     with confidence_level(point.level) if point else contextlib.nullcontext():
         yield ctx
         entry = ls.report.add(ctx)
+        if entry.decision == "error" and not entry.reason:
+            entry.reason = item.stash.get(CALL_ERROR, "") or "the test decided nothing (it never called law.check)"
         entry.stop_digest = ls.stops.digests.get(item.nodeid, "") if ls.stops else ""
     if not ctx.results and item.stash.get(CALL_PASSED, False):
         pytest.fail(f"{item.nodeid}: the law test never called law.check(...), so it decided nothing", pytrace=False)
@@ -351,6 +354,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: Any):
     outcome = yield
     if call.when == "call":
         item.stash[CALL_PASSED] = outcome.get_result().passed
+        if call.excinfo is not None:  # an `error` entry says what went wrong
+            item.stash[CALL_ERROR] = call.excinfo.exconly().strip().splitlines()[0][:500]
 
 
 # --------------------------------------------------------------------- report --

@@ -76,13 +76,12 @@ class Report:
         stamp = time.strftime("%Y%m%d-%H%M%S")
         run_dir = Path(report_dir) / f"{stamp}-{tier}-{os.getpid()}"
         Path(report_dir).mkdir(parents=True, exist_ok=True)
-        # two sessions of one process in one second (e.g. pytester) must not share a run dir
+        # Two sessions of one process in one second (e.g. pytester) must not share a run dir. The dir is
+        # made by the first write into it (a plot, the report), so a session killed before either leaves none.
         for i in range(2, 1000):
-            try:
-                run_dir.mkdir()
+            if not run_dir.exists():
                 break
-            except FileExistsError:
-                run_dir = Path(report_dir) / f"{stamp}-{tier}-{os.getpid()}-{i}"
+            run_dir = Path(report_dir) / f"{stamp}-{tier}-{os.getpid()}-{i}"
         return cls(run_dir, tier, time.time(), seed_base=seed_base)
 
     def add(self, ctx: "LawContext") -> Entry:
@@ -126,6 +125,7 @@ class Report:
             "entries": [e.__dict__ for e in self.entries],
         }
         data["summary"] = law_summary(data["entries"])
+        self.run_dir.mkdir(parents=True, exist_ok=True)
         (self.run_dir / "report.json").write_text(dumps(_jsonable(data)))
         (self.run_dir / "report.md").write_text(self.markdown(data))
 

@@ -169,3 +169,65 @@ def test_a_plugin_that_calls_sys_exit_at_import_is_a_plugin_error(tmp_path, monk
     monkeypatch.setitem(plugins._INSTALLED, plugins.TRAINER_GROUP, {"exiting": "lrlaws_exiting:T"})
     with pytest.raises(plugins.PluginError, match="'exiting'.*failed to load .SystemExit: 3"):
         plugins.load(plugins.TRAINER_GROUP, "exiting")
+
+
+SLOW_LAW = '''
+import time
+import numpy as np
+from harness import Ensemble, Recipe
+from harness.law import lrlaw
+from harness.runs import RunResult
+from harness.trainers import TRAINERS
+
+class Slow:
+    name, salt = "slow", "slow-v1"
+    def validate(self, recipe): pass
+    def check_data(self, recipe, ctx): pass
+    def chunk_size(self, recipe, device): return 1
+    def estimate_seconds(self, recipe, device): return 5.0
+    def train(self, recipe, seeds, ctx):
+        open("training", "w").close()
+        time.sleep(60)
+        for s in seeds:
+            yield RunResult(s, {"out": np.zeros(2)})
+
+TRAINERS["slow"] = Slow()
+
+@lrlaw("slow", needs=lambda tier: {"runs": Ensemble(Recipe(trainer="slow", dataset="none", model="none", lr=0.1), 2)})
+def test_slow(law):
+    pass
+'''
+
+
+def test_a_session_killed_while_training_leaves_no_empty_run_dir(pytester):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    pytester.makepyfile(test_slow_law=SLOW_LAW)
+    proc = subprocess.Popen([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--workers=1", "--store", "st",
+                             "--report-dir", "rep", "test_slow_law.py"], cwd=pytester.path,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while not (pytester.path / "training").exists() and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.2)
+        assert (pytester.path / "training").exists()
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+    assert (pytester.path / "rep").is_dir() and list((pytester.path / "rep").iterdir()) == []
+
+
+def test_an_error_entry_says_what_went_wrong(pytester):
+    import json
+
+    from test_bad_inputs import FAKE_LAW
+
+    broken = FAKE_LAW.replace('acc = law.runs("runs").metric("acc")', 'raise RuntimeError("the statistic broke")')
+    pytester.makepyfile(test_fake_law=broken)
+    res = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--workers=1", "--store", "st", "--report-dir", "rep")
+    assert res.ret == 1
+    entry = json.loads(next((pytester.path / "rep").glob("*/report.json")).read_text())["entries"][0]
+    assert entry["decision"] == "error" and entry["reason"] == "RuntimeError: the statistic broke"
