@@ -231,3 +231,15 @@ def test_an_error_entry_says_what_went_wrong(pytester):
     assert res.ret == 1
     entry = json.loads(next((pytester.path / "rep").glob("*/report.json")).read_text())["entries"][0]
     assert entry["decision"] == "error" and entry["reason"] == "RuntimeError: the statistic broke"
+
+
+def test_a_trainer_yielding_nan_with_status_ok_fails_the_session_by_name(pytester):
+    from test_bad_inputs import FAKE_LAW
+
+    nan = FAKE_LAW.replace('yield RunResult(s, {"out": np.arange(3.0) + s}, {"acc": 1.0})',
+                           'yield RunResult(s, {"out": np.full(3, np.nan)}, {"acc": 1.0})')
+    assert nan != FAKE_LAW
+    pytester.makepyfile(test_fake_law=nan)
+    res = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--workers=1", "--store", "st", "--report-dir", "rep")
+    out = res.stdout.str()
+    assert res.ret == 1 and "trainer 'fake'" in out and "holding no finite value" in out, out[-3000:]
