@@ -15,7 +15,7 @@ from pathlib import Path
 
 from harness.compare import BASELINE_DIR, CompareError, find_previous, load_report, report_path, strip_comparison
 from harness.report_schema import dumps, read_json
-from harness.store_errors import confined
+from harness.store_errors import confined, read_regular
 
 
 #: the tiers a baseline can be of (harness.plugin.TIERS; not imported, so this command needs no pytest)
@@ -58,7 +58,7 @@ def promote(run_dir: Path, root: Path) -> Path:
             (dest / name).unlink()  # write the file itself, not what a planted link points at
     (dest / "report.json").write_text(dumps(data))
     if (src / "report.md").exists():
-        (dest / "report.md").write_text(strip_comparison((src / "report.md").read_text()))
+        (dest / "report.md").write_text(strip_comparison(read_regular(src / "report.md", follow_links=True).decode()))
     if (src / "plots").is_dir() and not (src / "plots").is_symlink():
         shutil.copytree(src / "plots", plots, ignore=_no_links)
     return dest
