@@ -42,10 +42,19 @@ def test_an_older_report_with_nan_tokens_still_reads():
 
 
 def test_a_session_writes_standard_json(pytester):
-    from test_bad_inputs import session
+    from test_bad_inputs import FAKE_LAW
 
-    session(pytester, "--store", "st", "--report-dir", "rep").assert_outcomes(passed=1)
-    _strict(next((pytester.path / "rep").glob("*/report.json")).read_text())
+    unbounded = FAKE_LAW.replace("(1.0, 1.0), 0.5", '(float("-inf"), float("inf")), 0.5')
+    assert unbounded != FAKE_LAW
+    pytester.makepyfile(test_fake_law=unbounded)
+    pytester.runpytest_subprocess("-p", "no:cacheprovider", "--workers=1", "--store", "st", "--report-dir", "rep")
+    text = next((pytester.path / "rep").glob("*/report.json")).read_text()
+    assert '"Infinity"' in text
+    _strict(text)
+
+
+def test_the_committed_baseline_is_standard_json():
+    _strict((ROOT / "results" / "baseline" / "report.json").read_text())
 
 
 HUGE = '{"version": 1, "tier": "smoke", "started": 5.0, "entries": [{"nodeid": "t::a", "law": "l", ' \
