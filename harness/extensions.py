@@ -116,7 +116,7 @@ def load(group: str, name: str) -> Any | None:
         return None
     try:
         obj = _import(ref)
-    except Exception as e:
+    except (Exception, SystemExit) as e:  # a package that calls sys.exit() at import must not end the session
         raise PluginError(f"{group} entry point {name!r} = {ref!r} failed to load ({type(e).__name__}: {e}); "
                           "fix or uninstall the package that declares it") from None
     if getattr(obj, "name", name) != name:

@@ -101,17 +101,28 @@ RAY_SESSION = textwrap.dedent(
     r = Recipe(trainer="mlp", dataset="teacher", model="mlp", lr=0.3, batch_size=16, steps=10, probes=("logits",),
                options={{"n_train": 64, "n_test": 16}})
     store = Store({root!r})
-    seen = []
+    seen, auth = [], {{}}
     def on_run(key, seed, status):
         if not seen:  # while the instance is up: every process it started is our descendant
-            seen.extend(listening_addresses(_descendants(os.getpid())))
+            pids = _descendants(os.getpid())
+            seen.extend(listening_addresses(pids))
+            for pid in pids:
+                try:
+                    env = dict(v.split("=", 1) for v in open(f"/proc/{{pid}}/environ").read().split("\\0") if "=" in v)
+                    cmd = open(f"/proc/{{pid}}/cmdline").read().replace("\\0", " ")
+                except OSError:
+                    continue
+                # the GCS and raylet binaries (a ray:: worker's title overwrites what /proc shows as its environment)
+                if int(pid) != os.getpid() and ("gcs_server" in cmd or "raylet/raylet" in cmd):
+                    auth[pid] = [env.get("RAY_AUTH_MODE"), len(env.get("RAY_AUTH_TOKEN", "")), cmd[:80]]
     out = train_ray(store, make_tasks(make_plan([Ensemble(r, 2)], store, "cpu"), "cpu"), TrainContext(), on_run)
-    print(json.dumps({{"trained": out.trained, "failed": len(out.failed), "listening": seen}}))
+    print(json.dumps({{"trained": out.trained, "failed": len(out.failed), "listening": seen, "auth": auth,
+                      "env_after": os.environ.get("RAY_AUTH_MODE")}}))
     """
 )
 
 
-def test_a_local_ray_instance_listens_on_loopback_only(tmp_path):
+def test_a_local_ray_instance_listens_on_loopback_only_and_checks_a_token(tmp_path):
     pytest.importorskip("ray", reason="the ray extra is not installed: pip install -e '.[dev,ray]'")
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}  # our code must set what it needs
     env["PYTHONPATH"] = os.pathsep.join(sys.path)
@@ -122,6 +133,9 @@ def test_a_local_ray_instance_listens_on_loopback_only(tmp_path):
     assert out["trained"] == 2 and out["failed"] == 0
     assert len(out["listening"]) >= 2  # GCS and raylet at least: the check saw the instance
     assert [a for a in out["listening"] if not is_loopback(a)] == []
+    # token authentication on in every process of the instance, whatever the release's default
+    assert len(out["auth"]) >= 2 and all(mode == "token" and n >= 32 for mode, n, _ in out["auth"].values()), out["auth"]
+    assert out["env_after"] is None  # the driver's environment is restored
 
 
 def test_the_ray_extra_requires_a_version_with_token_authentication():
@@ -218,3 +232,54 @@ def test_a_real_cifar_batch_still_loads(tmp_path):
     path.write_bytes(pickle.dumps({"data": np.zeros((2, 3072), np.uint8), "labels": [1, 2]}, protocol=2))
     x, y = cifar10._read_batch(path)
     assert tuple(x.shape) == (2, 3, 32, 32) and y.tolist() == [1, 2]
+
+
+RAY_CLIENT = textwrap.dedent(
+    """
+    import json, os, subprocess, sys, tempfile
+    import ray  # imported before the executor sets the mode: it must still take effect
+    from harness import Ensemble, Recipe
+    from harness.execute.tasks import make_tasks
+    from harness.execute.plan import make_plan
+    from harness.execute.ray import train_ray
+    from harness.store.index import Store
+    from harness.trainers import TrainContext
+    r = Recipe(trainer="mlp", dataset="teacher", model="mlp", lr=0.3, batch_size=16, steps=10, probes=("logits",),
+               options={{"n_train": 64, "n_test": 16}})
+    store = Store({root!r})
+    CLIENT = ("import ray, sys\\ntry:\\n    ray.init(address=sys.argv[1], log_to_driver=False)\\n"
+              "    print('CONNECTED', ray.get(ray.remote(lambda: 1).remote()))\\n"
+              "except Exception as e:\\n    print('REFUSED', type(e).__name__)\\n")
+    seen = {{}}
+    def on_run(key, seed, status):
+        if seen:
+            return
+        gcs = "127.0.0.1:" + ray._private.worker.global_worker.node.gcs_address.rsplit(":", 1)[1]
+        env = {{k: v for k, v in os.environ.items() if not k.startswith("RAY_")}}
+        env["HOME"] = tempfile.mkdtemp()  # no token file of ours either
+        try:
+            res = subprocess.run([sys.executable, "-c", CLIENT, gcs], capture_output=True, text=True, timeout=90, env=env)
+            seen["client"] = (res.stdout.strip().splitlines() or ["?"])[-1]
+        except subprocess.TimeoutExpired:
+            seen["client"] = "TIMEOUT"
+    out = train_ray(store, make_tasks(make_plan([Ensemble(r, 2)], store, "cpu"), "cpu"), TrainContext(), on_run)
+    print(json.dumps({{"trained": out.trained, **seen}}))
+    """
+)
+
+
+@pytest.mark.parametrize("mode", [None, "disabled"], ids=["default", "control-auth-disabled"])
+def test_a_client_without_the_token_cannot_use_the_local_ray_instance(tmp_path, mode):
+    """Another local user's client must not run code in our instance. Control: with authentication turned
+    off on purpose (RAY_AUTH_MODE=disabled, which lrlaws respects), the same client gets in."""
+    pytest.importorskip("ray", reason="the ray extra is not installed: pip install -e '.[dev,ray]'")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+    env["PYTHONPATH"] = os.pathsep.join(sys.path)
+    if mode:
+        env["RAY_AUTH_MODE"] = mode
+    script = RAY_CLIENT.format(root=str(tmp_path / "st"))
+    res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=400)
+    assert res.returncode == 0, res.stderr[-2000:]
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    assert out["trained"] == 2
+    assert out["client"].startswith("CONNECTED" if mode else "REFUSED"), out

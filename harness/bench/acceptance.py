@@ -31,10 +31,13 @@ from typing import Any
 
 import torch
 
-from harness.bench.measure import TINY, device_name, measure
+from harness.cli import OneLineParser
+from harness.bench.measure import TINY, device_name, device_problem, measure
 from harness.data.formats import write_cifar10
 from harness.data.standin import learnable_images
+from harness.store.jsonfile import read_json
 from harness.store.index import Store
+from harness.store.errors import dir_problem
 from harness.trainers import TrainContext
 from harness.trainers.recipes import AIRBENCH94
 
@@ -58,7 +61,7 @@ def _law_session(args: list[str], tmp: Path, name: str, timeout: float) -> dict[
     trained = re.search(r"lrlaws: trained (\d+) runs", out)
     planned = re.search(r"at most (\d+) runs to train, expected (\d+)", out)
     reports = sorted((tmp / name).glob("*/report.json"))
-    entries = json.loads(reports[-1].read_text())["entries"] if reports else []
+    entries = read_json(reports[-1])["entries"] if reports else []
     return {
         "args": args, "exit": proc.returncode, "wall_s": round(time.perf_counter() - t0, 2),
         "runs_trained": int(trained.group(1)) if trained else 0,
@@ -143,17 +146,28 @@ def table(r: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _arg_problem(a: argparse.Namespace) -> str | None:
+    """Checked before the run (minutes of training), not after it: a bad --device or --json is one line now."""
+    if a.runs < 1:
+        return "--runs must be >= 1"
+    if (why := device_problem(a.device)) is not None:
+        return why
+    if a.json.is_dir():
+        return f"--json {a.json} is a directory: pass a file path, e.g. {a.json / 'acceptance.json'}"
+    if (why := dir_problem(a.json.parent)) is not None:
+        return f"--json {a.json}: {why}; pass a path in a writable directory"
+    return None
+
+
 def main(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="python -m harness bench --acceptance", description=__doc__.splitlines()[0])
+    p = OneLineParser(prog="python -m harness bench --acceptance", description=__doc__.splitlines()[0])
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--runs", "-k", type=int, default=3, help="runs per side for the s/run figures (default 3)")
     p.add_argument("--tiny", action="store_true", help="a tiny configuration that runs in about a minute on a CPU")
     p.add_argument("--json", type=Path, default=Path("acceptance.json"), help="where the JSON goes (default ./acceptance.json)")
     a = p.parse_args(argv)
-    if a.runs < 1:
-        raise SystemExit("bench --acceptance: --runs must be >= 1")
-    if a.device.startswith("cuda") and not torch.cuda.is_available():
-        raise SystemExit("bench --acceptance: no CUDA device here; use --device cpu (with --tiny)")
+    if (why := _arg_problem(a)) is not None:
+        raise SystemExit(f"bench --acceptance: {why}")
     with tempfile.TemporaryDirectory(prefix="lrlaws-accept-") as tmp:
         result = run_steps(a, Path(tmp))
     a.json.parent.mkdir(parents=True, exist_ok=True)

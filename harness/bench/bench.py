@@ -26,7 +26,7 @@ from harness.store.index import Store, StoreError
 from harness.trainers import DataUnavailable, TrainContext, get_trainer
 from harness.trainers.recipes import AIRBENCH94
 from harness.trainers.airbench import run_flops
-from harness.bench.measure import TINY, TINY_SIZES, device_name, measure
+from harness.bench.measure import TINY, TINY_SIZES, device_name, device_problem, measure
 
 FULL_SIZES = (50_000, 10_000)
 
@@ -57,14 +57,8 @@ def _arg_problem(a: argparse.Namespace) -> str | None:
     for name in ("n_train", "n_test"):
         if getattr(a, name) is not None and getattr(a, name) < 1:
             return f"--{name.replace('_', '-')} must be >= 1, got {getattr(a, name)}"
-    try:
-        device = torch.device(a.device)
-    except (RuntimeError, ValueError):
-        return f"--device {a.device!r} is not a torch device: use cpu, cuda or cuda:N"
-    if device.type == "cuda" and (not torch.cuda.is_available() or (device.index or 0) >= torch.cuda.device_count()):
-        return f"--device {a.device}: no such CUDA device here ({torch.cuda.device_count()} visible); use --device cpu"
-    if device.type not in ("cpu", "cuda"):
-        return f"--device {a.device}: only cpu and cuda devices are supported"
+    if (why := device_problem(a.device)) is not None:
+        return why
     if a.data_dir is not None and not a.data_dir.is_dir():
         return f"--data-dir {a.data_dir} is not a directory: pass one holding cifar-10-batches-py/, or leave it out"
     return None

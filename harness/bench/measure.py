@@ -23,6 +23,19 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
+def device_problem(device: str) -> str | None:
+    """Why ``device`` cannot be benchmarked here, in one line, or None."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError):
+        return f"--device {device!r} is not a torch device: use cpu, cuda or cuda:N"
+    if dev.type not in ("cpu", "cuda"):
+        return f"--device {device}: only cpu and cuda devices are supported"
+    if dev.type == "cuda" and (not torch.cuda.is_available() or (dev.index or 0) >= torch.cuda.device_count()):
+        return f"--device {device}: no such CUDA device here ({torch.cuda.device_count()} visible); use --device cpu"
+    return None
+
+
 def device_name(device: str) -> str:
     return torch.cuda.get_device_name(torch.device(device)) if device.startswith("cuda") else "cpu"
 

@@ -17,9 +17,10 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from typing import Any, Callable, Iterable
 
-from harness.execute.tasks import Outcome, Task, claim
+from harness.execute.tasks import Outcome, Task, claim, fail_on_data
 from harness.store.index import Store, StoreError
-from harness.trainers import TrainContext, get_trainer
+from harness.trainers import DataUnavailable, TrainContext, get_trainer
+from harness.trainers.output import YieldCheck
 
 def run_task(store: Store, task: Task, ctx: TrainContext, on_run: Callable[[str, int, str], None], blocking: bool = True) -> bool:
     """Train what is still missing of one task under its lock. Returns False if the lock was busy."""
@@ -29,9 +30,12 @@ def run_task(store: Store, task: Task, ctx: TrainContext, on_run: Callable[[str,
     if held is None:
         return False
     try:
-        for result in trainer.train(recipe, held.todo, ctx) if held.todo else ():
-            store.put(task.key, result, ctx.device)
-            on_run(task.key, result.seed, result.status)
+        if held.todo:
+            check = YieldCheck(recipe.trainer, tuple(held.todo))
+            for result in trainer.train(recipe, held.todo, ctx):
+                store.put(task.key, check.run(result), ctx.device)
+                on_run(task.key, result.seed, result.status)
+            check.done()
     finally:
         held.release()
     return True
@@ -84,6 +88,9 @@ def _train_queue(store: Store, tasks: Iterable[Task], ctx: TrainContext, on_run:
                 continue
             out.retry(task, queue, str(e))
             continue
+        except DataUnavailable as e:
+            fail_on_data(task, queue, out, str(e))
+            continue
         except Exception:
             out.retry(task, queue, traceback.format_exc(limit=4))
             continue
@@ -132,6 +139,8 @@ def _worker_main(conn: Connection, store_root: str, device: str, physical: str |
             conn.send(("done", None))
         except StoreError as e:
             conn.send(("fatal" if e.deterministic else "error", str(e)))
+        except DataUnavailable as e:
+            conn.send(("data", str(e)))
         except Exception:
             conn.send(("error", traceback.format_exc(limit=6)))
 
@@ -222,6 +231,8 @@ class _Pool:
             self.out.retry(task, self.queue, payload)
         elif kind == "fatal" and task is not None:
             self.out.failed.append((task.key, task.seeds, payload))
+        elif kind == "data" and task is not None:
+            fail_on_data(task, self.queue, self.out, payload)
         task = self.queue.popleft() if self.queue else None
         self.live[wid] = (p, c, spec, task)
         if task is not None:

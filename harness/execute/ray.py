@@ -28,6 +28,7 @@ import importlib.util
 import dataclasses
 import json
 import os
+import secrets
 import socket
 import time
 from collections import deque
@@ -39,8 +40,9 @@ from harness import extensions as plugins
 from harness.execute.tasks import MAX_RETRIES, Claim, Outcome, Task, claim, split_blocks
 from harness.recipe import Recipe
 from harness.store.index import Store, StoreError
-from harness.trainers import TrainContext, get_trainer
+from harness.trainers import DataUnavailable, TrainContext, get_trainer
 from harness.trainers.base import RunResult
+from harness.trainers.output import YieldCheck
 
 #: tasks kept in flight per schedulable slot (GPU or CPU) so no slot idles between tasks
 IN_FLIGHT_PER_SLOT = 2
@@ -64,12 +66,54 @@ def check_address(address: str, timeout: float = CONNECT_TIMEOUT) -> str | None:
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
         return f"--ray-address {address!r} is not HOST:PORT: {fix}"
     try:
-        with socket.create_connection((host, int(port)), timeout=timeout):
-            return None
+        answer = _http2_hello(host, int(port), timeout)
     except socket.timeout:
         return f"--ray-address {address}: no answer within {timeout:g} s; {fix}"
     except OSError as e:
         return f"--ray-address {address}: cannot connect ({e.strerror or e}); {fix}"
+    if len(answer) < 9 or answer[3] != _SETTINGS:
+        # Ray itself would wait for ever on a port that accepts connections but is not Ray
+        return f"--ray-address {address}: the port answers, but not as Ray (no gRPC); {fix}"
+    return None
+
+
+#: what an HTTP/2 client sends first (RFC 9113 §3.4): the preface, then an empty SETTINGS frame
+_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
+_SETTINGS = 4
+
+
+def _http2_hello(host: str, port: int, timeout: float) -> bytes:
+    """The first frame header (9 bytes) a server sends back to an HTTP/2 preface: gRPC servers, Ray's GCS and
+    its client server among them, answer with SETTINGS. Every wait is bounded by ``timeout`` in all."""
+    deadline = time.monotonic() + timeout
+    with socket.create_connection((host, port), timeout=timeout) as s:
+        s.sendall(_PREFACE)
+        head = b""
+        while len(head) < 9:
+            s.settimeout(max(0.01, deadline - time.monotonic()))
+            chunk = s.recv(9 - len(head))
+            if not chunk:
+                break
+            head += chunk
+        return head
+
+
+def loopback_only(address: str, timeout: float = 1.0) -> bool:
+    """Whether ``address`` is a head on this host's loopback that its network address does not reach.
+
+    Ray rewrites a loopback address to the node's network address before it connects, and then waits
+    for ever on a head bound to loopback only; such a head is reached with Ray's single-host mode."""
+    host, _, port = address.rpartition(":")
+    if address.startswith("ray://") or host.strip("[]") not in ("127.0.0.1", "localhost", "::1") or not port.isdigit():
+        return False
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.connect(("192.0.2.1", 9))  # TEST-NET: no packet is sent; it only picks the outgoing interface
+            node_ip = s.getsockname()[0]
+        with socket.create_connection((node_ip, int(port)), timeout=timeout):
+            return False
+    except OSError:
+        return True
 
 
 def ray_missing() -> str | None:
@@ -115,6 +159,7 @@ class _Flight:
     task: Task
     claim: Claim  # the block's lock, held while the task is in flight
     todo: set[int]  # seeds of the block not yet stored
+    check: YieldCheck  # the trainer's runs against the seeds asked
 
 
 def _runtime_env() -> dict[str, Any]:
@@ -127,7 +172,7 @@ def _runtime_env() -> dict[str, Any]:
 def train_ray(store: Store, tasks: Iterable[Task], ctx: TrainContext, on_run: Callable[[str, int, str], None],
               address: str | None = None, max_retries: int = MAX_RETRIES) -> Outcome:
     """Train ``tasks`` on the Ray cluster at ``address`` (None: a local Ray instance) and store every run."""
-    if not address:
+    if not address or loopback_only(address):
         # Ray picks the node's network address unless clusters are off (its single-host mode);
         # read when ray is first imported, so set before the import.
         os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
@@ -138,18 +183,74 @@ def train_ray(store: Store, tasks: Iterable[Task], ctx: TrainContext, on_run: Ca
     if not tasks:
         return out
     owns_connection = not ray.is_initialized()
-    if owns_connection:
-        try:
-            ray.init(address=address, runtime_env=_runtime_env(), log_to_driver=False, **_local_kwargs(address))
-        except (ConnectionError, RuntimeError, ValueError) as e:
-            why = f"cannot start or reach Ray at {address or 'a local instance'}: {str(e).splitlines()[0] if str(e) else type(e).__name__}"
-            out.failed += [(t.key, t.seeds, why) for t in tasks]
-            return out
-    try:
-        return _drive(ray, store, tasks, ctx, on_run, max_retries, out)
-    finally:
+    with contextlib.ExitStack() as stack:
         if owns_connection:
-            ray.shutdown()
+            why = check_address(address) if address else None
+            if why is None:
+                stack.enter_context(_token_auth(address))
+                why = _init(ray, address)
+            if why is not None:
+                out.failed += [(t.key, t.seeds, why) for t in tasks]
+                return out
+            stack.callback(ray.shutdown)
+        return _drive(ray, store, tasks, ctx, on_run, max_retries, out)
+
+
+def _init(ray: Any, address: str | None) -> str | None:
+    try:
+        # "local": a new instance of our own, never a cluster some other process started on this machine
+        ray.init(address=address or "local", runtime_env=_runtime_env(), log_to_driver=False, **_local_kwargs(address))
+    except (ConnectionError, RuntimeError, ValueError) as e:
+        return f"cannot start or reach Ray at {address or 'a local instance'}: {str(e).splitlines()[0] if str(e) else type(e).__name__}"
+    return None
+
+
+#: Ray's token authentication (2.52+): the mode, and the token of this session's local instance
+AUTH_MODE, AUTH_TOKEN = "RAY_AUTH_MODE", "RAY_AUTH_TOKEN"
+
+
+@contextlib.contextmanager
+def _token_auth(address: str | None) -> Iterator[None]:
+    """A local instance runs with token authentication on, under a fresh random token of this session,
+    whatever the Ray release's default: without it any local user's client could run code as ours.
+
+    Ray's own processes inherit the environment, so they check the token too. A mode the user set
+    (``RAY_AUTH_MODE``) or a token of theirs is respected; for a cluster (``address``) Ray's settings
+    are left as they are. The environment is restored afterwards."""
+    if address:
+        yield
+        return
+    saved = {k: os.environ.get(k) for k in (AUTH_MODE, AUTH_TOKEN)}
+    os.environ.setdefault(AUTH_MODE, "token")
+    has_token = any(os.environ.get(k) for k in (AUTH_TOKEN, "RAY_AUTH_TOKEN_PATH")) or \
+        (Path.home() / ".ray" / "auth_token").is_file()
+    if os.environ[AUTH_MODE] == "token" and not has_token:
+        os.environ[AUTH_TOKEN] = _TOKEN  # one per process: Ray caches the token it loaded first
+    _reload_ray_config()
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        _reload_ray_config()
+
+
+_TOKEN = secrets.token_hex(32)
+
+
+def _reload_ray_config() -> None:
+    """Ray reads RAY_AUTH_MODE into a cached config when it is imported; a driver that imported ray
+    before must see the mode its local instance runs with (Ray's own token setup does the same)."""
+    import sys
+
+    if "ray" in sys.modules:
+        with contextlib.suppress(Exception):
+            from ray._raylet import Config
+
+            Config.initialize("")
 
 
 def _local_kwargs(address: str | None) -> dict[str, Any]:
@@ -220,8 +321,9 @@ class _Driver:
         if not held.todo:
             held.release()
             return True
+        recipe = task.recipe()
         gen = self.remote.remote(task.recipe_json, tuple(held.todo), self.device, self.ctx, self.entry_points)
-        self.flights[gen] = _Flight(task, held, set(held.todo))
+        self.flights[gen] = _Flight(task, held, set(held.todo), YieldCheck(recipe.trainer, tuple(held.todo)))
         return True
 
     def finish(self, gen: Any, error: str | None) -> None:
@@ -239,26 +341,35 @@ class _Driver:
         try:
             ref = next(gen)
         except StopIteration:
+            try:
+                f.check.done()
+            except StoreError as e:
+                f.task.attempts = self.max_retries  # the trainer broke its contract: a retry would too
+                self.finish(gen, str(e))
+                return
             self.finish(gen, None)
             return
         try:
             result, where = self.ray.get(ref)
         except Exception as e:  # the task raised, or its worker or node died
+            if isinstance(e, DataUnavailable):  # damaged or absent data: a retry meets it again
+                f.task.attempts = self.max_retries
+                self.finish(gen, (str(getattr(e, "cause", None) or e).strip().splitlines() or ["data unavailable"])[0])
+                return
             self.finish(gen, f"{type(e).__name__}: {e}"[:2000])
             return
-        if result.seed in f.todo:
-            try:
-                self.store.put(f.task.key, result, where)
-            except StoreError as e:
-                if e.deterministic:  # disk full, read-only: the next attempt would fail the same way
-                    f.task.attempts = self.max_retries
-                with contextlib.suppress(Exception):
-                    self.ray.cancel(gen, force=True)
-                self.finish(gen, str(e))
-                return
-            f.todo.discard(result.seed)
-            self.out.trained += 1
-            self.on_run(f.task.key, result.seed, result.status)
+        try:
+            self.store.put(f.task.key, f.check.run(result), where)
+        except StoreError as e:
+            if e.deterministic:  # disk full, read-only: the next attempt would fail the same way
+                f.task.attempts = self.max_retries
+            with contextlib.suppress(Exception):
+                self.ray.cancel(gen, force=True)
+            self.finish(gen, str(e))
+            return
+        f.todo.discard(result.seed)
+        self.out.trained += 1
+        self.on_run(f.task.key, result.seed, result.status)
 
 
 def _store_arrived(ray: Any, flights: dict[Any, _Flight], advance: Callable[[Any], None]) -> None:

@@ -81,6 +81,17 @@ class Outcome:
             queue.append(task)
 
 
+def fail_on_data(task: Task, queue: deque[Task], out: Outcome, why: str) -> None:
+    """Damaged or absent data fails its task and every queued task of the same data set once, untrained:
+    each would meet the same error (one line, no traceback, no retry)."""
+    dataset = task.recipe().dataset
+    same = [t for t in queue if t.recipe().dataset == dataset]
+    out.failed += [(t.key, t.seeds, why) for t in (task, *same)]
+    kept = [t for t in queue if t not in same]
+    queue.clear()
+    queue.extend(kept)
+
+
 def make_tasks(plan: Plan, device: str) -> list[Task]:
     """The plan's missing runs as aligned blocks, the longest (estimated) first.
 

@@ -30,6 +30,7 @@ XDIST_REFUSAL = "lrlaws: run laws without pytest-xdist's -n (each worker would t
 
 SESSION = pytest.StashKey[LawSession]()
 CALL_PASSED = pytest.StashKey[bool]()
+CALL_ERROR = pytest.StashKey[str]()
 
 
 # ------------------------------------------------------------------- options --
@@ -109,7 +110,8 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     from harness.store.index import StoreError, open_store
 
     try:
-        ls.store = open_store(ls.store_root, ls.plan_only, ls.no_train)
+        # --collect-only (an IDE's test discovery) reads the store like --plan: it creates and writes nothing
+        ls.store = open_store(ls.store_root, ls.plan_only or session.config.option.collectonly, ls.no_train)
     except StoreError as e:
         raise pytest.UsageError(str(e)) from None
     ls.run_cache = RunCache(ls.store)
@@ -214,8 +216,8 @@ def _fetch_data(session: pytest.Session, ls: LawSession) -> None:
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtestloop(session: pytest.Session) -> bool | None:
     ls = session.config.stash[SESSION]
-    if ls.plan is None or session.config.option.collectonly:
-        return None
+    if ls.plan is None or session.config.option.collectonly or _collection_failed(session):
+        return None  # pytest's own loop reports the collection errors and stops: nothing is trained
     tr = session.config.pluginmanager.get_plugin("terminalreporter")
     if ls.plan_only:
         if tr is not None:
@@ -234,6 +236,11 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
         _fetch_data(session, ls)
     decide_in_rounds(session, ls, lambda plan: _train(session, ls, plan))
     return None
+
+
+def _collection_failed(session: pytest.Session) -> bool:
+    """A collection error stops the session before any test runs: training first would waste the night."""
+    return bool(session.testsfailed) and not session.config.option.continue_on_collection_errors
 
 
 def _train(session: pytest.Session, ls: LawSession, plan: "Plan") -> None:
@@ -263,6 +270,7 @@ def _train(session: pytest.Session, ls: LawSession, plan: "Plan") -> None:
         finally:
             bar.close()
     ls.train_seconds += time.perf_counter() - t0
+    ls.outcome.failed = _still_missing(ls.store, ls.outcome.failed)
     ls.trained += ls.outcome.trained
     ls.failed_tasks += len(ls.outcome.failed)
     if ls.outcome.interrupted:
@@ -272,6 +280,19 @@ def _train(session: pytest.Session, ls: LawSession, plan: "Plan") -> None:
         tr.write_line(f"lrlaws: {len(ls.outcome.failed)} training tasks failed", red=True)
         for line in ls.outcome.failure_lines():
             tr.write_line(line, red=True)
+
+
+def _still_missing(store, failed: list) -> list:
+    """Failed tasks narrowed to their seeds that are still missing: a task that stored 45 of its 512 runs
+    before it failed lost 467, not 512."""
+    out = []
+    for key, seeds, why in failed:
+        try:
+            left = tuple(store.missing(key, seeds, verify=False))
+        except Exception:  # the store itself is what failed: count the whole task
+            left = tuple(seeds)
+        out.append((key, left or tuple(seeds), why))
+    return out
 
 
 def _execute(ls: LawSession, tasks, ctx, on_run) -> "Outcome":
@@ -323,6 +344,8 @@ def law(request: pytest.FixtureRequest):
     with confidence_level(point.level) if point else contextlib.nullcontext():
         yield ctx
         entry = ls.report.add(ctx)
+        if entry.decision == "error" and not entry.reason:
+            entry.reason = item.stash.get(CALL_ERROR, "") or "the test decided nothing (it never called law.check)"
         entry.stop_digest = ls.stops.digests.get(item.nodeid, "") if ls.stops else ""
     if not ctx.results and item.stash.get(CALL_PASSED, False):
         pytest.fail(f"{item.nodeid}: the law test never called law.check(...), so it decided nothing", pytrace=False)
@@ -336,6 +359,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: Any):
     outcome = yield
     if call.when == "call":
         item.stash[CALL_PASSED] = outcome.get_result().passed
+        if call.excinfo is not None:  # an `error` entry says what went wrong
+            item.stash[CALL_ERROR] = call.excinfo.exconly().strip().splitlines()[0][:500]
 
 
 # --------------------------------------------------------------------- report --

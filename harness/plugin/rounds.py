@@ -138,15 +138,17 @@ def record_stops(ls: "LawSession", law_dirs: dict[str, Path]) -> None:
                 ls.stops.digests[nodeid] = digest
 
 
-def previous_runs(report_dir: Path, tier: str) -> dict[str, int]:
-    """Runs each point used in the newest earlier report of the tier (for --plan's expectation)."""
-    return {n: int(e["runs_used"]) for n, e in previous_entries(report_dir, tier).items() if e.get("runs_used")}
+def previous_runs(report_dir: Path, tier: str, skipped: list[str] | None = None) -> dict[str, int]:
+    """Runs each point used in the newest earlier report of the tier (for --plan's expectation); a report
+    that cannot be read is passed over, one line about it appended to ``skipped``."""
+    return {n: int(e["runs_used"]) for n, e in previous_entries(report_dir, tier, skipped).items()
+            if isinstance(e.get("runs_used"), int)}
 
 
-def expected_plan(ls: "LawSession") -> tuple[Plan, str]:
+def expected_plan(ls: "LawSession", skipped: list[str] | None = None) -> tuple[Plan, str]:
     """The runs to train if each point stops where it stopped last time (else at its maximum)."""
     assert ls.store is not None
-    before = previous_runs(ls.report_dir, str(ls.tier))
+    before = previous_runs(ls.report_dir, str(ls.tier), skipped)
     keyed = []
     for nodeid, p in ls.points.items():
         n = min(before.get(nodeid, p.n_max), p.n_max)
@@ -156,16 +158,19 @@ def expected_plan(ls: "LawSession") -> tuple[Plan, str]:
 
 
 def write_expected(tr: Any, ls: "LawSession") -> None:
-    exp, source = expected_plan(ls)
+    skipped: list[str] = []
+    exp, source = expected_plan(ls, skipped)
+    for line in skipped:
+        tr.write_line(f"lrlaws plan: {line}", yellow=True)
     tr.write_line(f"lrlaws plan (sequential looks): at most {ls.plan.runs_missing} runs to train, expected "
                   f"{exp.runs_missing} (est. {format_seconds(exp.est_seconds / max(1, ls.gpus))}; {source})")
     for line in point_plan_lines(ls):
         tr.write_line(line)
 
 
-def previous_entries(report_dir: Path, tier: str) -> dict[str, dict[str, Any]]:
+def previous_entries(report_dir: Path, tier: str, skipped: list[str] | None = None) -> dict[str, dict[str, Any]]:
     """The entries of the newest earlier report of the tier, by node id."""
-    for _, data in earlier_reports(report_dir, tier):
+    for _, data in earlier_reports(report_dir, tier, skipped=skipped):
         entries = {e["nodeid"]: e for e in data["entries"] if isinstance(e, dict) and "nodeid" in e}
         if entries:
             return entries

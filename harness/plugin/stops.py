@@ -45,7 +45,8 @@ def previous_stops(report_dir: Path, tier: str, nodeids: set[str]) -> dict[str, 
         return found
     for _, data in itertools.islice(earlier_reports(report_dir, tier), MAX_REPORTS):
         for e in data["entries"]:
-            if not isinstance(e, dict) or e.get("nodeid") not in nodeids or e["nodeid"] in found:
+            if not isinstance(e, dict) or not isinstance(e.get("nodeid"), str) or e["nodeid"] not in nodeids \
+                    or e["nodeid"] in found:
                 continue
             used, digest = e.get("runs_used"), e.get("stop_digest")
             if isinstance(used, int) and isinstance(digest, str) and digest:

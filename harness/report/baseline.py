@@ -9,13 +9,14 @@ of ``results/``.
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import sys
 from pathlib import Path
 
-from harness.report.compare import BASELINE_DIR, ReportError, load_report, report_path, strip_comparison
-from harness.report.history import find_previous
+from harness.report.compare import strip_comparison
+from harness.report.history import BASELINE_DIR, ReportError, find_previous, load_report, report_path
+from harness.store.errors import confined, read_regular
+from harness.store.jsonfile import dumps, read_json
 
 
 #: the tiers a baseline can be of (harness.plugin.hooks.TIERS; not imported, so this command needs no pytest)
@@ -29,11 +30,11 @@ def baseline_dir(root: Path, tier: str) -> Path:
     return Path(root) / BASELINE_DIR / ("" if tier == "smoke" else tier)
 
 
-def _inside(path: Path, top: Path) -> Path:
-    """``path`` if it resolves (symlinks followed) inside ``top``; a link out of it is refused."""
-    real = path.resolve()
-    if real != top.resolve() and top.resolve() not in real.parents:
-        raise ReportError(f"{path} resolves to {real}, outside {top}: remove that link and run again")
+def _inside(path: Path, root: Path) -> Path:
+    """``path`` if it lies below the repository ``root`` through no symlink (``results/``, ``results/baseline``
+    and what is below them included); a link anywhere on the way is refused, never followed."""
+    if not confined(Path(root), path):
+        raise ReportError(f"{path} is reached through a symlink or lies outside {root}: remove that link and run again")
     return path
 
 
@@ -45,10 +46,9 @@ def _no_links(folder: str, names: list[str]) -> list[str]:
 def promote(run_dir: Path, root: Path) -> Path:
     data = load_report(run_dir)
     src = report_path(run_dir).parent
-    top = Path(root) / BASELINE_DIR
-    dest = _inside(baseline_dir(root, str(data.get("tier"))), top)
+    dest = _inside(baseline_dir(root, str(data.get("tier"))), Path(root))
     dest.mkdir(parents=True, exist_ok=True)
-    plots = _inside(dest / "plots", top)
+    plots = dest / "plots"
     if plots.is_symlink():
         plots.unlink()
     shutil.rmtree(plots, ignore_errors=True)
@@ -57,9 +57,9 @@ def promote(run_dir: Path, root: Path) -> Path:
     for name in ("report.json", "report.md"):
         if (dest / name).is_symlink():
             (dest / name).unlink()  # write the file itself, not what a planted link points at
-    (dest / "report.json").write_text(json.dumps(data, indent=1))
+    (dest / "report.json").write_text(dumps(data))
     if (src / "report.md").exists():
-        (dest / "report.md").write_text(strip_comparison((src / "report.md").read_text()))
+        (dest / "report.md").write_text(strip_comparison(read_regular(src / "report.md", follow_links=True).decode()))
     if (src / "plots").is_dir() and not (src / "plots").is_symlink():
         shutil.copytree(src / "plots", plots, ignore=_no_links)
     return dest
@@ -87,6 +87,6 @@ def main(argv: list[str] | None = None) -> int:
     except ReportError as e:
         print(f"python -m harness baseline: {e}", file=sys.stderr)
         return 2
-    data = json.loads((dest / "report.json").read_text())
+    data = read_json(dest / "report.json")
     print(f"baseline for tier {data.get('tier')}: {dest} (from {data.get('run_id')}, {len(data['entries'])} law points)")
     return 0

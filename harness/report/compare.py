@@ -21,7 +21,6 @@ seed noise. A statistic whose CI is infinite cannot drift.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ from typing import Any
 
 
 from harness.report.history import BASELINE_DIR, ReportError, load_report, report_path, resolve_reference
+from harness.store import jsonfile
 from harness.stats import CONFIDENCE, PASS
 
 #: the standard normal, for z-scores (the stdlib's: scipy.stats would cost ~0.6 s of import on every session)
@@ -303,13 +303,13 @@ def compare_session(run_dir: Path, report_dir: Path, root: Path, compare_to: str
         write_into_markdown(new.parent / "report.md", f"## Comparison\n\n{note}\n")
         return None, note
     write_into_markdown(new.parent / "report.md", cmp.markdown())
-    data = json.loads(new.read_text())
+    data = jsonfile.loads(new.read_text())
     data["comparison"] = {
         "reference": str(ref), "reference_run_id": cmp.old.get("run_id"), "alpha": cmp.alpha,
         "headline": cmp.headline(), "counts": cmp.counts(),
         "points": {p.nodeid: p.cls for p in cmp.points},
     }
-    new.write_text(json.dumps(data, indent=1))
+    new.write_text(jsonfile.dumps(data))
     return cmp, "; ".join(skipped)
 
 

@@ -16,7 +16,6 @@ spread (``harness.stats.fragility.MACHINE_SPREAD``).
 """
 from __future__ import annotations
 
-import argparse
 import math
 import os
 import subprocess
@@ -25,6 +24,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from harness.cli import OneLineParser
 from harness.report.history import ReportError, load_report
 
 
@@ -113,7 +113,7 @@ def recompute(base: dict[str, Any], perturbation: str, laws: str) -> dict[str, A
     return load_report(reports[-1], schema=False)
 
 
-def perturb_main(args: argparse.Namespace) -> int:
+def perturb_main(args: Any) -> int:
     from harness.identity import PERTURBATIONS
 
     base = load_report(args.first, schema=False)
@@ -125,11 +125,24 @@ def perturb_main(args: argparse.Namespace) -> int:
         print("confirm --perturb: the two reports used other seeds; a perturbation compares the same seeds",
               file=sys.stderr)
         return 2
-    table, fragile, worst = perturb_table(base, other)
+    try:
+        table, fragile, worst = perturb_table(base, other)
+    except MALFORMED as e:
+        return _malformed(args, e)
     head = (f"{len(fragile)} row(s) decided differently under the perturbation (fragile); largest edge shift "
             f"{worst:.2f} half-widths")
     print(table + "\n" + head + "".join(f"\n  fragile: {f}" for f in fragile))
     return _write_md(args.md, f"# Fragile rows\n\n{head}\n\n{table}")
+
+
+#: what a report with a malformed entry raises when a table is built from it
+MALFORMED = (KeyError, TypeError, ValueError, AttributeError, IndexError)
+
+
+def _malformed(args: Any, e: Exception) -> int:
+    print(f"confirm: {args.first} or {args.second} has a malformed entry ({type(e).__name__}: {str(e)[:120]}); "
+          "pass reports written by an lrlaws session", file=sys.stderr)
+    return 2
 
 
 def _write_md(path: str | None, text: str) -> int:
@@ -143,7 +156,7 @@ def _write_md(path: str | None, text: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m harness confirm", description=__doc__.splitlines()[0])
+    p = OneLineParser(prog="python -m harness confirm", description=__doc__.splitlines()[0])
     p.add_argument("first", metavar="FIXED|BASE",
                    help="report.json (or run dir) of the session on the tuning seeds (--seed-base 0); with "
                         "--perturb, the unperturbed session")
@@ -165,7 +178,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"confirm: both reports used seeds from {fixed.get('seed_base', 0)}; the second must be a "
               "--seed-base K session with another K", file=sys.stderr)
         return 2
-    table, differ = confirm_table(fixed, held)
+    try:
+        table, differ = confirm_table(fixed, held)
+    except MALFORMED as e:
+        return _malformed(args, e)
     head = f"{differ} claim(s) decided differently on held-out seeds"
     print(table + "\n" + head)
     return _write_md(args.md, f"# Confirmatory table\n\n{head}\n\n{table}")

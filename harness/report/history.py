@@ -6,12 +6,12 @@ A report compared with is validated against its schema (``harness.report.schema`
 """
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any, Iterator
 
 from harness.report.schema import ReportInvalid, validate
+from harness.store.jsonfile import read_json
 
 BASELINE_DIR = Path("results") / "baseline"
 
@@ -31,10 +31,10 @@ def load_report(path: str | Path, schema: bool = True) -> dict[str, Any]:
     entries (tables built from hand-made or partial reports)."""
     p = report_path(path)
     try:
-        data = json.loads(p.read_text())
+        data = read_json(p)
     except FileNotFoundError:
         raise ReportError(f"no report at {p}") from None
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, RecursionError) as e:
         raise ReportError(f"cannot read report {p}: {e}") from None
     if not isinstance(data, dict) or not isinstance(data.get("entries"), list):
         raise ReportError(f"{p} is not an lrlaws report (no 'entries' list)")
@@ -63,11 +63,13 @@ def _started(data: dict[str, Any]) -> float:
 
 
 def earlier_reports(report_dir: Path, tier: str | None = None, before: float = math.inf, *, below: bool = False,
-                    skip_dirs: tuple[str, ...] = ()) -> Iterator[tuple[Path, dict[str, Any]]]:
+                    skip_dirs: tuple[str, ...] = (), skipped: list[str] | None = None,
+                    ) -> Iterator[tuple[Path, dict[str, Any]]]:
     """``(path, report)`` of every readable report in ``report_dir`` (``*/report.json``; with ``below``, every
     ``report.json`` below it) of ``tier`` (any tier if None) that started before ``before``, newest first.
 
-    Unreadable files and files that are not lrlaws reports are passed over; the schema is not checked here.
+    Unreadable files and files that are not lrlaws reports are passed over (one line about each appended
+    to ``skipped``); the schema is not checked here.
     """
     root = Path(report_dir)
     found: list[tuple[float, Path, dict[str, Any]]] = []
@@ -75,10 +77,14 @@ def earlier_reports(report_dir: Path, tier: str | None = None, before: float = m
         if skip_dirs and set(skip_dirs) & set(p.relative_to(root).parts):
             continue
         try:
-            data = json.loads(p.read_text())
-        except (OSError, ValueError):
+            data = read_json(p)
+        except (OSError, ValueError, RecursionError) as e:
+            if skipped is not None:
+                skipped.append(f"skipped the malformed report {p} ({type(e).__name__}: {str(e)[:120]})")
             continue
         if not isinstance(data, dict) or not isinstance(data.get("entries"), list):
+            if skipped is not None:
+                skipped.append(f"skipped {p}: not an lrlaws report (no 'entries' list)")
             continue
         if (tier is None or data.get("tier") == tier) and (started := _started(data)) < before:
             found.append((started, p, data))
@@ -88,9 +94,9 @@ def earlier_reports(report_dir: Path, tier: str | None = None, before: float = m
 
 def _tier_and_start(path: Path) -> tuple[str | None, float] | None:
     try:
-        data = json.loads(path.read_text())
+        data = read_json(path)
         return data.get("tier"), float(data.get("started", 0.0))
-    except (OSError, ValueError, TypeError, AttributeError, OverflowError):
+    except (OSError, ValueError, TypeError, AttributeError, OverflowError, RecursionError):
         return None
 
 

@@ -1,7 +1,6 @@
 """Session reports: ``<report-dir>/<run-id>/report.json``, ``report.md`` and plots."""
 from __future__ import annotations
 
-import json
 import math
 import os
 import platform
@@ -15,6 +14,7 @@ from harness.report.summary import law_summary, law_summary_lines
 from harness.stats import CONFIDENCE, INCONCLUSIVE, NOT_RUN, LawResult, current_confidence
 from harness.stats.fragility import is_fragile
 from harness.stats.projection import facing_side, runs_to_decide, undecided
+from harness.store.jsonfile import dumps
 
 if TYPE_CHECKING:
     from harness.law.context import LawContext
@@ -108,13 +108,12 @@ class Report:
         stamp = time.strftime("%Y%m%d-%H%M%S")
         run_dir = Path(report_dir) / f"{stamp}-{tier}-{os.getpid()}"
         Path(report_dir).mkdir(parents=True, exist_ok=True)
-        # two sessions of one process in one second (e.g. pytester) must not share a run dir
+        # Two sessions of one process in one second (e.g. pytester) must not share a run dir. The dir is
+        # made by the first write into it (a plot, the report), so a session killed before either leaves none.
         for i in range(2, 1000):
-            try:
-                run_dir.mkdir()
+            if not run_dir.exists():
                 break
-            except FileExistsError:
-                run_dir = Path(report_dir) / f"{stamp}-{tier}-{os.getpid()}-{i}"
+            run_dir = Path(report_dir) / f"{stamp}-{tier}-{os.getpid()}-{i}"
         return cls(run_dir, tier, time.time(), seed_base=seed_base)
 
     def add(self, ctx: "LawContext") -> Entry:
@@ -168,7 +167,8 @@ class Report:
         data["summary"] = law_summary(data["entries"])
         if self.budget is not None:
             data["budget"] = self.budget_summary(train_seconds)
-        (self.run_dir / "report.json").write_text(json.dumps(_jsonable(data), indent=1))
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        (self.run_dir / "report.json").write_text(dumps(_jsonable(data)))
         (self.run_dir / "report.md").write_text(self.markdown(data))
 
     def budget_summary(self, train_seconds: float) -> dict[str, Any]:

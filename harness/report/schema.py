@@ -13,6 +13,7 @@ from typing import Any
 
 import jsonschema
 
+
 _NUMBER = {"type": "number"}
 _PAIR = {"type": "array", "items": _NUMBER, "minItems": 2, "maxItems": 2}
 

@@ -13,6 +13,7 @@ import contextlib
 import hashlib
 import os
 import sqlite3
+import stat
 import sys
 import time
 from dataclasses import dataclass, field
@@ -22,7 +23,7 @@ from harness.store import artifacts
 from harness.cli import OneLineParser
 from harness.store.index import _SCHEMA, INDEX, RunRecord, Store
 from harness.config import DEFAULT_STORE, STORE_ENV, default_store
-from harness.store.errors import StoreError
+from harness.store.errors import StoreError, confined, read_regular
 
 PROG = "python -m harness store"
 
@@ -33,12 +34,19 @@ class Scan:
     problems: list[str] = field(default_factory=list)
 
 
+def _own_files(root: Path, pattern: str) -> list[Path]:
+    """Regular files matching ``pattern`` below ``runs/``, reached through no symlink: a planted link or
+    FIFO is neither read (it could block) nor deleted through (it could lead out of the store)."""
+    return sorted(p for p in (root / "runs").glob(pattern)
+                  if confined(root, p) and stat.S_ISREG(p.lstat().st_mode))
+
+
 def _artifact_files(root: Path) -> list[Path]:
-    return sorted((root / "runs").glob("*/*/*.npz"))
+    return _own_files(root, "*/*/*.npz")
 
 
 def _tmp_files(root: Path) -> list[Path]:
-    return sorted((root / "runs").glob("*/*/.*.tmp"))
+    return _own_files(root, "*/*/.*.tmp")
 
 
 def check(root: Path) -> Scan:
@@ -56,10 +64,13 @@ def check(root: Path) -> Scan:
             rec = store.records(key, [seed])[seed]
             seen.add((key, seed))
             try:
-                store._read_verified(rec)
+                _row_of(root, root / rec.file, store._read_verified(rec))
                 scan.indexed += 1
             except StoreError as e:
                 scan.problems.append(f"{e} (it will be retrained)")
+            except artifacts.BadArtifact as e:
+                scan.problems.append(f"artifact {rec.file} passes its checksum but is not a valid run: {e} "
+                                     "(it will be retrained)")
     finally:
         store.close()
     for path in _artifact_files(root):
@@ -101,7 +112,7 @@ def rebuild(root: Path) -> Scan:
         db.execute("BEGIN")
         for path in _artifact_files(root):
             try:
-                rec, meta = _row_of(root, path, path.read_bytes())
+                rec, meta = _row_of(root, path, read_regular(path))
             except (artifacts.BadArtifact, OSError) as e:
                 scan.problems.append(f"{path} skipped: {e}")
                 continue

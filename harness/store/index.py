@@ -19,6 +19,7 @@ planned against and read (``--plan``, ``--no-train``), never written.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -36,7 +37,8 @@ from harness.store import artifacts
 from harness.recipe import Recipe
 from harness.store.runs import RunResult
 from harness.store.errors import (
-    CorruptArtifact, IndexDamaged, StoreError, StoreWriteError, check_writable, disk_is_full, rebuild_command, write_error,
+    CorruptArtifact, IndexDamaged, StoreError, StoreWriteError, check_writable, confined, disk_is_full,
+    file_size_limit, read_regular, unlink_if_ours, rebuild_command, wal_copy, write_error,
 )
 
 INDEX = "index.sqlite"
@@ -135,13 +137,17 @@ class Store:
             conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
             return conn
         except sqlite3.OperationalError:
-            # WAL needs its -shm file; a store on a read-only disk without one is read as it stands.
-            return sqlite3.connect(f"{uri}?immutable=1", uri=True, isolation_level=None)
+            # WAL needs its -shm file; without one, read as it stands (immutable) or, if its -wal holds rows, a copy
+            copy = wal_copy(self._db_path)
+            return sqlite3.connect(copy.as_uri() if copy else f"{uri}?immutable=1", uri=True, isolation_level=None)
 
     def _index_error(self, e: sqlite3.Error) -> StoreError:
         msg, db = str(e).lower(), self._db_path
         if "full" in msg or ("disk i/o" in msg and disk_is_full(db.parent)):
             return StoreWriteError(f"disk full at {db}: free space there, or pass --store DIR on another disk")
+        if "disk i/o" in msg and (limit := file_size_limit()) is not None:
+            return StoreWriteError(f"disk I/O error at {db}, with a file size limit of {limit} bytes in force "
+                                   "(file too large): raise the limit (ulimit -f) or pass --store DIR elsewhere")
         if "readonly" in msg or "read-only" in msg:
             return StoreWriteError(f"store index {db} is read-only: make it writable, or pass --no-train to only read it")
         if "malformed" in msg or "not a database" in msg or "corrupt" in msg:
@@ -203,7 +209,10 @@ class Store:
     def _artifact_path(self, key: str, seed: int) -> Path:
         if not artifacts.KEY_RE.match(key):
             raise StoreError(f"malformed recipe key {key[:40]!r}")
-        return self.root / "runs" / key[:2] / key / f"{int(seed)}.npz"
+        path = self.root / "runs" / key[:2] / key / f"{int(seed)}.npz"
+        if not confined(self.root, path.parent):
+            raise StoreWriteError(f"{path.parent} is reached through a symlink out of the store: remove the link")
+        return path
 
     def put(self, key: str, result: RunResult, device: str) -> RunRecord:
         path = self._artifact_path(key, result.seed)
@@ -225,6 +234,9 @@ class Store:
                 except OSError as e:
                     raise write_error(e, path.parent) from None
                 self._insert(db, rec, meta["created"])
+        except BaseException:
+            unlink_if_ours(path, digest)  # its row was not committed: an orphan would only be retrained
+            raise
         finally:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
@@ -266,7 +278,7 @@ class Store:
         removed = 0
         for s in seeds:
             for tmp in folder.glob(f".{int(s)}.*.tmp"):
-                with contextlib.suppress(FileNotFoundError):
+                with contextlib.suppress(OSError):  # gone already, or not a file a writer left: leave it
                     tmp.unlink()
                     removed += 1
         return removed
@@ -298,11 +310,11 @@ class Store:
         if rec.file != str(path.relative_to(self.root)):
             raise CorruptArtifact(f"index row for {rec.key[:12]}…/{rec.seed} names {rec.file!r}, not its artifact")
         try:
-            data = path.read_bytes()
-        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
-            data = b""
+            data = read_regular(path)
         except OSError as e:
-            raise StoreError(f"cannot read {path}: {e.strerror}") from None
+            if e.errno not in (errno.ENOENT, errno.EISDIR, errno.ENOTDIR, errno.ELOOP, errno.EINVAL):
+                raise StoreError(f"cannot read {path}: {e.strerror}") from None
+            data = b""  # absent, or a link or FIFO where the artifact belongs: retrained
         if hashlib.sha256(data).hexdigest() != rec.sha256:
             raise CorruptArtifact(f"artifact {rec.file} fails its checksum")
         return data

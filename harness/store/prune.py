@@ -12,7 +12,6 @@ would let two processes hold "the" lock).
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 import shutil
 import sqlite3
@@ -22,8 +21,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
+from harness.store.artifacts import KEY_RE
 from harness.cli import OneLineParser
+from harness.store.jsonfile import read_json
 from harness.config import DEFAULT_STORE, STORE_ENV
+from harness.store.errors import confined
 
 DAY = 86400.0
 
@@ -50,7 +52,7 @@ def keys_in_reports(report_dir: Path | None, since: float) -> set[str]:
         return keys
     for path in Path(report_dir).rglob("report.json"):
         try:
-            data = json.loads(path.read_text())
+            data = read_json(path)
             if float(data.get("started", 0)) < since:
                 continue
             for entry in data.get("entries", []):
@@ -65,7 +67,7 @@ def _lock_all(locks: Iterable[Path]) -> list[int] | None:
     fds: list[int] = []
     for path in locks:
         try:
-            fd = os.open(path, os.O_RDWR)
+            fd = os.open(path, os.O_RDWR | os.O_NOFOLLOW | os.O_NONBLOCK)
         except OSError:
             continue
         fds.append(fd)
@@ -90,7 +92,9 @@ def _drop(conn: sqlite3.Connection, root: Path, key: str, out: PruneResult, dry_
     artifacts = root / "runs" / key[:2] / key
     out.pruned.append(key)
     out.runs += conn.execute("SELECT COUNT(*) FROM runs WHERE key = ?", (key,)).fetchone()[0]
-    out.bytes += _size(artifacts)
+    # an index row may only name a folder of this store: a key like ``../x`` or a planted link is left alone
+    deletable = bool(KEY_RE.match(key)) and confined(root, artifacts)
+    out.bytes += _size(artifacts) if deletable else 0
     if dry_run:
         return
     # index rows first: a row must never point at a deleted artifact
@@ -98,7 +102,8 @@ def _drop(conn: sqlite3.Connection, root: Path, key: str, out: PruneResult, dry_
     conn.execute("DELETE FROM runs WHERE key = ?", (key,))
     conn.execute("DELETE FROM recipes WHERE key = ?", (key,))
     conn.execute("COMMIT")
-    shutil.rmtree(artifacts, ignore_errors=True)
+    if deletable:
+        shutil.rmtree(artifacts, ignore_errors=True)
 
 
 def prune(root: Path, keep_days: float, report_dir: Path | None = None, now: float | None = None,
@@ -114,7 +119,7 @@ def prune(root: Path, keep_days: float, report_dir: Path | None = None, now: flo
             if key in used or (newest.get(key) or 0.0) >= since:
                 out.kept += 1
                 continue
-            locks = sorted((root / "locks").glob(f"{key}*.lock"))
+            locks = sorted((root / "locks").glob(f"{key}*.lock")) if KEY_RE.match(key) else []
             fds = _lock_all(locks)
             if fds is None:
                 out.busy.append(key)
@@ -144,11 +149,18 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv[1:])
     if not args.keep_days >= 0:
         ap.error(f"--keep-days must be a number of days >= 0, got {args.keep_days}")
+    if args.store is not None and args.store.strip() == "":
+        ap.error("--store is empty: pass --store DIR, or leave it out for $" + STORE_ENV + f" or {DEFAULT_STORE}")
     root = Path(args.store or os.environ.get(STORE_ENV) or DEFAULT_STORE)
     if not (root / "index.sqlite").is_file():
         ap.error(f"no store at {root} (no index.sqlite); pass --store DIR or set {STORE_ENV}")
     if args.reports is not None and not Path(args.reports).is_dir():
         ap.error(f"--reports {args.reports} is not a directory")
-    result = prune(root, args.keep_days, Path(args.reports) if args.reports else None, dry_run=args.dry_run)
+    try:
+        result = prune(root, args.keep_days, Path(args.reports) if args.reports else None, dry_run=args.dry_run)
+    except sqlite3.Error as e:
+        print(f"python -m harness store prune: store index {root / 'index.sqlite'} is damaged ({e}): "
+              f"run `python -m harness store rebuild --store {root}`, then prune", file=sys.stderr)
+        return 2
     print(result.line(args.keep_days, args.dry_run))
     return 0
