@@ -258,8 +258,8 @@ def _configure_compare(config: pytest.Config, ls: LawSession) -> None:
     ls.compare_to, ls.fail_on = config.getoption("--compare-to"), config.getoption("--fail-on")
     if ls.fail_on == "regression" and ls.compare_to in ("previous", "none"):
         return  # the defaults need no check, and harness.report.compare (scipy) stays unimported
-    from harness.report.compare import FAIL_ON, report_path
-    from harness.report.history import invalid_reason
+    from harness.report.compare import FAIL_ON
+    from harness.report.history import invalid_reason, report_path
 
     if ls.fail_on not in FAIL_ON:
         raise pytest.UsageError(f"--fail-on must be one of {', '.join(FAIL_ON)}; got {ls.fail_on!r}")
