@@ -16,7 +16,7 @@ LAW = textwrap.dedent("""
 
     RECIPE = Recipe(trainer="mlp", dataset="teacher", model="mlp", lr=0.1, batch_size=8, steps=3,
                     probes=("logits",), options={"n_train": 64, "n_test": 8, "width": 8})
-    CIS = {"pass": (0.5, 1.5), "fail": (-1.5, -0.5), "inconc": (-0.5, 2.5)}
+    CIS = {"pass": (0.5, 1.5), "fail": (-1.5, -0.5), "inconc": (-2.5, 2.5)}
 
     @lrlaw("toy", needs=lambda tier, case: {"runs": Ensemble(RECIPE, 3)})
     @pytest.mark.parametrize("case", list(CIS), ids=lambda c: f"toy-{c}")
@@ -51,14 +51,14 @@ def run(pytester):
 def test_outcomes_and_junit_properties(run, pytester):
     r = run("-rs")
     r.assert_outcomes(passed=1, failed=1, skipped=1)
-    r.stdout.fnmatch_lines(["*SKIPPED*inconclusive: CI [[]-0.5, 2.5] straddles threshold 0.0 (stat, N=3)*"])
+    r.stdout.fnmatch_lines(["*SKIPPED*inconclusive: CI [[]-2.5, 2.5] straddles threshold 0.0 (stat, N=3)*"])
     cases = _cases(pytester.path / "junit.xml")
     assert set(cases) == {"test_toy[toy-pass]", "test_toy[toy-fail]", "test_toy[toy-inconc]"}
     assert cases["test_toy[toy-fail]"].find("failure") is not None
     skip = cases["test_toy[toy-inconc]"].find("skipped")
-    assert skip is not None and "inconclusive: CI [-0.5, 2.5] straddles threshold 0.0" in skip.get("message")
+    assert skip is not None and "inconclusive: CI [-2.5, 2.5] straddles threshold 0.0" in skip.get("message")
     for case, decision, ci in (("pass", "pass", "[0.5, 1.5]"), ("fail", "fail", "[-1.5, -0.5]"),
-                               ("inconc", "inconclusive", "[-0.5, 2.5]")):
+                               ("inconc", "inconclusive", "[-2.5, 2.5]")):
         p = _props(cases[f"test_toy[toy-{case}]"])
         assert p["lrlaws.decision"] == decision
         assert p["lrlaws.stat.ci"] == ci and p["lrlaws.stat.threshold"] == "0.0"
@@ -72,5 +72,5 @@ def test_inconclusive_fail_makes_strict_ci_fail(run, pytester):
     r.assert_outcomes(passed=1, failed=2)
     tc = _cases(pytester.path / "junit.xml")["test_toy[toy-inconc]"]
     failure = tc.find("failure")
-    assert failure is not None and "inconclusive: CI [-0.5, 2.5] straddles threshold 0.0" in failure.get("message")
+    assert failure is not None and "inconclusive: CI [-2.5, 2.5] straddles threshold 0.0" in failure.get("message")
     assert _props(tc)["lrlaws.decision"] == "inconclusive"

@@ -187,7 +187,7 @@ def _parse_workers(value: str | None) -> int | None:
         k = 0
     if k < 1:
         raise pytest.UsageError(f"--workers must be a whole number >= 1 (CPU worker processes), got {value!r}")
-    from harness.executor import usable_cores
+    from harness.execute.local import usable_cores
 
     if k > (cores := usable_cores()):
         raise pytest.UsageError(f"--workers {k} is more than the {cores} CPU core(s) this process may use: "
