@@ -175,12 +175,13 @@ def _make_plan(ls: LawSession) -> None:
 
     try:
         for need in ls.items.values():
-            need.keys = {name: recipe_key(e.recipe, ls.data_dir, absent_ok=True) for name, e in need.ensembles.items()}
+            need.keys = {name: recipe_key(e.recipe, ls.data_dir, absent_ok=True, compiled=ls.compile)
+                          for name, e in need.ensembles.items()}
         # --plan lists runs whose data is missing too (a GPU-less box planning a gpu-tier night);
         # a real session trains only what it can.
         ls.plan = make_plan(
             [e for n in ls.items.values() if ls.plan_only or n.not_run is None for e in n.ensembles.values()],
-            ls.store, ls.plan_device, data_dir=ls.data_dir,
+            ls.store, ls.plan_device, data_dir=ls.data_dir, compiled=ls.compile,
         )
     except RecipeError as e:
         raise pytest.UsageError(f"bad recipe: {e}") from None

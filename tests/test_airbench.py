@@ -138,8 +138,9 @@ def test_compile_option_reaches_train_context(pytester: pytest.Pytester, fake_tr
             n = law.runs("r").n
             law.check(LawResult("c", "n", n, (n, n), (2, 2), "in", PASS if n == 2 else "fail", n=n, kind=CHECK))
     """))
+    store = pytester.path / "store"
     for flag in ([], ["--compile"]):
-        store = pytester.path / f"store{len(flag)}"
+        # one store: a compiled session must not reuse the eager session's runs (other keys), so it trains
         result = pytester.runpytest_inprocess("-p", "no:cacheprovider", "--gpus", "0", "--workers", "1", "--store", str(store),
                                               "--report-dir", str(pytester.path / "results"), *flag)
         result.assert_outcomes(passed=1)

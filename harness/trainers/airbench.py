@@ -70,6 +70,8 @@ SCHEDULES = ("airbench", "linear_decay", "constant")
 IMAGE_SHAPES = {"cifar10": (3, 32, 32), "mnist": (1, 28, 28)}
 TEST_SIZES = {"cifar10": 10_000, "mnist": 10_000}
 OPTIMIZERS = ("nesterov", "sgd")
+#: ``torch.compile`` backend of ``--compile`` (tests on the CPU use ``aot_eager``: no C++ build)
+COMPILE_BACKEND = "inductor"
 
 
 
@@ -211,7 +213,7 @@ class AirbenchTrainer:
                     m.float()  # BN statistics in fp32, as airbench
             if data.channels_last:
                 net = net.to(memory_format=torch.channels_last)
-            self._nets[key] = (net, torch.compile(net) if compile else net)
+            self._nets[key] = (net, torch.compile(net, backend=COMPILE_BACKEND) if compile else net)
         return self._nets[key]
 
     def run(self, recipe: Recipe, seed: int, ctx: TrainContext) -> "Run":
@@ -261,9 +263,13 @@ def _fit(net: AirbenchNet, forward, data: DeviceData, draws, recipe: Recipe, o: 
     wd = recipe.weight_decay * batch / scale
     lr_bias = lr * o["bias_scaler"]
     norm_biases, others = net.param_groups()
+    # the whitening bias stops training by a zero LR, not by toggling requires_grad: the
+    # (maybe compiled) graph stays the same one for the whole run
+    others = [p for p in others if p is not net.whiten.bias]
     groups = [dict(params=norm_biases, lr=lr_bias, weight_decay=wd / lr_bias),
-              dict(params=others, lr=lr, weight_decay=wd / lr)]
-    base_lrs = [lr_bias, lr]
+              dict(params=others, lr=lr, weight_decay=wd / lr),
+              dict(params=[net.whiten.bias], lr=lr, weight_decay=wd / lr)]
+    base_lrs = [lr_bias, lr, lr]
     opt = torch.optim.SGD(groups, momentum=recipe.momentum, nesterov=recipe.optimizer == "nesterov")
     state = [t for t in net.state_dict().values() if t.is_floating_point()]
     ema = [t.clone() for t in state] if o["lookahead"] else []
@@ -274,12 +280,12 @@ def _fit(net: AirbenchNet, forward, data: DeviceData, draws, recipe: Recipe, o: 
     for step in range(total):
         epoch, i = divmod(step, per_epoch)
         if i == 0:
-            net.whiten.bias.requires_grad_(epoch < o["whiten_bias_epochs"])
+            whiten_on = float(epoch < o["whiten_bias_epochs"])
             x_epoch, y_epoch = epoch_images(data.x_train, data.y_train, draws, epoch)
             x_epoch = data.normalize(x_epoch)
         factor = lr_factor(recipe.schedule, step, total)
-        for g, base in zip(opt.param_groups, base_lrs):
-            g["lr"] = base * factor
+        for g, base, on in zip(opt.param_groups, base_lrs, (1.0, 1.0, whiten_on)):
+            g["lr"] = base * factor * on
         out = forward(x_epoch[i * batch:(i + 1) * batch])
         loss = F.cross_entropy(out.float(), y_epoch[i * batch:(i + 1) * batch],
                                label_smoothing=o["label_smoothing"], reduction="sum")
