@@ -21,6 +21,8 @@ class TrainContext:
     download: bool = True
     #: torch.compile the model (once per process, reused across runs); an execution option, not in the key
     compile: bool = False
+    #: seeds trained as one packed computation by trainers that pack (0 = ``harness.device_defaults``)
+    pack: int = 0
 
 
 class Trainer(Protocol):
