@@ -226,5 +226,10 @@ class EnsembleRuns:
     def devices(self) -> list[str]:
         return sorted({rec.device for rec in self._records()})
 
+    @property
+    def device_classes(self) -> list[str]:
+        """Where the runs were trained (``cuda:NVIDIA H200``, ``cpu:x86_64``; "" for runs stored before it was recorded)."""
+        return sorted({rec.device_class for rec in self._records() if rec.device_class})
+
 
 from harness.law_context import LawContext  # noqa: E402,F401  (re-exported: the fixture's type)

@@ -38,6 +38,7 @@ ENTRY = {
         "decision": {"type": "string"},
         "results": {"type": "array", "items": RESULT},
         "recipes": {"type": "object"},
+        "device_classes": {"type": "array", "items": {"type": "string"}},
     },
 }
 

@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness import artifacts
+from harness import artifacts, provenance
 from harness.cli import OneLineParser
 from harness.store import _SCHEMA, INDEX, RunRecord, Store
 from harness.store_errors import DEFAULT_STORE, STORE_ENV, StoreError
@@ -49,10 +49,11 @@ def check(root: Path) -> Scan:
     except StoreError as e:
         scan.problems.append(str(e))
         return scan
-    seen = set()
+    seen, recs = set(), []
     try:
         for key, seed in rows:
             rec = store.records(key, [seed])[seed]
+            recs.append((key, rec))
             seen.add((key, seed))
             try:
                 store._read_verified(rec)
@@ -66,6 +67,9 @@ def check(root: Path) -> Scan:
             scan.problems.append(f"{path} has no index row: `{PROG} rebuild --store {root}` indexes it")
     for tmp in _tmp_files(root):
         scan.problems.append(f"{tmp} is a temp file left by a killed writer (removed by the next session or a rebuild)")
+    for key, classes in provenance.mixed_classes([(k, r.device_class) for k, r in recs]).items():
+        scan.problems.append(f"ensemble {key[:12]}… mixes device classes {classes}: its runs are not one arithmetic "
+                             f"(retrain on one class, or keep it knowingly)")
     return scan
 
 
@@ -82,7 +86,8 @@ def _row_of(root: Path, path: Path, data: bytes) -> tuple[RunRecord, dict]:
         raise artifacts.BadArtifact(f"it describes run {meta['key'][:12]}…/{meta['seed']}, not the one its path names")
     rel = str(path.relative_to(root))
     rec = RunRecord(meta["key"], meta["seed"], meta["status"], rel, hashlib.sha256(data).hexdigest(),
-                    float(meta["seconds"]), meta["device"], meta["metrics"])
+                    float(meta["seconds"]), meta["device"], meta["metrics"], str(meta.get("device_class", "")),
+                    int(meta.get("pack", 0)), str(meta.get("torch", "")))
     return rec, meta
 
 

@@ -203,7 +203,7 @@ class AirbenchTrainer:
                 arrays = {"logits": run.logits.cpu().numpy().astype(dtype)} if "logits" in recipe.probes else {}
                 yield RunResult(seed=seed, arrays=arrays,
                                 metrics={"test_acc": run.test_acc(), "train_loss": float(run.train_loss)},
-                                status=DIVERGED if run.diverged() else OK, seconds=seconds)
+                                status=DIVERGED if run.diverged() else OK, seconds=seconds, pack=len(pack))
 
     def data(self, recipe: Recipe, ctx: TrainContext) -> DeviceData:
         o = self.options(recipe)
