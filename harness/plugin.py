@@ -67,6 +67,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--compile", action="store_true", default=False,
                 help="torch.compile each trainer's model (once per process, reused across runs; a one-off "
                      "compile per process). Trainers without a compiled path ignore it.")
+    g.addoption("--procs-per-gpu", default=None, metavar="K",
+                help="trainer processes per visible GPU (1..16; default from harness.device_defaults): small "
+                     "nets leave a card idle, several processes fill it.")
     g.addoption("--compare-to", default="previous", metavar="PATH|previous|none",
                 help="report to compare this session's with (report.json or its run dir); previous (default) = the "
                      "newest earlier report of the tier in --report-dir, else the committed results/baseline/.")
