@@ -141,11 +141,22 @@ def session_from_options(config: pytest.Config) -> LawSession:
         offline=opt("--offline") or _offline_env(), cpu_workers=_parse_workers(opt("--workers")),
         fixed_n=opt("--fixed-n"), procs_per_gpu=_parse_workers(opt("--procs-per-gpu"), "--procs-per-gpu", 16),
     )
+    _check_pack_env()
     _configure_compare(config, ls)
     _configure_executor(config, ls)
     if ls.cpu_workers is not None or ls.procs_per_gpu is not None:
         ls.resolve()  # --workers with GPUs, --procs-per-gpu without, are refused before anything runs
     return ls
+
+
+def _check_pack_env() -> None:
+    from harness.device_defaults import PACK_ENV, parse_pack
+
+    if os.environ.get(PACK_ENV):
+        try:
+            parse_pack(os.environ[PACK_ENV])
+        except ValueError as e:
+            raise pytest.UsageError(f"${PACK_ENV}: {e}; unset it for the device's default") from None
 
 
 def _parse_gpus(value: str) -> int | None:
