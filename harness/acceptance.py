@@ -41,7 +41,11 @@ BUDGET_S = 9 * 60 - 40
 LEARN_TOL = 0.01
 SWEEP = {"full": ((1, 4, 16), (1, 2, 4)), "tiny": ((1, 4), (1, 2))}
 #: seconds a configuration's processes may take to start and warm up, beyond its runs
-START_S = 60.0
+START_S = 40.0
+#: seconds the sweep leaves for the compile check and the smoke tier (full; tiny)
+RESERVE_S = {"full": 200.0, "tiny": 30.0}
+#: of which the smoke tier's
+SMOKE_S = 90.0
 ROOT = Path(__file__).resolve().parents[1]
 TINY_SMOKE = ["laws/test_lr_linearity.py", "-k", "test_linearity and a0.1-b0.2", "--gpus", "0", "--workers", "1"]
 
@@ -97,10 +101,11 @@ def run_steps(a, tmp: Path) -> dict[str, Any]:
     for p, k in order:
         cfg = Config(p, k)
         need = START_S + a.runs * (per_run or 0)
-        if need > 0.6 * left():  # keep room for compile and the smoke tier
-            out["sweep"].append({"pack": p, "procs": k, "name": cfg.name, "skipped": f"needs ~{need:.0f} s, {left():.0f} s left"})
+        room = left() - RESERVE_S["tiny" if a.tiny else "full"]
+        if need > room:
+            out["sweep"].append({"pack": p, "procs": k, "name": cfg.name, "skipped": f"needs ~{need:.0f} s, {room:.0f} s left"})
             continue
-        r = measure_config(recipe, data, a.device, cfg, a.runs, timeout=max(60.0, 0.6 * left()))
+        r = measure_config(recipe, data, a.device, cfg, a.runs, timeout=max(60.0, room))
         out["sweep"].append(r)
         per_run = max(per_run or 0, r.get("s_per_run", 0))
     best = pick(out["sweep"])
@@ -108,7 +113,7 @@ def run_steps(a, tmp: Path) -> dict[str, Any]:
     out["compile"] = None
     if best is not None and not (a.tiny and a.device == "cpu"):
         c = measure_config(recipe, data, a.device, Config(best["pack"], best["procs"], True), a.runs,
-                           timeout=max(60.0, 0.5 * left()))
+                           timeout=max(60.0, left() - SMOKE_S))
         c["learns_as_eager"] = "acc_common" in c and abs(c["acc_common"] - best["acc_common"]) <= LEARN_TOL
         out["compile"] = c
         if c["learns_as_eager"] and c["s_per_run"] < best["s_per_run"]:

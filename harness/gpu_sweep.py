@@ -61,12 +61,14 @@ def _worker(recipe, data_dir: str, device: str, cfg: Config, seeds: list[int], b
         trainer.run_pack(recipe.replace(steps=WARM_STEPS), [10**6 + i for i in range(cfg.pack)], ctx)[0].test_acc()
         barrier.wait(timeout=600)
         accs: dict[int, float] = {}
+        diverged = 0  # non-finite loss or logits: tells a broken run from one at chance
         for i in range(0, len(seeds), cfg.pack):
             pack = seeds[i:i + cfg.pack]
             for seed, run in zip(pack, trainer.run_pack(recipe, pack, ctx)):
                 accs[seed] = run.test_acc()  # .item() inside: waits for the device
+                diverged += run.diverged()
         peak = torch.cuda.max_memory_allocated() / 2**30 if device.startswith("cuda") else None
-        queue.put({"accs": accs, "peak_gib": peak, "end": time.time()})
+        queue.put({"accs": accs, "diverged": diverged, "peak_gib": peak, "end": time.time()})
     except BaseException:
         _abort(barrier)
         queue.put({"error": traceback.format_exc(limit=8)})
@@ -148,7 +150,7 @@ def measure_config(recipe: "Recipe", data_dir: Path, device: str, cfg: Config, r
         t0 = time.time()
         out["warmup_s"] = round(t0 - t_start, 2)
         with Sampler(device) as sampler:
-            deadline = t0 + timeout
+            deadline = t_start + timeout
             while len(results) < len(procs) and time.time() < deadline:
                 try:
                     results.append(queue.get(timeout=1.0))
@@ -171,7 +173,7 @@ def measure_config(recipe: "Recipe", data_dir: Path, device: str, cfg: Config, r
     accs = {s: a for r in results for s, a in r["accs"].items()}
     wall = max(r["end"] for r in results) - t0
     out.update(s_per_run=wall / len(accs), wall_s=round(wall, 2), acc_mean=statistics.mean(accs.values()),
-               acc_common=statistics.mean(accs[s] for s in range(runs)),
+               acc_common=statistics.mean(accs[s] for s in range(runs)), diverged=sum(r["diverged"] for r in results),
                peak_gib=(round(sum(r["peak_gib"] for r in results), 2) if device.startswith("cuda") else None))
     return out
 

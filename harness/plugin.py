@@ -66,7 +66,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                 help="what an inconclusive law point becomes: skip (default, with the CI in the reason) or fail.")
     g.addoption("--compile", action="store_true", default=False,
                 help="torch.compile each trainer's model (once per process, reused across runs; a one-off "
-                     "compile per process). Trainers without a compiled path ignore it.")
+                     "compile per process); compiled runs are stored under their own keys. Trainers without a "
+                     "compiled path ignore it.")
     g.addoption("--procs-per-gpu", default=None, metavar="K",
                 help="trainer processes per visible GPU (1..16; default from harness.device_defaults): small "
                      "nets leave a card idle, several processes fill it.")
