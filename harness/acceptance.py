@@ -138,11 +138,13 @@ def table(r: dict[str, Any]) -> str:
 
     def row(c: dict[str, Any]) -> str:
         if "s_per_run" not in c:
-            return f"{c['name']:26} {'-':>8} {'-':>7} {'-':>14} {'-':>10}  {c.get('skipped') or c.get('error', '').splitlines()[-1:]}"
+            why = c.get("skipped") or ((c.get("error") or "").strip().splitlines() or ["?"])[-1]
+            return f"{c['name']:26} {'-':>8} {'-':>7} {'-':>14} {'-':>10}  {why}"
         util = f"{c['gpu_util_mean_pct']:.0f}% (min {c['gpu_util_min_pct']:.0f})" if c.get("gpu_util_mean_pct") is not None \
             else "not measured"
         mem = f"{c['peak_gib']:.2f} GiB" if c.get("peak_gib") is not None else "n/a"
-        return f"{c['name']:26} {c['s_per_run']:>8.3f} {c['acc_common']:>7.3f} {util:>14} {mem:>10}  {c['runs']} runs, warm-up {c['warmup_s']:.0f} s"
+        return (f"{c['name']:26} {c['s_per_run']:>8.3f} {c['acc_common']:>7.3f} {util:>14} {mem:>10}  {c['runs']} runs, "
+                f"warm-up {c['warmup_s']:.0f} s" + (f", {c['diverged']} diverged" if c.get("diverged") else ""))
 
     lines += [row(c) for c in r["sweep"]]
     if r["compile"]:

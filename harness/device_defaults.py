@@ -19,7 +19,7 @@ class Defaults:
 
 #: per device class ("cuda", "cpu"); CUDA's row is a guess until an acceptance run fills it
 DEFAULTS = {
-    "cuda": Defaults(pack=16, procs_per_gpu=2, measured="not yet measured"),
+    "cuda": Defaults(pack=4, procs_per_gpu=2, measured="not yet measured"),  # a guess small enough for a 24 GiB card
     # a CPU core is compute-bound: packing gained nothing there (see the airbench trainer)
     "cpu": Defaults(pack=1, procs_per_gpu=1, measured="2-core CI box"),
 }

@@ -83,3 +83,33 @@ def test_acceptance_bad_arguments_are_one_line_before_training(args, message, ca
     with pytest.raises(SystemExit) as e:
         harness_main(["bench", "--acceptance", "--tiny", "--device", "cpu", *args])
     assert message in str(e.value) and "\n" not in str(e.value)
+
+
+def test_sampler_reads_nvml_and_says_not_measured_without_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+    import time
+    import types
+
+    from harness.gpu_sweep import Sampler
+
+    fake = types.SimpleNamespace(
+        nvmlInit=lambda: None, nvmlDeviceGetHandleByIndex=lambda i: i,
+        nvmlDeviceGetUtilizationRates=lambda h: types.SimpleNamespace(gpu=75),
+        nvmlDeviceGetMemoryInfo=lambda h: types.SimpleNamespace(used=2 * 2**30))
+    monkeypatch.setitem(sys.modules, "pynvml", fake)
+    with Sampler("cuda") as s:
+        time.sleep(0.35)
+    got = s.summary()
+    assert got["gpu_util_mean_pct"] == 75 and got["gpu_mem_used_max_gib"] == 2 and "NVML samples" in got["gpu_util_note"]
+    monkeypatch.setitem(sys.modules, "pynvml", None)  # the extra not installed: import fails
+    with Sampler("cuda") as s:
+        pass
+    assert s.summary()["gpu_util_mean_pct"] is None and "not measured" in s.summary()["gpu_util_note"]
+    assert "not measured" in Sampler("cpu").summary()["gpu_util_note"]
+
+
+def test_a_failing_configuration_is_an_error_not_a_hang(tmp_path) -> None:
+    from harness.gpu_sweep import Config, measure_config
+
+    r = measure_config(AIRBENCH94, tmp_path / "no-data", "cpu", Config(1, 2), 2, timeout=120)
+    assert "error" in r and "s_per_run" not in r
