@@ -249,3 +249,12 @@ def test_procs_per_gpu_makes_k_workers_per_gpu(monkeypatch):
     assert [(w.device, w.physical) for w in ls.workers()] == [("cuda:0", "3")] * 3 + [("cuda:0", "5")] * 3
     ls.procs_per_gpu = None  # the device class's default
     assert len(ls.workers()) == 2 * DEFAULTS["cuda"].procs_per_gpu
+
+
+def test_bad_pack_env_is_one_line(pytester, monkeypatch):
+    write_law(pytester)
+    monkeypatch.setenv("LRLAWS_PACK", "99")
+    res = run(pytester, "--store", str(pytester.path / "s"))
+    assert res.ret != 0
+    assert res.stderr.str().splitlines()[0] == ("ERROR: $LRLAWS_PACK: pack size must be a whole number in 1..64, "
+                                                "got '99'; unset it for the device's default")

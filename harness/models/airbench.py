@@ -94,7 +94,7 @@ class AirbenchNet(nn.Module):
         if p == 1:
             return self.head(x) * self.spec.scaling
         b, k = len(x), self.spec.num_classes
-        per_seed = torch.bmm(x.view(b, p, -1).transpose(0, 1), self.head.weight.view(p, k, -1).transpose(1, 2))
+        per_seed = torch.bmm(x.reshape(b, p, -1).transpose(0, 1), self.head.weight.view(p, k, -1).transpose(1, 2))
         return per_seed.transpose(0, 1).reshape(b, p * k) * self.spec.scaling
 
     @torch.no_grad()

@@ -23,7 +23,8 @@ seed's run never depends on its pack-mates. Grouped convolutions rather than
 ``vmap(functional_call)``: vmap lowers a batched conv to the same grouped conv (one
 conv layer, 8 seeds, fwd+bwd, one CPU thread: grouped 53-57 ms, vmap 60-62 ms), and
 grouped channels give per-seed BN without batching BN's running buffers. On one CPU
-core a pack is slower (pack 8 vs alone: 1.31× the time per run, widths 8/8/8), so
+core the gain is mixed (widths 8/8/8: pack 8 took 1.31× the time per run of 8 runs
+alone at batch 64; pack 4 took 0.68× at batch 32, ``bench --acceptance --tiny``), so
 the CPU packs 1; the gain is on a GPU, which one small net leaves idle.
 
 A seed fixes the init and the data stream (order, flips, shifts), drawn on the
