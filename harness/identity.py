@@ -152,8 +152,13 @@ def perturbation() -> str:
 ABSENT = "absent"
 
 
-def recipe_key(recipe: Recipe, data_dir: Path | None = None, absent_ok: bool = False) -> str:
-    """The store key of ``recipe``'s runs on the data under ``data_dir``.
+#: appended to the salt of runs trained through ``torch.compile``: a compiled run has not been shown
+#: to be the same run as the eager one on every device, so the two never share a key
+COMPILED = "\0compiled"
+
+
+def recipe_key(recipe: Recipe, data_dir: Path | None = None, absent_ok: bool = False, compiled: bool = False) -> str:
+    """The store key of ``recipe``'s runs on the data under ``data_dir`` (``compiled``: trained through torch.compile).
 
     Raises ``FileNotFoundError`` (with the fix) when the data is not there,
     unless ``absent_ok``: a key of data nobody can read names runs that cannot exist.
@@ -164,7 +169,7 @@ def recipe_key(recipe: Recipe, data_dir: Path | None = None, absent_ok: bool = F
         if data_salt is None:
             raise RecipeError(f"unknown dataset {recipe.dataset!r}; built in: {sorted((*catalog.CONSTRUCTED, *catalog.PACKAGED, *catalog.ON_DISK))}, "
                               f"{plugins.DATASET_GROUP} entry points: {plugins.names(plugins.DATASET_GROUP)}")
-        return recipe.key(run_salt(recipe) + f"\0plugin-data:{recipe.dataset}:{data_salt}")
+        return recipe.key(run_salt(recipe) + (COMPILED if compiled else "") + f"\0plugin-data:{recipe.dataset}:{data_salt}")
     try:
         data = catalog.fingerprint(recipe.dataset, data_dir)
     except FileNotFoundError:
@@ -172,4 +177,5 @@ def recipe_key(recipe: Recipe, data_dir: Path | None = None, absent_ok: bool = F
             raise
         data = ABSENT
     perturb = perturbation()
-    return recipe.key(run_salt(recipe) + ("\0data:" + data if data else "") + (f"\0perturb:{perturb}" if perturb else ""))
+    return recipe.key(run_salt(recipe) + (COMPILED if compiled else "") + ("\0data:" + data if data else "")
+                      + (f"\0perturb:{perturb}" if perturb else ""))

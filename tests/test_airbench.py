@@ -1,6 +1,8 @@
 """The airbench trainer on the CPU, in tiny configurations: shapes, determinism, learning, FLOPs, options."""
 from __future__ import annotations
 
+import json
+import platform
 import textwrap
 from pathlib import Path
 
@@ -138,13 +140,17 @@ def test_compile_option_reaches_train_context(pytester: pytest.Pytester, fake_tr
         @lrlaw("c", needs=lambda tier: {"r": Ensemble(Recipe(trainer="fake", dataset="none", model="none"), 2)})
         def test_c(law):
             n = law.runs("r").n
+            assert law.runs("r").seconds >= 0  # reads the runs' rows: the report lists where they were trained
             law.check(LawResult("c", "n", n, (n, n), (2, 2), "in", PASS if n == 2 else "fail", n=n, kind=CHECK))
     """))
+    store = pytester.path / "store"
     for flag in ([], ["--compile"]):
-        store = pytester.path / f"store{len(flag)}"
+        # one store: a compiled session must not reuse the eager session's runs (other keys), so it trains
         result = pytester.runpytest_inprocess("-p", "no:cacheprovider", "--gpus", "0", "--workers", "1", "--store", str(store),
                                               "--report-dir", str(pytester.path / "results"), *flag)
         result.assert_outcomes(passed=1)
     assert seen == [False, True]
+    report = json.loads(sorted((pytester.path / "results").glob("*/report.json"))[-1].read_text())
+    assert report["entries"][0]["device_classes"] == [f"cpu:{platform.machine()}"]  # where its runs were trained
     assert "--compile" in "".join(pytester.runpytest_inprocess("--help").outlines)
     assert TRAINERS["airbench"].name == "airbench"

@@ -44,14 +44,75 @@ def test_set_fields_and_options() -> None:
 
 def test_acceptance_tiny_cpu_writes_one_json_and_one_table(tmp_path, capsys: pytest.CaptureFixture) -> None:
     out_json = tmp_path / "acceptance.json"
-    assert harness_main(["bench", "--acceptance", "--tiny", "--device", "cpu", "--runs", "1", "--json", str(out_json)]) == 0
+    kept = tmp_path / "kept" / "smoke.json"
+    assert harness_main(["bench", "--acceptance", "--tiny", "--device", "cpu", "--runs", "2", "--json", str(out_json),
+                         "--smoke-report", str(kept)]) == 0
     r = json.loads(out_json.read_text())
-    assert r["device"] == "cpu" and r["eager"]["s_per_run_harness"] > 0 and r["compile"] is None
+    assert json.loads(kept.read_text())["tier"] == "smoke"  # the smoke session's own report, kept
+    assert r["device"] == "cpu" and r["compile"] is None
+    sweep = {(c["pack"], c["procs"]): c for c in r["sweep"]}
+    assert set(sweep) == {(1, 1), (4, 1), (1, 2), (4, 2)}
+    assert all(c["s_per_run"] > 0 and c["gpu_util_mean_pct"] is None and c["runs"] >= 2 for c in sweep.values())
+    # packed or alone, one process or two: the same seeds are the same runs (up to float rounding)
+    assert all(abs(c["acc_common"] - sweep[1, 1]["acc_common"]) <= 0.01 for c in sweep.values())
+    assert r["pick"] is not None and (r["pick"]["pack"], r["pick"]["procs"]) in sweep
     smoke = r["smoke_tier"]
     assert smoke["exit"] == 0 and smoke["runs_trained"] == 3 * 64  # one point, first look
-    # the seed's point does not hold on MNIST-1D (a strict xfail, so the session exits 0); decided at 64 runs
+    # the seed's point does not hold on MNIST-1D (a recorded finding beyond the spread: an xfail, exit 0); decided at 64 runs
     assert [(p["decision"], p["runs_used"], p["runs_max"]) for p in smoke["points"]] == [("fail", 64, 512)]
-    assert r["gpu_tier"]["trained"] is False and r["gpu_tier"]["plan_max"] == 3 * 64
     table = capsys.readouterr().out
-    for row in ("s/run eager (harness)", "smoke_tier", "gpu_tier", "peak GPU memory", "json:"):
+    for row in ("pack 1 x 1 proc", "pack 4 x 2 procs", "pick: pack", "trainers/packing.py", "smoke tier", "json:"):
         assert row in table, row
+
+
+def test_pick_is_the_fastest_that_learns() -> None:
+    from harness.bench.acceptance import pick
+
+    base = {"pack": 1, "procs": 1, "s_per_run": 2.0, "acc_common": 0.95}
+    fast_wrong = {"pack": 16, "procs": 4, "s_per_run": 0.3, "acc_common": 0.10}  # control: fast, learns nothing
+    ok = {"pack": 16, "procs": 2, "s_per_run": 0.5, "acc_common": 0.945}
+    assert pick([base, fast_wrong, ok]) is ok
+    assert pick([base, fast_wrong]) is base
+    assert pick([fast_wrong, {"pack": 1, "procs": 1, "error": "x"}]) is None
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--runs", "0"], "--runs must be >= 1"),
+    (["--device", "tpu"], "--device 'tpu': use cpu, cuda or cuda:N"),
+    (["--device", "cuda:7"], "no such CUDA device here"),
+    (["--json", "."], "is a directory: pass a file path"),
+])
+def test_acceptance_bad_arguments_are_one_line_before_training(args, message, capsys) -> None:
+    with pytest.raises(SystemExit) as e:
+        harness_main(["bench", "--acceptance", "--tiny", "--device", "cpu", *args])
+    assert message in str(e.value) and "\n" not in str(e.value)
+
+
+def test_sampler_reads_nvml_and_says_not_measured_without_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+    import time
+    import types
+
+    from harness.bench.sweep import Sampler
+
+    fake = types.SimpleNamespace(
+        nvmlInit=lambda: None, nvmlDeviceGetHandleByIndex=lambda i: i,
+        nvmlDeviceGetUtilizationRates=lambda h: types.SimpleNamespace(gpu=75),
+        nvmlDeviceGetMemoryInfo=lambda h: types.SimpleNamespace(used=2 * 2**30))
+    monkeypatch.setitem(sys.modules, "pynvml", fake)
+    with Sampler("cuda") as s:
+        time.sleep(0.35)
+    got = s.summary()
+    assert got["gpu_util_mean_pct"] == 75 and got["gpu_mem_used_max_gib"] == 2 and "NVML samples" in got["gpu_util_note"]
+    monkeypatch.setitem(sys.modules, "pynvml", None)  # the extra not installed: import fails
+    with Sampler("cuda") as s:
+        pass
+    assert s.summary()["gpu_util_mean_pct"] is None and "not measured" in s.summary()["gpu_util_note"]
+    assert "not measured" in Sampler("cpu").summary()["gpu_util_note"]
+
+
+def test_a_failing_configuration_is_an_error_not_a_hang(tmp_path) -> None:
+    from harness.bench.sweep import Config, measure_config
+
+    r = measure_config(AIRBENCH94, tmp_path / "no-data", "cpu", Config(1, 2), 2, timeout=120)
+    assert "error" in r and "s_per_run" not in r

@@ -134,6 +134,10 @@ def test_tier_without_config_is_reported_not_run(pytester):
         (["--gpus", "two"], "--gpus must be a whole number or 'all'"),
         (["--plan", "--no-train"], "exclude each other"),
         (["--inconclusive", "maybe"], "--inconclusive must be one of skip, fail; got 'maybe'"),
+        (["--procs-per-gpu", "0"], "--procs-per-gpu must be a whole number in 1..16 (trainer processes per GPU), got '0'"),
+        (["--procs-per-gpu", "17"], "--procs-per-gpu must be a whole number in 1..16"),
+        (["--procs-per-gpu", "two"], "--procs-per-gpu must be a whole number in 1..16"),
+        (["--procs-per-gpu", "2", "--gpus", "0"], "--procs-per-gpu 2 applies to GPU training; on the CPU use --workers K"),
     ],
 )
 def test_bad_options_get_one_line_errors(pytester, args, message):
@@ -233,3 +237,25 @@ def test_laws_refuse_xdist(pytester):
     res.assert_outcomes(errors=2)
     assert "run laws without pytest-xdist's -n" in res.stdout.str()
     assert not (pytester.path / "s").exists()  # nothing planned or trained
+
+
+def test_procs_per_gpu_makes_k_workers_per_gpu(monkeypatch):
+    from harness.execute import local as executor
+    from harness.trainers.packing import DEFAULTS
+    from harness.plugin.state import LawSession
+
+    monkeypatch.setattr(executor, "visible_cuda_devices", lambda: ["3", "5"])
+    ls = LawSession(tier="smoke", gpus=2, store_root=Path("s"), report_dir=Path("r"), data_dir=None, plan_only=False,
+                    no_train=False, inconclusive="skip", procs_per_gpu=3)
+    assert [(w.device, w.physical) for w in ls.workers()] == [("cuda:0", "3")] * 3 + [("cuda:0", "5")] * 3
+    ls.procs_per_gpu = None  # the device class's default
+    assert len(ls.workers()) == 2 * DEFAULTS["cuda"].procs_per_gpu
+
+
+def test_bad_pack_env_is_one_line(pytester, monkeypatch):
+    write_law(pytester)
+    monkeypatch.setenv("LRLAWS_PACK", "99")
+    res = run(pytester, "--store", str(pytester.path / "s"))
+    assert res.ret != 0
+    assert res.stderr.str().splitlines()[0] == ("ERROR: $LRLAWS_PACK: pack size must be a whole number in 1..64, "
+                                                "got '99'; unset it for the device's default")

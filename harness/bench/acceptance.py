@@ -1,27 +1,31 @@
-"""``python -m harness bench --acceptance``: the GPU figures in one script, sized for ≤ 8 minutes on one H100.
+"""``python -m harness bench --acceptance``: how to fill a GPU, measured, in one script (≤ 9 minutes on one H200).
 
 Steps, in order, each timed:
 
-1. seconds per airbench run, eager: K runs through the harness and K bare runs
-   (``harness.bench.measure.measure``), so the harness overhead comes with it;
-2. the same with ``torch.compile`` (bare loop and harness, after a compile warm-up);
-3. the smoke tier of the linearity law through ``pytest --gpus 1`` (sequential looks);
-4. its gpu tier on one point, on the synthetic CIFAR-10 stand-in, if the s/run of
-   step 1 says it fits the time left; otherwise its ``--plan`` (runs and estimate);
-5. peak GPU memory of this process (steps 1–2).
+1. sweep, for airbench on the learnable CIFAR-10 stand-in: pack size (1, 4, 16) ×
+   trainer processes per GPU (1, 2, 4); per configuration the effective s/run (warm,
+   ``harness.bench.sweep``), GPU utilization and memory sampled by NVML while it trains,
+   peak memory per process (summed) and test accuracy;
+2. the pick: the fastest configuration that learns (its mean accuracy on the common
+   seeds within ``LEARN_TOL`` of pack 1 × 1 process);
+3. that configuration again with ``torch.compile``, on the same seeds: compile is
+   picked only if it learns as eager does (within ``LEARN_TOL``) and is faster;
+4. the full smoke tier through ``pytest --gpus 1`` with the pick (``--procs-per-gpu``,
+   ``$LRLAWS_PACK``, ``--compile``), on a fresh store.
 
-It writes one JSON (``--json``) and prints one table. ``--tiny --device cpu`` runs the
-same steps on the CPU in a tiny configuration (what CI runs): step 2 left out (inductor's
-C++ build takes minutes on a CPU), step 3 on one linearity point with ``--gpus 0
---workers 1``, step 4 as ``--plan`` only.
+It writes one JSON (``--json``) and prints one table, with the row to put into
+``harness.trainers.packing.DEFAULTS``. ``--tiny --device cpu`` (what CI runs) sweeps
+packs (1, 4) × processes (1, 2) of a tiny recipe, leaves compile out (inductor's C++
+build takes minutes on a CPU) and trains one linearity smoke point with
+``--gpus 0 --workers 1``. Configurations that no longer fit the budget are skipped,
+and say so.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import re
-import statistics
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -29,149 +33,183 @@ import time
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from harness.cli import OneLineParser
-from harness.bench.measure import TINY, device_name, device_problem, measure
-from harness.data.formats import write_cifar10
-from harness.data.standin import learnable_images
-from harness.store.jsonfile import read_json
-from harness.store.index import Store
-from harness.store.errors import dir_problem
-from harness.trainers import TrainContext
-from harness.trainers.recipes import AIRBENCH94
+from harness.bench.sweep import Config, measure_config
 
-#: wall-clock budget of the whole script on one H100 (the lead's device slots are 10 minutes)
-BUDGET_S = 8 * 60
-#: the gpu-tier point trained when it fits: one small-ratio linearity point, 3 LRs x N runs
-GPU_POINT = "test_linearity and eta0.4-a0.1-b0.2"
+#: wall-clock budget of the whole script on one H200: 9 minutes less room to start and write the JSON
+BUDGET_S = 9 * 60 - 60
+#: "learns": mean test accuracy within this of pack 1 × 1 process (1 point)
+LEARN_TOL = 0.01
+SWEEP = {"full": ((1, 4, 16), (1, 2, 4)), "tiny": ((1, 4), (1, 2))}
+#: seconds a configuration's processes may take to start and warm up, beyond its runs
+START_S = 40.0
+#: seconds the sweep leaves for the compile check and the smoke tier (full; tiny)
+RESERVE_S = {"full": 230.0, "tiny": 30.0}
+#: of which the smoke tier's (134.6 s through --gpus 1 with one process per GPU on an H200, before packing)
+SMOKE_S = 140.0
 ROOT = Path(__file__).resolve().parents[2]
+TINY_SMOKE = ["laws/test_lr_linearity.py", "-k", "test_linearity and a0.1-b0.2", "--gpus", "0", "--workers", "1"]
 
 
-def _law_session(args: list[str], tmp: Path, name: str, timeout: float) -> dict[str, Any]:
-    """One pytest session of laws/test_lr_linearity.py; its wall time, runs trained and decisions."""
-    cmd = [sys.executable, "-m", "pytest", str(ROOT / "laws" / "test_lr_linearity.py"), "-q", "-p", "no:cacheprovider",
-           "--store", str(tmp / "store"), "--report-dir", str(tmp / name), "--compare-to", "none", *args]
+def _law_session(args: list[str], tmp: Path, env: dict[str, str], timeout: float) -> dict[str, Any]:
+    """One pytest session on the laws; its wall time, runs trained and decisions."""
+    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--store", str(tmp / "store"),
+           "--report-dir", str(tmp / "smoke"), "--compare-to", "none", *args]
     t0 = time.perf_counter()
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=ROOT, env={**os.environ, **env})
     except subprocess.TimeoutExpired:
-        return {"args": args, "error": f"timed out after {timeout:.0f} s"}
+        return {"args": args, "env": env, "error": f"timed out after {timeout:.0f} s"}
     out = proc.stdout + proc.stderr
     trained = re.search(r"lrlaws: trained (\d+) runs", out)
-    planned = re.search(r"at most (\d+) runs to train, expected (\d+)", out)
-    reports = sorted((tmp / name).glob("*/report.json"))
-    entries = read_json(reports[-1])["entries"] if reports else []
-    return {
-        "args": args, "exit": proc.returncode, "wall_s": round(time.perf_counter() - t0, 2),
-        "runs_trained": int(trained.group(1)) if trained else 0,
-        "plan_max": int(planned.group(1)) if planned else None,
-        "plan_expected": int(planned.group(2)) if planned else None,
-        "points": [{"nodeid": e["nodeid"], "decision": e["decision"], "runs_used": e.get("runs_used"),
-                    "runs_max": e.get("runs_max")} for e in entries],
-        "tail": out.strip().splitlines()[-1] if out.strip() else "",
-    }
+    reports = sorted((tmp / "smoke").glob("*/report.json"))
+    entries = json.loads(reports[-1].read_text())["entries"] if reports else []
+    return {"args": args, "env": env, "exit": proc.returncode, "wall_s": round(time.perf_counter() - t0, 2),
+            "runs_trained": int(trained.group(1)) if trained else 0,
+            "points": [{"nodeid": e["nodeid"], "decision": e["decision"], "runs_used": e.get("runs_used"),
+                        "runs_max": e.get("runs_max")} for e in entries],
+            "tail": out.strip().splitlines()[-1] if out.strip() else ""}
 
 
-def _speed(recipe, ctx: TrainContext, runs: int, tmp: Path, name: str) -> dict[str, Any]:
-    m = measure(recipe, ctx, runs, Store(tmp / name))
-    h, b = statistics.mean(m["harness_s"]), statistics.mean(m["bare_s"])
-    return {"s_per_run_harness": h, "s_per_run_bare": b, "overhead_pct": 100 * (h - b) / b,
-            "warmup_s": m["warmup"], "test_acc": statistics.mean(m["bare_acc"])}
+def pick(sweep: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The fastest configuration that learns as pack 1 × 1 process does; None without that reference."""
+    base = next((c for c in sweep if c["pack"] == 1 and c["procs"] == 1 and "s_per_run" in c), None)
+    if base is None:
+        return None
+    learns = [c for c in sweep if "s_per_run" in c and c["acc_common"] >= base["acc_common"] - LEARN_TOL]
+    return min(learns, key=lambda c: c["s_per_run"])
 
 
-def run_steps(a: argparse.Namespace, tmp: Path) -> dict[str, Any]:
+def run_steps(a, tmp: Path) -> dict[str, Any]:
+    import torch
+
+    from harness.bench.measure import TINY, device_name
+    from harness.data.formats import write_cifar10
+    from harness.data.standin import learnable_images
+    from harness.trainers.recipes import AIRBENCH94
+
     t_start = time.perf_counter()
+    left = lambda: BUDGET_S - (time.perf_counter() - t_start)  # noqa: E731
     recipe = AIRBENCH94.replace(**TINY) if a.tiny else AIRBENCH94
     data = tmp / "data"
     write_cifar10(data, learnable_images(*((512, 256) if a.tiny else (50_000, 10_000))))
-    ctx = TrainContext(device=a.device, data_dir=data, download=False)
-    if a.device.startswith("cuda"):
-        torch.cuda.reset_peak_memory_stats()
     out: dict[str, Any] = {"device": device_name(a.device), "torch": torch.__version__, "tiny": a.tiny,
-                           "runs_per_side": a.runs, "recipe": recipe.describe()}
-    out["eager"] = _speed(recipe, ctx, a.runs, tmp, "eager")
-    if a.tiny and not a.device.startswith("cuda"):
-        # inductor's C++ build takes minutes on a CPU: the tiny CPU check leaves compile out
-        out["compile"] = None
-    else:
-        out["compile"] = _speed(recipe, TrainContext(device=a.device, data_dir=data, download=False, compile=True),
-                                a.runs, tmp, "compiled")
-    out["peak_gpu_mem_gib"] = (torch.cuda.max_memory_allocated() / 2**30) if a.device.startswith("cuda") else None
-    gpu = ["--gpus", "1"] if a.device.startswith("cuda") else ["--gpus", "0", "--workers", "1"]
-    # --tiny: the seed's point, decided (it does not hold on MNIST-1D: a recorded strict xfail) at its first look
-    smoke_k = ["-k", "test_linearity and a0.1-b0.2"] if a.tiny else []
-    left = BUDGET_S - (time.perf_counter() - t_start)
-    out["smoke_tier"] = _law_session(["--tier", "smoke", *gpu, *smoke_k], tmp, "smoke", timeout=max(60.0, left))
-    tier = ["--tier", "gpu", *gpu, "--data-dir", str(data), "-k", GPU_POINT]
-    planned = _law_session([*tier, "--plan"], tmp, "gpu-plan", timeout=120)
-    s_run = min(x["s_per_run_harness"] for x in (out["eager"], out["compile"]) if x)
-    need_s = (planned.get("plan_max") or 0) * s_run
-    left = BUDGET_S - (time.perf_counter() - t_start)
-    if a.tiny or need_s > 0.9 * left:
-        planned["trained"] = False
-        planned["why"] = "tiny configuration: planned only" if a.tiny else (
-            f"needs ~{need_s:.0f} s at {s_run:.2f} s/run, {left:.0f} s of the budget left: planned only")
-        out["gpu_tier"] = planned
-    else:
-        faster = out["compile"] and out["compile"]["s_per_run_harness"] < out["eager"]["s_per_run_harness"]
-        compile_flag = ["--compile"] if faster else []
-        out["gpu_tier"] = {**_law_session([*tier, *compile_flag], tmp, "gpu", timeout=left), "trained": True}
+                           "date": time.strftime("%Y-%m-%d"), "runs": a.runs, "recipe": recipe.describe(), "sweep": []}
+    packs, procs = SWEEP["tiny" if a.tiny else "full"]
+    # the reference first, then the likeliest winners (largest packs), so a short budget skips the least useful
+    order = sorted(((p, k) for k in procs for p in packs), key=lambda c: (c != (1, 1), -c[0], c[1]))
+    per_run = None  # s/run of the slowest configuration so far: sizes what is still affordable
+    for p, k in order:
+        cfg = Config(p, k)
+        need = START_S + a.runs * (per_run or 0)
+        room = left() - RESERVE_S["tiny" if a.tiny else "full"]
+        if need > room:
+            out["sweep"].append({"pack": p, "procs": k, "name": cfg.name, "skipped": f"needs ~{need:.0f} s, {room:.0f} s left"})
+            continue
+        r = measure_config(recipe, data, a.device, cfg, a.runs, timeout=max(60.0, room))
+        out["sweep"].append(r)
+        per_run = max(per_run or 0, r.get("s_per_run", 0))
+    best = pick(out["sweep"])
+    out["pick"] = None if best is None else {"pack": best["pack"], "procs": best["procs"], "compile": False}
+    out["compile"] = None
+    if best is not None and not (a.tiny and a.device == "cpu") and left() > SMOKE_S + 60:
+        c = measure_config(recipe, data, a.device, Config(best["pack"], best["procs"], True), a.runs,
+                           timeout=max(60.0, left() - SMOKE_S))
+        c["learns_as_eager"] = "acc_common" in c and abs(c["acc_common"] - best["acc_common"]) <= LEARN_TOL
+        out["compile"] = c
+        if c["learns_as_eager"] and c["s_per_run"] < best["s_per_run"]:
+            out["pick"]["compile"] = True
+    out["smoke_tier"] = _smoke(a, out["pick"], tmp, left())
     out["total_s"] = round(time.perf_counter() - t_start, 1)
     return out
 
 
+def _smoke(a, chosen: dict[str, Any] | None, tmp: Path, left: float) -> dict[str, Any]:
+    if a.tiny:
+        return _law_session(["--tier", "smoke", *TINY_SMOKE], tmp, {}, timeout=max(60.0, left))
+    chosen = chosen or {"pack": 1, "procs": 1, "compile": False}
+    args = ["laws/", "--tier", "smoke", "--gpus", "1", "--procs-per-gpu", str(chosen["procs"])]
+    args += ["--compile"] if chosen["compile"] else []
+    return _law_session(args, tmp, {"LRLAWS_PACK": str(chosen["pack"])}, timeout=max(30.0, left - 5))
+
+
 def table(r: dict[str, Any]) -> str:
-    e, c = r["eager"], r["compile"]
-    lines = [f"acceptance: {r['device']} · torch {r['torch']} · {r['recipe']} · {r['runs_per_side']} runs per side",
-             f"{'step':28} {'value':>12}  note",
-             f"{'s/run eager (harness)':28} {e['s_per_run_harness']:>12.3f}  bare {e['s_per_run_bare']:.3f} s, "
-             f"overhead {e['overhead_pct']:+.1f}%, acc {e['test_acc']:.3f}",
-             f"{'s/run compile (harness)':28} {c['s_per_run_harness']:>12.3f}  bare {c['s_per_run_bare']:.3f} s, "
-             f"overhead {c['overhead_pct']:+.1f}%, compile warm-up {c['warmup_s']:.1f} s" if c else
-             f"{'s/run compile (harness)':28} {'-':>12}  not measured (tiny on a CPU)"]
-    for name in ("smoke_tier", "gpu_tier"):
-        s = r[name]
-        if "error" in s:
-            lines.append(f"{name:28} {'-':>12}  {s['error']}")
-            continue
-        decisions = ", ".join(f"{p['decision']}@{p['runs_used']}/{p['runs_max']}" for p in s["points"])
-        value = f"{s['wall_s']:.1f} s"
-        note = (f"trained {s['runs_trained']} runs; {decisions}" if s.get("trained", True)
-                else f"{s.get('why')}: at most {s['plan_max']} runs, expected {s['plan_expected']}")
-        lines.append(f"{name:28} {value:>12}  {note}")
-    mem = r["peak_gpu_mem_gib"]
-    lines.append(f"{'peak GPU memory':28} {('%.2f GiB' % mem) if mem is not None else 'n/a (cpu)':>12}")
-    lines.append(f"{'total':28} {r['total_s']:>10.1f} s  budget {BUDGET_S} s")
+    lines = [f"acceptance: {r['device']} · torch {r['torch']} · {r['date']} · {r['recipe']} · >= {r['runs']} runs per configuration",
+             f"{'configuration':26} {'s/run':>8} {'acc':>7} {'GPU util':>14} {'peak mem':>10}  note"]
+
+    def row(c: dict[str, Any]) -> str:
+        if "s_per_run" not in c:
+            why = c.get("skipped") or ((c.get("error") or "").strip().splitlines() or ["?"])[-1]
+            return f"{c['name']:26} {'-':>8} {'-':>7} {'-':>14} {'-':>10}  {why}"
+        util = f"{c['gpu_util_mean_pct']:.0f}% (min {c['gpu_util_min_pct']:.0f})" if c.get("gpu_util_mean_pct") is not None \
+            else "not measured"
+        mem = f"{c['peak_gib']:.2f} GiB" if c.get("peak_gib") is not None else "n/a"
+        return (f"{c['name']:26} {c['s_per_run']:>8.3f} {c['acc_common']:>7.3f} {util:>14} {mem:>10}  {c['runs']} runs, "
+                f"warm-up {c['warmup_s']:.0f} s" + (f", {c['diverged']} diverged" if c.get("diverged") else ""))
+
+    lines += [row(c) for c in r["sweep"]]
+    if r["compile"]:
+        lines.append(row(r["compile"]) + f"; learns as eager: {r['compile']['learns_as_eager']}")
+    p = r["pick"]
+    lines.append("pick: " + (f"pack {p['pack']}, {p['procs']} procs per GPU, compile {p['compile']} -> "
+                             f"harness/trainers/packing.py: Defaults(pack={p['pack']}, procs_per_gpu={p['procs']}, "
+                             f"measured=\"{r['device']}, {r['date']}\")" if p else "none (pack 1 x 1 process failed)"))
+    s = r["smoke_tier"]
+    decisions = ", ".join(f"{x['decision']}@{x['runs_used']}/{x['runs_max']}" for x in s.get("points", [])[:6])
+    lines.append(f"{'smoke tier':26} " + (s["error"] if "error" in s else
+                 f"{s['wall_s']:.1f} s, exit {s['exit']}, trained {s['runs_trained']} runs, {len(s['points'])} points; {decisions}"))
+    lines.append(f"{'total':26} {r['total_s']:.1f} s (budget {BUDGET_S} s)")
     return "\n".join(lines)
 
 
-def _arg_problem(a: argparse.Namespace) -> str | None:
-    """Checked before the run (minutes of training), not after it: a bad --device or --json is one line now."""
+def _arg_problem(a) -> str | None:
+    """Why the arguments cannot run, in one line, or None: checked before any data is written or run."""
     if a.runs < 1:
-        return "--runs must be >= 1"
-    if (why := device_problem(a.device)) is not None:
-        return why
+        return f"--runs must be >= 1, got {a.runs}"
+    if not re.fullmatch(r"cpu|cuda(:\d+)?", a.device):
+        return f"--device {a.device!r}: use cpu, cuda or cuda:N"
     if a.json.is_dir():
-        return f"--json {a.json} is a directory: pass a file path, e.g. {a.json / 'acceptance.json'}"
-    if (why := dir_problem(a.json.parent)) is not None:
-        return f"--json {a.json}: {why}; pass a path in a writable directory"
+        return f"--json {a.json} is a directory: pass a file path"
+    parent = a.json.parent if a.json.parent != Path("") else Path(".")
+    existing = next((q for q in (parent, *parent.parents) if q.exists()), Path("."))
+    if not existing.is_dir() or not os.access(existing, os.W_OK):
+        return f"--json {a.json}: cannot write under {existing}; pass a writable path"
+    if a.device.startswith("cuda"):
+        import torch
+
+        index = int(a.device.partition(":")[2] or 0)
+        if not torch.cuda.is_available() or index >= torch.cuda.device_count():
+            return f"--device {a.device}: no such CUDA device here ({torch.cuda.device_count()} visible); use --device cpu --tiny"
     return None
 
 
 def main(argv: list[str]) -> int:
     p = OneLineParser(prog="python -m harness bench --acceptance", description=__doc__.splitlines()[0])
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--runs", "-k", type=int, default=3, help="runs per side for the s/run figures (default 3)")
+    p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default cuda when available)")
+    p.add_argument("--runs", "-k", type=int, default=8,
+                   help="runs per configuration, at least (default 8; rounded up to whole packs per process)")
     p.add_argument("--tiny", action="store_true", help="a tiny configuration that runs in about a minute on a CPU")
     p.add_argument("--json", type=Path, default=Path("acceptance.json"), help="where the JSON goes (default ./acceptance.json)")
+    p.add_argument("--smoke-report", type=Path, default=None, metavar="PATH",
+                   help="also keep the smoke tier's report.json there (e.g. to compare its decisions with a CPU "
+                        "session's: python -m harness confirm --perturb)")
     a = p.parse_args(argv)
-    if (why := _arg_problem(a)) is not None:
-        raise SystemExit(f"bench --acceptance: {why}")
+    if a.device is None:
+        import torch
+
+        a.device = "cuda" if torch.cuda.is_available() else "cpu"
+    problem = _arg_problem(a)
+    if problem:
+        raise SystemExit(f"bench --acceptance: {problem}")
     with tempfile.TemporaryDirectory(prefix="lrlaws-accept-") as tmp:
         result = run_steps(a, Path(tmp))
+        reports = sorted((Path(tmp) / "smoke").glob("*/report.json"))
+        if a.smoke_report is not None and reports:
+            a.smoke_report.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(reports[-1], a.smoke_report)
     a.json.parent.mkdir(parents=True, exist_ok=True)
     a.json.write_text(json.dumps(result, indent=1))
     print(table(result))
     print(f"json: {a.json}")
-    return 0 if all(result[s].get("exit", 0) in (0, 1) and "error" not in result[s] for s in ("smoke_tier", "gpu_tier")) else 1
+    s = result["smoke_tier"]
+    return 0 if result["pick"] is not None and s.get("exit", 2) in (0, 1) and "error" not in s else 1

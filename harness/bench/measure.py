@@ -52,7 +52,8 @@ def measure(recipe: Recipe, ctx: TrainContext, runs: int, store: Store) -> dict:
 
     def through_harness(seed: int) -> None:
         # planning happens once per session, not per run: it stays outside the timed part
-        tasks = make_tasks(make_plan([Ensemble(recipe, seed + 1)], store, device, verify=False), device)
+        tasks = make_tasks(make_plan([Ensemble(recipe, seed + 1)], store, device, verify=False,
+                                     compiled=ctx.compile), device)
         _sync(device)
         t = time.perf_counter()
         out = train_in_process(store, tasks, ctx, lambda *_: None)

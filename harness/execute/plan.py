@@ -75,9 +75,9 @@ def format_seconds(s: float) -> str:
     return f"{s / 3600:.1f} h"
 
 
-def merge(ensembles: Iterable[Ensemble], data_dir: Path | None = None) -> dict[str, Ensemble]:
+def merge(ensembles: Iterable[Ensemble], data_dir: Path | None = None, compiled: bool = False) -> dict[str, Ensemble]:
     """De-duplicate by recipe key, keeping the largest N of each recipe."""
-    return _merge_keyed((recipe_key(e.recipe, data_dir, absent_ok=True), e) for e in ensembles)
+    return _merge_keyed((recipe_key(e.recipe, data_dir, absent_ok=True, compiled=compiled), e) for e in ensembles)
 
 
 def _merge_keyed(keyed: Iterable[tuple[str, Ensemble]]) -> dict[str, Ensemble]:
@@ -89,9 +89,9 @@ def _merge_keyed(keyed: Iterable[tuple[str, Ensemble]]) -> dict[str, Ensemble]:
 
 
 def make_plan(ensembles: Iterable[Ensemble], store: "Store", device: str, verify: bool = True,
-              data_dir: Path | None = None) -> Plan:
+              data_dir: Path | None = None, compiled: bool = False) -> Plan:
     """Raises ``RecipeError`` for a recipe with runs to train that its trainer rejects."""
-    return plan_keyed(merge(ensembles, data_dir).items(), store, device, verify)
+    return plan_keyed(merge(ensembles, data_dir, compiled).items(), store, device, verify)
 
 
 def plan_keyed(keyed: Iterable[tuple[str, Ensemble]], store: "Store", device: str, verify: bool = True) -> Plan:

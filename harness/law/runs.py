@@ -88,3 +88,8 @@ class EnsembleRuns:
     @property
     def devices(self) -> list[str]:
         return sorted({rec.device for rec in self._records()})
+
+    @property
+    def device_classes(self) -> list[str]:
+        """Where the runs were trained (``cuda:NVIDIA H200``, ``cpu:x86_64``; "" for runs stored before it was recorded)."""
+        return sorted({rec.device_class for rec in self._records() if rec.device_class})

@@ -71,7 +71,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                 help="what an inconclusive law point becomes: skip (default, with the CI in the reason) or fail.")
     g.addoption("--compile", action="store_true", default=False,
                 help="torch.compile each trainer's model (once per process, reused across runs; a one-off "
-                     "compile per process). Trainers without a compiled path ignore it.")
+                     "compile per process); compiled runs are stored under their own keys. Trainers without a "
+                     "compiled path ignore it.")
+    g.addoption("--procs-per-gpu", default=None, metavar="K",
+                help="trainer processes per visible GPU (1..16; default from harness.trainers.packing): small "
+                     "nets leave a card idle, several processes fill it.")
     g.addoption("--compare-to", default="previous", metavar="PATH|previous|none",
                 help="report to compare this session's with (report.json or its run dir); previous (default) = the "
                      "newest earlier report of the tier in --report-dir, else the committed results/baseline/.")
@@ -181,12 +185,13 @@ def _make_plan(ls: LawSession) -> None:
 
     try:
         for need in ls.items.values():
-            need.keys = {name: recipe_key(e.recipe, ls.data_dir, absent_ok=True) for name, e in need.ensembles.items()}
+            need.keys = {name: recipe_key(e.recipe, ls.data_dir, absent_ok=True, compiled=ls.compile)
+                          for name, e in need.ensembles.items()}
         # --plan lists runs whose data is missing too (a GPU-less box planning a gpu-tier night);
         # a real session trains only what it can.
         ls.plan = make_plan(
             [e for n in ls.items.values() if ls.plan_only or n.not_run is None for e in n.ensembles.values()],
-            ls.store, ls.plan_device, data_dir=ls.data_dir,
+            ls.store, ls.plan_device, data_dir=ls.data_dir, compiled=ls.compile,
         )
     except RecipeError as e:
         raise pytest.UsageError(f"bad recipe: {e}") from None

@@ -74,6 +74,7 @@ class LawSession:
     offline: bool = False  # never download (--offline / LRLAWS_OFFLINE=1)
     to_download: set[str] = field(default_factory=set)  # absent data sets the session fetches before training
     cpu_workers: int | None = None  # --workers; None = the usable cores
+    procs_per_gpu: int | None = None  # --procs-per-gpu; None = harness.trainers.packing
     fixed_n: bool = False  # --fixed-n: every point at its tier's maximum N, one look
     budget: float | None = None  # --budget, seconds of training: open-ended looks past the tier's N
     #: per point, (projected seconds to decide it, seconds of its next look), from its latest look
@@ -94,7 +95,10 @@ class LawSession:
             self.gpus = len(visible_cuda_devices()) if _gpu_driver_present() else 0
         if self.cpu_workers is not None and self.gpus > 0:
             raise pytest.UsageError(f"--workers {self.cpu_workers} applies to CPU training (--gpus 0); "
-                                    f"with --gpus {self.gpus} there is one worker per GPU")
+                                    f"with --gpus {self.gpus} use --procs-per-gpu K")
+        if self.procs_per_gpu is not None and self.gpus == 0:
+            raise pytest.UsageError(f"--procs-per-gpu {self.procs_per_gpu} applies to GPU training; "
+                                    "on the CPU use --workers K")
         self.tier = self.tier or ("gpu" if self.gpus > 0 else "smoke")
 
     @property
@@ -111,8 +115,11 @@ class LawSession:
 
         if not self.gpus:
             return [WorkerSpec("cpu")] * (self.cpu_workers or usable_cores())
+        from harness.trainers.packing import DEFAULTS
+
         ids = visible_cuda_devices()[: self.gpus]
-        return [WorkerSpec("cuda:0", physical=i) for i in ids]
+        k = self.procs_per_gpu or DEFAULTS["cuda"].procs_per_gpu
+        return [WorkerSpec("cuda:0", physical=i) for i in ids for _ in range(k)]
 
 
 def _gpu_driver_present() -> bool:
@@ -138,11 +145,13 @@ def session_from_options(config: pytest.Config) -> LawSession:
         compile=opt("--compile"), seed_base=_parse_seed_base(opt("--seed-base")),
         offline=opt("--offline") or _offline_env(), cpu_workers=_parse_workers(opt("--workers")),
         fixed_n=opt("--fixed-n"), budget=_parse_budget(opt("--budget"), opt("--fixed-n")),
+        procs_per_gpu=_parse_workers(opt("--procs-per-gpu"), "--procs-per-gpu", 16),
     )
+    _check_pack_env()
     _configure_compare(config, ls)
     _configure_executor(config, ls)
-    if ls.cpu_workers is not None:
-        ls.resolve()  # --workers with GPUs is refused before anything runs
+    if ls.cpu_workers is not None or ls.procs_per_gpu is not None:
+        ls.resolve()  # --workers with GPUs, --procs-per-gpu without, are refused before anything runs
     return ls
 
 
@@ -154,6 +163,16 @@ def _check_perturbation() -> None:
         perturbation()
     except RecipeError as e:
         raise pytest.UsageError(str(e)) from None
+
+
+def _check_pack_env() -> None:
+    from harness.trainers.packing import PACK_ENV, parse_pack
+
+    if os.environ.get(PACK_ENV):
+        try:
+            parse_pack(os.environ[PACK_ENV])
+        except ValueError as e:
+            raise pytest.UsageError(f"${PACK_ENV}: {e}; unset it for the device's default") from None
 
 
 def _parse_gpus(value: str) -> int | None:
@@ -178,20 +197,23 @@ def _parse_gpus(value: str) -> int | None:
     return n
 
 
-def _parse_workers(value: str | None) -> int | None:
+def _parse_workers(value: str | None, option: str = "--workers", most: int | None = None) -> int | None:
     if value is None:
         return None
     try:
         k = int(value)
     except ValueError:
         k = 0
-    if k < 1:
-        raise pytest.UsageError(f"--workers must be a whole number >= 1 (CPU worker processes), got {value!r}")
-    from harness.execute.local import usable_cores
+    if k < 1 or (most is not None and k > most):
+        what = "CPU worker processes" if option == "--workers" else "trainer processes per GPU"
+        bound = f"in 1..{most}" if most is not None else ">= 1"
+        raise pytest.UsageError(f"{option} must be a whole number {bound} ({what}), got {value!r}")
+    if option == "--workers":
+        from harness.execute.local import usable_cores
 
-    if k > (cores := usable_cores()):
-        raise pytest.UsageError(f"--workers {k} is more than the {cores} CPU core(s) this process may use: "
-                                f"pass --workers {cores} or fewer (more processes only compete for the cores)")
+        if k > (cores := usable_cores()):
+            raise pytest.UsageError(f"--workers {k} is more than the {cores} CPU core(s) this process may use: "
+                                    f"pass --workers {cores} or fewer (more processes only compete for the cores)")
     return k
 
 

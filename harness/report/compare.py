@@ -30,7 +30,7 @@ from typing import Any
 
 
 from harness.report.history import BASELINE_DIR, ReportError, load_report, report_path, resolve_reference
-from harness.store import jsonfile
+from harness.store.index import jsonfile
 from harness.stats import CONFIDENCE, PASS
 
 #: the standard normal, for z-scores (the stdlib's: scipy.stats would cost ~0.6 s of import on every session)
@@ -41,7 +41,9 @@ _NORMAL = NormalDist()
 #: 95% CI, the level every CI in a report is computed at.
 DRIFT_ALPHA = 0.05
 
-CLASSES = ("regressed", "drifted", "fixed", "new", "removed", "unchanged")
+#: ``device_changed``: the point's runs were trained on another device class (harness.store.provenance) and
+#: it would otherwise be regressed or drifted: other arithmetic, named as such, never a failure by itself
+CLASSES = ("regressed", "drifted", "device_changed", "fixed", "new", "removed", "unchanged")
 FAIL_ON = ("regression", "drift", "never")
 # report.md gets the comparison between these markers, replaced on a re-run
 _BEGIN, _END = "<!-- lrlaws-compare:begin -->", "<!-- lrlaws-compare:end -->"
@@ -67,6 +69,7 @@ class PointChange:
     new_decision: str | None
     stats: list[StatChange] = field(default_factory=list)
     recipes_changed: bool = False
+    device_classes: tuple[list[str], list[str]] = ([], [])  # (old, new) when they differ
 
     @property
     def decisions(self) -> str:
@@ -103,6 +106,10 @@ class Comparison:
         first = (f"{len(reg)} regression{'s' if len(reg) != 1 else ''}: " + ", ".join(
             f"{p.nodeid} ({p.decisions})" for p in reg)) if reg else "no regressions"
         rest = ", ".join(f"{c[k]} {k}" for k in CLASSES if k != "regressed" and c[k])
+        moved = self.of_class("device_changed")
+        if moved:
+            rest += "; trained on another device class: " + ", ".join(
+                f"{p.nodeid} ({'/'.join(p.device_classes[0])} -> {'/'.join(p.device_classes[1])})" for p in moved)
         drifted = self.of_class("drifted")
         if drifted:
             rest += "; drifted: " + ", ".join(
@@ -248,8 +255,13 @@ def compare(old: dict[str, Any], new: dict[str, Any], alpha: float = DRIFT_ALPHA
             cls = "drifted"
         else:
             cls = "unchanged"
+        classes = (o.get("device_classes") or [], n.get("device_classes") or [])
+        moved = all(classes) and classes[0] != classes[1]
+        if moved and cls in ("regressed", "drifted"):
+            cls = "device_changed"
         points.append(PointChange(nodeid, law, cls, od, nd, stats,
-                                  recipes_changed=(o.get("recipes") or {}) != (n.get("recipes") or {})))
+                                  recipes_changed=(o.get("recipes") or {}) != (n.get("recipes") or {}),
+                                  device_classes=classes if moved else ([], [])))
     order = {c: i for i, c in enumerate(CLASSES)}
     points.sort(key=lambda p: order[p.cls])  # stable: report order within a class
     return Comparison(old, new, old_path, new_path, alpha, points)

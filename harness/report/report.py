@@ -35,6 +35,7 @@ class Entry:
     compute_seconds: float = 0.0
     recipes: dict[str, str] = field(default_factory=dict)
     devices: list[str] = field(default_factory=list)
+    device_classes: list[str] = field(default_factory=list)  # where its runs were trained (harness.store.provenance)
     plots: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     reason: str = ""
@@ -132,6 +133,7 @@ class Report:
             compute_seconds=seconds,
             recipes={name: e.key for name, e in ctx.ensembles.items()},
             devices=sorted({d for e in ctx.ensembles.values() if e.loaded for d in e.devices}),
+            device_classes=sorted({d for e in ctx.ensembles.values() if e.loaded for d in e.device_classes}),
             plots=[os.path.relpath(p, self.run_dir) for p in ctx.plots], notes=list(ctx.notes),
             runs_used=ctx.runs_used or n, runs_max=ctx.runs_max or n, looks=ctx.looks,
             confidence=current_confidence(), fragile=bool(ctx.results) and ctx.fragile,

@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.store import artifacts
+from harness.store import artifacts, provenance
 from harness.cli import OneLineParser
 from harness.store.index import _SCHEMA, INDEX, RunRecord, Store
 from harness.config import DEFAULT_STORE, STORE_ENV, default_store
@@ -58,10 +58,11 @@ def check(root: Path) -> Scan:
     except StoreError as e:
         scan.problems.append(str(e))
         return scan
-    seen = set()
+    seen, recs = set(), []
     try:
         for key, seed in rows:
             rec = store.records(key, [seed])[seed]
+            recs.append((key, rec))
             seen.add((key, seed))
             try:
                 _row_of(root, root / rec.file, store._read_verified(rec))
@@ -78,6 +79,9 @@ def check(root: Path) -> Scan:
             scan.problems.append(f"{path} has no index row: `{PROG} rebuild --store {root}` indexes it")
     for tmp in _tmp_files(root):
         scan.problems.append(f"{tmp} is a temp file left by a killed writer (removed by the next session or a rebuild)")
+    for key, classes in provenance.mixed_classes([(k, r.device_class) for k, r in recs]).items():
+        scan.problems.append(f"ensemble {key[:12]}… mixes device classes {classes}: its runs are not one arithmetic "
+                             f"(retrain on one class, or keep it knowingly)")
     return scan
 
 
@@ -94,7 +98,8 @@ def _row_of(root: Path, path: Path, data: bytes) -> tuple[RunRecord, dict]:
         raise artifacts.BadArtifact(f"it describes run {meta['key'][:12]}…/{meta['seed']}, not the one its path names")
     rel = str(path.relative_to(root))
     rec = RunRecord(meta["key"], meta["seed"], meta["status"], rel, hashlib.sha256(data).hexdigest(),
-                    float(meta["seconds"]), meta["device"], meta["metrics"])
+                    float(meta["seconds"]), meta["device"], meta["metrics"], str(meta.get("device_class", "")),
+                    int(meta.get("pack", 0)), str(meta.get("torch", "")))
     return rec, meta
 
 

@@ -33,7 +33,7 @@ from typing import Any, Iterable, Iterator
 import numpy as np
 from filelock import FileLock, Timeout
 
-from harness.store import artifacts
+from harness.store import artifacts, provenance
 from harness.recipe import Recipe
 from harness.store.runs import RunResult
 from harness.store.errors import (
@@ -51,6 +51,7 @@ CREATE TABLE IF NOT EXISTS runs (
     key TEXT NOT NULL, seed INTEGER NOT NULL, status TEXT NOT NULL,
     file TEXT NOT NULL, sha256 TEXT NOT NULL, seconds REAL NOT NULL,
     device TEXT NOT NULL, created REAL NOT NULL, metrics TEXT NOT NULL,
+    device_class TEXT NOT NULL DEFAULT '', pack INTEGER NOT NULL DEFAULT 0, torch TEXT NOT NULL DEFAULT '',
     PRIMARY KEY (key, seed)
 );
 """
@@ -66,6 +67,9 @@ class RunRecord:
     seconds: float
     device: str
     metrics: dict
+    device_class: str = ""  # harness.store.provenance: where it was trained, not part of the key
+    pack: int = 0
+    torch: str = ""
 
 
 class Store:
@@ -98,6 +102,8 @@ class Store:
             if conn is not None:
                 if not self.readonly:
                     conn.executescript(_SCHEMA)
+                    provenance.migrate(conn)
+                self._run_columns = f"{self._RUN_COLUMNS}, {provenance.select_list(conn)}"
                 # Catches a scrambled or truncated index at open, not half-way through a session.
                 bad = [r[0] for r in conn.execute("PRAGMA quick_check").fetchall() if r[0] != "ok"]
                 if bad:
@@ -217,14 +223,17 @@ class Store:
     def put(self, key: str, result: RunResult, device: str) -> RunRecord:
         path = self._artifact_path(key, result.seed)
         trainer, salt, recipe = self._recipe_row(key) or (None, None, None)
+        device_class, torch_version = provenance.describe(device)
         meta = {"key": key, "seed": int(result.seed), "status": result.status, "metrics": dict(result.metrics),
                 "seconds": float(result.seconds), "device": device, "created": time.time(),
-                "trainer": trainer, "salt": salt, "recipe": recipe}
+                "trainer": trainer, "salt": salt, "recipe": recipe,
+                "device_class": device_class, "pack": int(result.pack), "torch": torch_version}
         data = artifacts.encode(result.arrays, meta)
         digest = hashlib.sha256(data).hexdigest()
         tmp = self._write_tmp(path, data, result.seed)
         rel = str(path.relative_to(self.root))
-        rec = RunRecord(key, result.seed, result.status, rel, digest, result.seconds, device, dict(result.metrics))
+        rec = RunRecord(key, result.seed, result.status, rel, digest, result.seconds, device, dict(result.metrics),
+                        device_class, int(result.pack), torch_version)
         try:
             # Renamed inside the index's write transaction: concurrent writers of one run leave
             # the file and the row of the same writer (the last), never a row that fails its file.
@@ -245,10 +254,10 @@ class Store:
     @staticmethod
     def _insert(db: sqlite3.Connection, rec: RunRecord, created: float) -> None:
         db.execute(
-            "INSERT OR REPLACE INTO runs(key, seed, status, file, sha256, seconds, device, created, metrics)"
-            " VALUES (?,?,?,?,?,?,?,?,?)",
+            "INSERT OR REPLACE INTO runs(key, seed, status, file, sha256, seconds, device, created, metrics, "
+            f"{provenance.NAMES}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
             (rec.key, rec.seed, rec.status, rec.file, rec.sha256, rec.seconds, rec.device, created,
-             json.dumps(rec.metrics)),
+             json.dumps(rec.metrics), rec.device_class, rec.pack, rec.torch),
         )
 
     def _write_tmp(self, path: Path, data: bytes, seed: int) -> str:
@@ -284,25 +293,26 @@ class Store:
         return removed
 
     _RUN_COLUMNS = "key, seed, status, file, sha256, seconds, device, metrics"
+    _run_columns = f"{_RUN_COLUMNS}, '', 0, ''"  # until the index is open (harness.store.provenance)
 
     def records(self, key: str, seeds: Iterable[int] | None = None) -> dict[int, RunRecord]:
-        rows = self._rows(f"SELECT {self._RUN_COLUMNS} FROM runs WHERE key = ?", (key,))
+        rows = self._rows(f"SELECT {self._run_columns} FROM runs WHERE key = ?", (key,))
         wanted = None if seeds is None else set(seeds)
         return {row[1]: self._record_of(row) for row in rows if wanted is None or row[1] in wanted}
 
     def record(self, key: str, seed: int) -> RunRecord | None:
         """One run's index row (a primary-key lookup, not every row of the key)."""
-        rows = self._rows(f"SELECT {self._RUN_COLUMNS} FROM runs WHERE key = ? AND seed = ?", (key, int(seed)))
+        rows = self._rows(f"SELECT {self._run_columns} FROM runs WHERE key = ? AND seed = ?", (key, int(seed)))
         return self._record_of(rows[0]) if rows else None
 
     def _record_of(self, row: tuple) -> RunRecord:
-        k, s, st, f, h, sec, dev, met = row
+        k, s, st, f, h, sec, dev, met, *prov = row
         try:
             metrics = json.loads(met)
         except ValueError:
             raise IndexDamaged(f"store index {self._db_path} has unreadable metrics for {k[:12]}…/{s}: "
                                f"run `{rebuild_command(self.root)}`") from None
-        return RunRecord(k, s, st, f, h, sec, dev, metrics)
+        return RunRecord(k, s, st, f, h, sec, dev, metrics, *prov)
 
     def _read_verified(self, rec: RunRecord) -> bytes:
         # A row may only name its own artifact: a path elsewhere (absolute, ``..``) is never followed.

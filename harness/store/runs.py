@@ -17,3 +17,5 @@ class RunResult:
     metrics: dict[str, float] = field(default_factory=dict)
     status: str = OK
     seconds: float = 0.0
+    #: seeds trained as one packed computation with this one (harness.store.provenance)
+    pack: int = 1

@@ -16,6 +16,17 @@ The recipe's numbers are airbench94's, in its units (defaults in ``AIRBENCH94``)
 * label smoothing 0.2, random flip and ±2 px reflect-translate, test-time
   augmentation level ``tta`` (0 none, 1 mirror, 2 mirror + 1 px translations).
 
+Packs: ``train`` trains each block of seeds (``chunk_size`` = the device class's pack
+size, ``harness.trainers.packing``) as one net of grouped convolutions (``NetSpec.pack``),
+so batch-norm statistics, lookahead, augmentation draws and TTA stay per seed, and a
+seed's run never depends on its pack-mates. Grouped convolutions rather than
+``vmap(functional_call)``: vmap lowers a batched conv to the same grouped conv (one
+conv layer, 8 seeds, fwd+bwd, one CPU thread: grouped 53-57 ms, vmap 60-62 ms), and
+grouped channels give per-seed BN without batching BN's running buffers. On one CPU
+core the gain is mixed (widths 8/8/8: pack 8 took 1.31× the time per run of 8 runs
+alone at batch 64; pack 4 took 0.68× at batch 32, ``bench --acceptance --tiny``), so
+the CPU packs 1; the gain is on a GPU, which one small net leaves idle.
+
 A seed fixes the init and the data stream (order, flips, shifts), drawn on the
 CPU, so seed *s* is the same run at every LR (common random numbers) and on
 every device. Numerics: fp16 with channels-last on CUDA, as airbench; fp32 on
@@ -43,6 +54,7 @@ from harness.trainers.optim import lr_factor
 from harness.recipe import Recipe, RecipeError
 from harness.store.runs import DIVERGED, OK
 from harness.trainers.base import RunResult, TrainContext, resolve_options, derived_salt
+from harness.trainers.packing import pack_size
 
 #: lookahead: every this many steps, weights ← EMA with decay 0.95⁵·(t/T)³ (airbench94)
 LOOKAHEAD_EVERY, LOOKAHEAD_BASE = 5, 0.95**5
@@ -71,6 +83,8 @@ SCHEDULES = ("airbench", "linear_decay", "constant")
 IMAGE_SHAPES = {"cifar10": (3, 32, 32), "mnist": (1, 28, 28)}
 TEST_SIZES = {"cifar10": 10_000, "mnist": 10_000}
 OPTIMIZERS = ("nesterov", "sgd")
+#: ``torch.compile`` backend of ``--compile`` (tests on the CPU use ``aot_eager``: no C++ build)
+COMPILE_BACKEND = "inductor"
 
 
 
@@ -171,7 +185,7 @@ class AirbenchTrainer:
         load_images(recipe.dataset, ctx.data_dir, ctx.download)
 
     def chunk_size(self, recipe: Recipe, device: str) -> int:
-        return 1  # one run fills a GPU (the issue measured no gain from packing runs)
+        return pack_size(device)  # one executor block = one pack, so packs are aligned blocks of seeds
 
     def estimate_seconds(self, recipe: Recipe, device: str) -> float:
         rate = FLOPS_PER_SECOND["cuda" if device.startswith("cuda") else "cpu"]
@@ -181,14 +195,17 @@ class AirbenchTrainer:
     def train(self, recipe: Recipe, seeds: Sequence[int], ctx: TrainContext) -> Iterator[RunResult]:
         self.validate(recipe)
         dtype = np.dtype(self.options(recipe)["logits_dtype"])
-        for seed in seeds:
+        size = ctx.pack or pack_size(ctx.device)
+        seeds = [int(s) for s in seeds]
+        for pack in (seeds[i:i + size] for i in range(0, len(seeds), size)):
             t0 = time.perf_counter()
-            run = self.run(recipe, int(seed), ctx)
-            logits = run.logits.cpu()
-            arrays = {"logits": logits.numpy().astype(dtype)} if "logits" in recipe.probes else {}
-            yield RunResult(seed=int(seed), arrays=arrays,
-                            metrics={"test_acc": run.test_acc(), "train_loss": float(run.train_loss)},
-                            status=DIVERGED if run.diverged() else OK, seconds=time.perf_counter() - t0)
+            runs = self.run_pack(recipe, pack, ctx)
+            seconds = (time.perf_counter() - t0) / len(pack)  # a packed run's share of the pack's time
+            for seed, run in zip(pack, runs):
+                arrays = {"logits": run.logits.cpu().numpy().astype(dtype)} if "logits" in recipe.probes else {}
+                yield RunResult(seed=seed, arrays=arrays,
+                                metrics={"test_acc": run.test_acc(), "train_loss": float(run.train_loss)},
+                                status=DIVERGED if run.diverged() else OK, seconds=seconds, pack=len(pack))
 
     def data(self, recipe: Recipe, ctx: TrainContext) -> DeviceData:
         o = self.options(recipe)
@@ -208,34 +225,39 @@ class AirbenchTrainer:
         if key not in self._nets:
             net = AirbenchNet(spec).to(device=device, dtype=data.dtype)
             for m in net.modules():
-                if isinstance(m, torch.nn.BatchNorm2d):
+                if isinstance(m, torch.nn.BatchNorm2d) and data.dtype == torch.float16:
                     m.float()  # BN statistics in fp32, as airbench
             if data.channels_last:
                 net = net.to(memory_format=torch.channels_last)
-            self._nets[key] = (net, torch.compile(net) if compile else net)
+            self._nets[key] = (net, torch.compile(net, backend=COMPILE_BACKEND) if compile else net)
         return self._nets[key]
 
     def run(self, recipe: Recipe, seed: int, ctx: TrainContext) -> "Run":
         """Train one run; its test logits stay on the device (the bench's bare loop stops here)."""
+        return self.run_pack(recipe, [seed], ctx)[0]
+
+    def run_pack(self, recipe: Recipe, seeds: Sequence[int], ctx: TrainContext) -> "list[Run]":
+        """Train the seeds as one packed net (``NetSpec.pack``); each run's logits stay on the device."""
         o = self.options(recipe)
         device = torch.device(ctx.device)
         data = self.data(recipe, ctx)
         spec = NetSpec(widths=tuple(o["widths"]), in_channels=data.x_train.shape[1], num_classes=data.num_classes,
-                       bn_momentum=o["bn_momentum"])
+                       bn_momentum=o["bn_momentum"], pack=len(seeds))
         net, forward = self.model(spec, data, device, ctx.compile)
-        gen = torch.Generator().manual_seed(seed)
-        net.reset(gen, data.whiten)
+        gens = [torch.Generator().manual_seed(int(seed)) for seed in seeds]
+        net.reset(gens, data.whiten)
         n, batch = len(data.y_train), recipe.batch_size
         per_epoch = n // batch
         if per_epoch == 0:
             raise RecipeError(f"airbench trainer: {n} training images < batch_size {batch}")
-        draws = draw_epochs(gen, math.ceil(recipe.steps / per_epoch), n, o["flip"], o["translate"]).to(device)
+        draws = [draw_epochs(g, math.ceil(recipe.steps / per_epoch), n, o["flip"], o["translate"]).to(device)
+                 for g in gens]
         flags = torch.backends.cudnn.flags(enabled=True, benchmark=True, deterministic=False) \
             if device.type == "cuda" else contextlib.nullcontext()
         with flags:
             bad, loss = _fit(net, forward, data, draws, recipe, o, per_epoch)
-            logits = evaluate(net, data.x_test, o["tta"])
-        return Run(logits, data.y_test, bad, loss / batch)
+            logits = evaluate(net, data.x_test, o["tta"]).view(len(data.x_test), len(seeds), -1)
+        return [Run(logits[:, p], data.y_test, bad[p], loss[p] / batch) for p in range(len(seeds))]
 
 
 @dataclass
@@ -262,30 +284,33 @@ def _fit(net: AirbenchNet, forward, data: DeviceData, draws, recipe: Recipe, o: 
     wd = recipe.weight_decay * batch / scale
     lr_bias = lr * o["bias_scaler"]
     norm_biases, others = net.param_groups()
+    # the whitening bias stops training by a zero LR, not by toggling requires_grad: the
+    # (maybe compiled) graph stays the same one for the whole run
+    others = [p for p in others if p is not net.whiten.bias]
     groups = [dict(params=norm_biases, lr=lr_bias, weight_decay=wd / lr_bias),
-              dict(params=others, lr=lr, weight_decay=wd / lr)]
-    base_lrs = [lr_bias, lr]
+              dict(params=others, lr=lr, weight_decay=wd / lr),
+              dict(params=[net.whiten.bias], lr=lr, weight_decay=wd / lr)]
+    base_lrs = [lr_bias, lr, lr]
     opt = torch.optim.SGD(groups, momentum=recipe.momentum, nesterov=recipe.optimizer == "nesterov")
     state = [t for t in net.state_dict().values() if t.is_floating_point()]
     ema = [t.clone() for t in state] if o["lookahead"] else []
-    bad = torch.zeros((), dtype=torch.bool, device=data.x_train.device)
-    loss = torch.zeros((), device=data.x_train.device)
+    pack = len(draws)
+    bad = torch.zeros(pack, dtype=torch.bool, device=data.x_train.device)
+    loss = torch.zeros(pack, device=data.x_train.device)
     net.train()
     x_epoch = y_epoch = None
     for step in range(total):
         epoch, i = divmod(step, per_epoch)
         if i == 0:
-            net.whiten.bias.requires_grad_(epoch < o["whiten_bias_epochs"])
-            x_epoch, y_epoch = epoch_images(data.x_train, data.y_train, draws, epoch)
-            x_epoch = data.normalize(x_epoch)
+            whiten_on = float(epoch < o["whiten_bias_epochs"])
+            x_epoch, y_epoch = _pack_epoch(data, draws, epoch)
         factor = lr_factor(recipe.schedule, step, total)
-        for g, base in zip(opt.param_groups, base_lrs):
-            g["lr"] = base * factor
+        for g, base, on in zip(opt.param_groups, base_lrs, (1.0, 1.0, whiten_on)):
+            g["lr"] = base * factor * on
         out = forward(x_epoch[i * batch:(i + 1) * batch])
-        loss = F.cross_entropy(out.float(), y_epoch[i * batch:(i + 1) * batch],
-                               label_smoothing=o["label_smoothing"], reduction="sum")
+        loss = _pack_loss(out, y_epoch[i * batch:(i + 1) * batch], o["label_smoothing"])
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        loss.sum().backward()
         opt.step()
         bad |= ~torch.isfinite(loss.detach())
         if ema and (step + 1) % LOOKAHEAD_EVERY == 0:
@@ -295,6 +320,24 @@ def _fit(net: AirbenchNet, forward, data: DeviceData, draws, recipe: Recipe, o: 
     return bad, loss.detach()
 
 
+def _pack_epoch(data: DeviceData, draws: list, epoch: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The pack's epoch: seed p's augmented images in channels p·C .. (p+1)·C − 1, its labels in column p."""
+    xs, ys = zip(*(epoch_images(data.x_train, data.y_train, d, epoch) for d in draws))
+    if len(draws) == 1:
+        return data.normalize(xs[0]), ys[0][:, None]
+    x = torch.cat([data.normalize(x) for x in xs], dim=1)
+    return (x.contiguous(memory_format=torch.channels_last) if data.channels_last else x), torch.stack(ys, dim=1)
+
+
+def _pack_loss(out: torch.Tensor, y: torch.Tensor, smoothing: float) -> torch.Tensor:
+    """Per seed: the summed label-smoothed cross-entropy of its batch (B×P·K logits, B×P labels)."""
+    if y.shape[1] == 1:  # one seed: the unpacked loop's exact arithmetic
+        return F.cross_entropy(out.float(), y[:, 0], label_smoothing=smoothing, reduction="sum")[None]
+    b, pack = y.shape
+    per = F.cross_entropy(out.float().view(b * pack, -1), y.reshape(-1), label_smoothing=smoothing, reduction="none")
+    return per.view(b, pack).sum(0)
+
+
 @torch.no_grad()
 def _lookahead(ema: list[torch.Tensor], state: list[torch.Tensor], decay: float) -> None:
     torch._foreach_lerp_(ema, state, 1 - decay)
@@ -302,15 +345,17 @@ def _lookahead(ema: list[torch.Tensor], state: list[torch.Tensor], decay: float)
 
 
 @torch.no_grad()
-def evaluate(net: torch.nn.Module, x: torch.Tensor, tta: int) -> torch.Tensor:
-    """Test logits (float32) with test-time augmentation: 0 none, 1 mirror, 2 mirror + ±1 px translations."""
+def evaluate(net: AirbenchNet, x: torch.Tensor, tta: int) -> torch.Tensor:
+    """Test logits (float32, N×P·K for a pack of P) with test-time augmentation: 0 none, 1 mirror, 2 mirror + ±1 px translations."""
     net.eval()
 
     def mirror(v: torch.Tensor) -> torch.Tensor:
         return 0.5 * net(v) + 0.5 * net(v.flip(-1)) if tta >= 1 else net(v)
 
     outs = []
+    pack = net.spec.pack
     for xb in x.split(EVAL_BATCH):
+        xb = xb.repeat(1, pack, 1, 1) if pack > 1 else xb  # every packed seed sees the same test images
         logits = mirror(xb)
         if tta >= 2:
             h, w = xb.shape[-2:]

@@ -18,8 +18,10 @@ class TrainContext:
     device: str = "cpu"
     data_dir: Path | None = None
     download: bool = True
-    #: torch.compile the model (once per process, reused across runs); an execution option, not in the key
+    #: torch.compile the model (once per process, reused across runs); compiled runs get their own keys
     compile: bool = False
+    #: seeds trained as one packed computation by trainers that pack (0 = ``harness.trainers.packing``)
+    pack: int = 0
 
 
 class Trainer(Protocol):

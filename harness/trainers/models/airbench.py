@@ -9,6 +9,12 @@ BN weights are fixed at 1 (only biases train); convs start with a Dirac
 
 Initialisation takes an explicit ``torch.Generator`` and writes into the
 existing parameters, so one module (and its compiled graph) serves every run.
+
+Packed seeds (``NetSpec.pack`` = P): P independent nets in one module, stacked on the
+channel axis. Every convolution is grouped (``groups=P``), so seed p's channels only
+ever meet seed p's weights; batch norm is per channel, so its statistics are per seed
+for free; the head is a batched matmul. Input: seed p's images in channels
+p·C .. (p+1)·C − 1; output: seed p's logits in columns p·K .. (p+1)·K − 1.
 """
 from __future__ import annotations
 
@@ -35,6 +41,8 @@ class NetSpec:
     bn_momentum: float = 0.6
     #: the logits are scaled by this (airbench94: 1/9)
     scaling: float = 1 / 9
+    #: seeds packed into one module (see the module docstring)
+    pack: int = 1
 
     @property
     def whiten_width(self) -> int:
@@ -47,17 +55,17 @@ def _bn(channels: int, momentum: float) -> nn.BatchNorm2d:
     return bn
 
 
-def _conv(c_in: int, c_out: int) -> nn.Conv2d:
-    return nn.Conv2d(c_in, c_out, kernel_size=3, padding="same", bias=False)
+def _conv(c_in: int, c_out: int, pack: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(c_in * pack, c_out * pack, kernel_size=3, padding="same", bias=False, groups=pack)
 
 
 class ConvGroup(nn.Module):
-    def __init__(self, c_in: int, c_out: int, bn_momentum: float) -> None:
+    def __init__(self, c_in: int, c_out: int, bn_momentum: float, pack: int = 1) -> None:
         super().__init__()
-        self.conv1 = _conv(c_in, c_out)
-        self.norm1 = _bn(c_out, bn_momentum)
-        self.conv2 = _conv(c_out, c_out)
-        self.norm2 = _bn(c_out, bn_momentum)
+        self.conv1 = _conv(c_in, c_out, pack)
+        self.norm1 = _bn(c_out * pack, bn_momentum)
+        self.conv2 = _conv(c_out, c_out, pack)
+        self.norm2 = _bn(c_out * pack, bn_momentum)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = F.gelu(self.norm1(F.max_pool2d(self.conv1(x), 2)))
@@ -68,38 +76,50 @@ class AirbenchNet(nn.Module):
     def __init__(self, spec: NetSpec) -> None:
         super().__init__()
         self.spec = spec
-        k = spec.whiten_kernel
-        self.whiten = nn.Conv2d(spec.in_channels, spec.whiten_width, kernel_size=k, padding=0, bias=True)
+        k, p = spec.whiten_kernel, spec.pack
+        self.whiten = nn.Conv2d(spec.in_channels * p, spec.whiten_width * p, kernel_size=k, padding=0, bias=True,
+                                groups=p)
         self.whiten.weight.requires_grad_(False)
         w = spec.widths
         self.groups = nn.Sequential(
-            ConvGroup(spec.whiten_width, w[0], spec.bn_momentum),
-            ConvGroup(w[0], w[1], spec.bn_momentum),
-            ConvGroup(w[1], w[2], spec.bn_momentum),
+            ConvGroup(spec.whiten_width, w[0], spec.bn_momentum, p),
+            ConvGroup(w[0], w[1], spec.bn_momentum, p),
+            ConvGroup(w[1], w[2], spec.bn_momentum, p),
         )
-        self.head = nn.Linear(w[2], spec.num_classes, bias=False)
+        self.head = nn.Linear(w[2], spec.num_classes * p, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.groups(F.gelu(self.whiten(x)))
-        return self.head(x.amax(dim=(2, 3))) * self.spec.scaling
+        x = self.groups(F.gelu(self.whiten(x))).amax(dim=(2, 3))
+        p = self.spec.pack
+        if p == 1:
+            return self.head(x) * self.spec.scaling
+        b, k = len(x), self.spec.num_classes
+        per_seed = torch.bmm(x.reshape(b, p, -1).transpose(0, 1), self.head.weight.view(p, k, -1).transpose(1, 2))
+        return per_seed.transpose(0, 1).reshape(b, p * k) * self.spec.scaling
 
     @torch.no_grad()
-    def reset(self, generator: torch.Generator, whiten_weight: torch.Tensor) -> None:
-        """Seeded init in a fixed order (drawn on the CPU, so a seed means the same net on every device)."""
-        def uniform(shape: torch.Size, fan_in: int) -> torch.Tensor:
-            bound = 1 / math.sqrt(fan_in)  # PyTorch's default conv/linear init bound
-            return (torch.rand(shape, generator=generator) * 2 - 1) * bound
+    def reset(self, generators: torch.Generator | list[torch.Generator], whiten_weight: torch.Tensor) -> None:
+        """Seeded init in a fixed order, one generator per packed seed (drawn on the CPU, so a seed means
+        the same net on every device and in every pack)."""
+        gens = [generators] if isinstance(generators, torch.Generator) else list(generators)
+        assert len(gens) == self.spec.pack, (len(gens), self.spec.pack)
 
-        self.whiten.weight.copy_(whiten_weight)
-        self.whiten.bias.copy_(uniform(self.whiten.bias.shape, self.whiten.weight[0].numel()))
+        def uniform(t: torch.Tensor, fan_in: int, dirac_in: int = 0) -> None:
+            bound = 1 / math.sqrt(fan_in)  # PyTorch's default conv/linear init bound
+            for g, part in zip(gens, t.chunk(len(gens))):
+                w = (torch.rand(part.shape, generator=g) * 2 - 1) * bound
+                if dirac_in:
+                    torch.nn.init.dirac_(w[:dirac_in])
+                part.copy_(w)
+
+        self.whiten.weight.copy_(whiten_weight.repeat(len(gens), 1, 1, 1))
+        uniform(self.whiten.bias, self.whiten.weight[0].numel())
         for m in self.modules():
             if isinstance(m, nn.Conv2d) and m is not self.whiten:
-                w = uniform(m.weight.shape, m.weight[0].numel())
-                torch.nn.init.dirac_(w[: m.in_channels])
-                m.weight.copy_(w)
+                uniform(m.weight, m.weight[0].numel(), m.in_channels // m.groups)
             elif isinstance(m, nn.BatchNorm2d):
                 m.reset_parameters()  # weight 1, bias 0, running mean 0 / var 1: no randomness
-        self.head.weight.copy_(uniform(self.head.weight.shape, self.head.in_features))
+        uniform(self.head.weight, self.head.in_features)
 
     def param_groups(self) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
         """(BN biases, every other parameter that trains): airbench scales the LR of the first."""
