@@ -30,7 +30,7 @@ from typing import Any
 
 
 from harness.report.history import BASELINE_DIR, ReportError, load_report, report_path, resolve_reference
-from harness.store.index import jsonfile
+from harness.store import jsonfile
 from harness.stats import CONFIDENCE, PASS
 
 #: the standard normal, for z-scores (the stdlib's: scipy.stats would cost ~0.6 s of import on every session)

@@ -31,9 +31,9 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 import numpy as np
-from filelock import FileLock, Timeout
 
 from harness.store import artifacts, provenance
+from harness.store.locks import block_lock
 from harness.recipe import Recipe
 from harness.store.runs import RunResult
 from harness.store.errors import (
@@ -374,26 +374,11 @@ class Store:
     # -- locking ---------------------------------------------------------------------
     @contextlib.contextmanager
     def lock(self, name: str, blocking: bool = True) -> Iterator[bool]:
-        """Exclusive lock across processes; the OS releases it if the holder dies (flock, never a marker file).
-
-        Yields whether the lock is held (always True when ``blocking``).
-        """
+        """Exclusive lock across processes (``harness.store.locks``); yields whether it is held."""
         if self.readonly:
             raise StoreWriteError(f"store {self.root} was opened read-only; nothing can be trained into it")
-        # No soft (marker-file) fallback: such a lock would outlive a SIGKILLed holder. The lock file
-        # is kept, so a waiter never locks a file that its holder is about to unlink.
-        fl = FileLock(self.root / "locks" / f"{name}.lock", fallback_to_soft=False, preserve_lock_file=True)
-        try:
-            fl.acquire(timeout=-1 if blocking else 0)
-        except Timeout:
-            yield False
-            return
-        except OSError as e:
-            raise write_error(e, self.root / "locks") from None
-        try:
-            yield True
-        finally:
-            fl.release()
+        with block_lock(self.root / "locks", name, blocking) as held:
+            yield held
 
 
 def open_store(root: Path, plan_only: bool = False, no_train: bool = False) -> Store:
