@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import pytest
 
 from harness.plugin import stops
-from harness.plugin.hooks.budget import extend_within_budget, point_costs
+from harness.plugin.budget import extend_within_budget, point_costs
 from harness.law.runs import EnsembleRuns
 from harness.law.context import LawContext
 from harness.execute.plan import Plan, format_seconds, plan_keyed
