@@ -21,15 +21,16 @@ import pytest
 
 from harness.config import DATA_ENV, DEFAULT_STORE, OFFLINE_ENV, STORE_ENV
 from harness.plugin.state import ItemNeeds, LawSession, session_from_options
+from harness.plugin.xdist import XDIST_REFUSAL, refuse_xdist
 
 if TYPE_CHECKING:
     from harness.execute.tasks import Outcome
     from harness.execute.plan import Plan
 
-XDIST_REFUSAL = "lrlaws: run laws without pytest-xdist's -n (each worker would train on its own); parallelism comes from --gpus N or --executor ray"
 
 SESSION = pytest.StashKey[LawSession]()
 CALL_PASSED = pytest.StashKey[bool]()
+CALL_OUTCOME = pytest.StashKey[str]()
 
 
 # ------------------------------------------------------------------- options --
@@ -84,6 +85,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "lrlaw(name, needs, tiers): an lrlaws law point (see harness.law)")
+    refuse_xdist(config)
     config.stash[SESSION] = session_from_options(config)
 
 
@@ -99,8 +101,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     if not items:
         return
     if hasattr(session.config, "workerinput"):
-        # Each xdist worker would plan and train on its own: the plan must be one. The
-        # controller collects nothing, so the refusal happens here, per law test.
+        # a law the controller's scan of the paths missed (harness.plugin.xdist): refused per test
         for item in items:
             ls.items[item.nodeid] = ItemNeeds(law=item.get_closest_marker("lrlaw").kwargs["name"], refused=XDIST_REFUSAL)
         return
@@ -140,7 +141,7 @@ def _declare_needs(ls: LawSession, items: list[pytest.Item]) -> dict[str, str]:
         except NeedsError as e:
             need.ensembles, need.refused = {}, str(e)
         except RecipeError as e:
-            raise pytest.UsageError(f"{item.nodeid}: bad recipe: {e}") from None
+            need.ensembles, need.refused = {}, f"{item.nodeid}: bad recipe: {e}"
         for ens in need.ensembles.values():
             dataset = ens.recipe.dataset
             if dataset not in data_errors:
@@ -177,17 +178,26 @@ def _make_plan(ls: LawSession) -> None:
     from harness.execute.plan import make_plan
     from harness.recipe import RecipeError
 
-    try:
-        for need in ls.items.values():
+    for nodeid, need in ls.items.items():
+        try:
             need.keys = {name: recipe_key(e.recipe, ls.data_dir, absent_ok=True) for name, e in need.ensembles.items()}
+        except RecipeError as e:  # fails this point alone, at its test
+            need.ensembles, need.keys, need.refused = {}, {}, f"{nodeid}: bad recipe: {e}"
+    def planned(needs: list[ItemNeeds]) -> "Plan":
         # --plan lists runs whose data is missing too (a GPU-less box planning a gpu-tier night);
         # a real session trains only what it can.
-        ls.plan = make_plan(
-            [e for n in ls.items.values() if ls.plan_only or n.not_run is None for e in n.ensembles.values()],
-            ls.store, ls.plan_device, data_dir=ls.data_dir,
-        )
-    except RecipeError as e:
-        raise pytest.UsageError(f"bad recipe: {e}") from None
+        return make_plan([e for n in needs if ls.plan_only or n.not_run is None for e in n.ensembles.values()],
+                         ls.store, ls.plan_device, data_dir=ls.data_dir)
+
+    try:
+        ls.plan = planned(list(ls.items.values()))
+    except RecipeError:  # a trainer rejects a recipe: find its points, and plan the others
+        for nodeid, need in ls.items.items():
+            try:
+                planned([need])
+            except RecipeError as e:
+                need.ensembles, need.keys, need.refused = {}, {}, f"{nodeid}: bad recipe: {e}"
+        ls.plan = planned(list(ls.items.values()))
 
 
 def _fetch_data(session: pytest.Session, ls: LawSession) -> None:
@@ -324,6 +334,7 @@ def law(request: pytest.FixtureRequest):
         yield ctx
         entry = ls.report.add(ctx)
         entry.stop_digest = ls.stops.digests.get(item.nodeid, "") if ls.stops else ""
+    entry.outcome = item.stash.get(CALL_OUTCOME, "")
     if not ctx.results and item.stash.get(CALL_PASSED, False):
         pytest.fail(f"{item.nodeid}: the law test never called law.check(...), so it decided nothing", pytrace=False)
     for k, v in entry.junit_properties():
@@ -335,7 +346,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: Any):
     # the `law` fixture's teardown needs to know whether the test body ran to its end
     outcome = yield
     if call.when == "call":
-        item.stash[CALL_PASSED] = outcome.get_result().passed
+        rep = outcome.get_result()
+        item.stash[CALL_PASSED] = rep.passed
+        # the report's verdict states pytest's outcome too, so the two never disagree
+        item.stash[CALL_OUTCOME] = "xfailed" if hasattr(rep, "wasxfail") else rep.outcome
 
 
 # --------------------------------------------------------------------- report --
