@@ -94,8 +94,10 @@ def projection_text(p: dict[str, Any] | None) -> str:
     if p.get("runs") is None:
         return "no projection: the estimate sits on the threshold, or beyond 1e9 runs"
     t = p["seconds"]
-    when = f"{t / 3600:.1f} h" if t >= 3600 else f"{t / 60:.1f} min" if t >= 60 else f"{t:.0f} s"
     scaling = "measured scaling" if p["measured_scaling"] else "N^-1/2 assumed"
+    if t is None:  # no runs were read, so neither the runs to train nor their time is known
+        return f"decides at ~{p['runs']} runs/ensemble ({scaling})"
+    when = f"{t / 3600:.1f} h" if t >= 3600 else f"{t / 60:.1f} min" if t >= 60 else f"{t:.0f} s"
     return f"decides at ~{p['runs']} runs/ensemble (+{p['runs_to_train']} runs, ~{when}; {scaling})"
 
 
