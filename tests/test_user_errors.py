@@ -73,3 +73,21 @@ def test_xdist_stays_available_to_suites_without_laws(pytester):
     res = run(pytester, "-n", "2")
     assert res.ret == 0
     res.assert_outcomes(passed=1)
+
+
+def test_a_law_points_report_id_does_not_move_with_pytests_rootdir(tmp_path):
+    from types import SimpleNamespace
+
+    from harness.plugin.ids import law_id
+
+    laws = tmp_path / "repo" / "laws"
+    laws.mkdir(parents=True)
+    (laws / "__init__.py").write_text("")
+    (laws / "test_x.py").write_text("")
+    own = tmp_path / "own"
+    own.mkdir()
+    (own / "test_y.py").write_text("")
+    # the node ids pytest gives one law from three rootdirs
+    for nodeid in ("repo/laws/test_x.py::test_a[p]", "laws/test_x.py::test_a[p]", "test_x.py::test_a[p]"):
+        assert law_id(SimpleNamespace(path=laws / "test_x.py", nodeid=nodeid, name="test_a[p]")) == "laws/test_x.py::test_a[p]"
+    assert law_id(SimpleNamespace(path=own / "test_y.py", nodeid="../own/test_y.py::t", name="t")) == "test_y.py::t"

@@ -21,6 +21,7 @@ import pytest
 
 from harness.config import DATA_ENV, DEFAULT_STORE, OFFLINE_ENV, STORE_ENV
 from harness.plugin.state import ItemNeeds, LawSession, session_from_options
+from harness.plugin.ids import law_id
 from harness.plugin.xdist import XDIST_REFUSAL, refuse_xdist
 
 if TYPE_CHECKING:
@@ -326,13 +327,14 @@ def law(request: pytest.FixtureRequest):
             why = "--no-train" if ls.no_train else "training failed or was interrupted"
             need.not_run = (f"not run: {total} of {sum(e.n for e in ens.values())} runs missing ({why})")
     if need.not_run is not None:
-        ls.report.add_not_run(item.nodeid, need.law, params, need.not_run)
+        ls.report.add_not_run(law_id(item), need.law, params, need.not_run)
         pytest.skip(need.not_run)
     ctx = context(ls, item, point)
     # the level of the look the point stopped at: the real test decides as its last look did
     with confidence_level(point.level) if point else contextlib.nullcontext():
         yield ctx
         entry = ls.report.add(ctx)
+        entry.nodeid = law_id(item)  # reports compare across sessions: an id that does not move with the rootdir
         entry.stop_digest = ls.stops.digests.get(item.nodeid, "") if ls.stops else ""
     entry.outcome = item.stash.get(CALL_OUTCOME, "")
     if not ctx.results and item.stash.get(CALL_PASSED, False):
