@@ -39,6 +39,7 @@ def test_a_mistyped_metric_and_a_bad_recipe_fail_their_own_point_only(pytester):
     pytester.makepyfile(test_law=LAW)
     res = run(pytester, "--fixed-n")
     res.assert_outcomes(passed=1, failed=2, errors=1)  # the bad recipe fails at its fixture
+    assert "lrlaws typo (smoke, look 1 of 1)" in res.stderr.str()  # the bar names the law and its look
     out = res.stdout.str()
     assert "no metric 'accuracy'; its runs record: [" in out and "'test_acc'" in out
     assert "test_law.py::test_point[bad_recipe]: bad recipe: unknown dataset 'nosuch'" in out

@@ -249,6 +249,7 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
 
 def _train(session: pytest.Session, ls: LawSession, plan: "Plan") -> None:
     from harness.execute.local import progress
+    from harness.plugin.progress import Divergence, bar_title
     from harness.execute.tasks import make_tasks
     from harness.trainers import TrainContext
 
@@ -259,15 +260,14 @@ def _train(session: pytest.Session, ls: LawSession, plan: "Plan") -> None:
                        compile=ls.compile)
     t0 = time.perf_counter()
     with (capman.global_and_fixture_disabled() if capman else contextlib.nullcontext()):
-        bar = progress(plan.runs_missing, desc=f"lrlaws train ({ls.tier})")
-        diverged = 0
+        bar = progress(plan.runs_missing, desc=bar_title(ls))
+        diverged = Divergence(ls)
 
         def on_run(key: str, seed: int, status: str) -> None:
-            nonlocal diverged
-            diverged += status != "ok"
             bar.update(1)
-            if diverged:
-                bar.set_postfix(diverged=diverged, refresh=False)
+            if status != "ok":
+                diverged.add(key)
+                bar.set_postfix_str(f"diverged: {diverged.postfix()}", refresh=False)
 
         try:
             ls.outcome = _execute(ls, tasks, ctx, on_run)
