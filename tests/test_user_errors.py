@@ -51,6 +51,8 @@ def test_a_mistyped_metric_and_a_bad_recipe_fail_their_own_point_only(pytester):
     stale = entries["test_law.py::test_point[stale_finding]"]
     assert stale["decision"] == "pass" and stale["outcome"] == "failed"
     assert entries["test_law.py::test_point[good]"]["outcome"] == "passed"
+    page = next((pytester.path / "rep").glob("*/report.html")).read_text()  # beside report.md
+    assert '<span class="badge pass">PASS</span>' in page and "FAIL (pass, test failed)" in page
 
 
 def test_the_verdict_is_pytests_outcome_where_they_differ():

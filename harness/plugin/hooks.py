@@ -312,6 +312,7 @@ def law(request: pytest.FixtureRequest):
     if need.refused:
         pytest.fail(need.refused, pytrace=False)
     from harness.plugin.rounds import context, ensembles_at
+    from harness.report.html import claim_and_source
     from harness.report.report import Report
     from harness.stats import confidence_level
 
@@ -335,6 +336,7 @@ def law(request: pytest.FixtureRequest):
         yield ctx
         entry = ls.report.add(ctx)
         entry.nodeid = law_id(item)  # reports compare across sessions: an id that does not move with the rootdir
+        entry.claim, entry.source = claim_and_source(getattr(getattr(item, "module", None), "__doc__", None))
         entry.stop_digest = ls.stops.digests.get(item.nodeid, "") if ls.stops else ""
     entry.outcome = item.stash.get(CALL_OUTCOME, "")
     if not ctx.results and item.stash.get(CALL_PASSED, False):
@@ -371,6 +373,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             ls.report.run_dir, ls.report_dir, session.config.rootpath, ls.compare_to)
         if ls.comparison is not None and ls.comparison.exit_code(ls.fail_on) and session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    from harness.report.html import write_html
+
+    write_html(ls.report.run_dir)  # after the comparison, which the page shows
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:

@@ -50,6 +50,9 @@ class Entry:
     projection: dict[str, Any] | None = None
     #: pytest's outcome of the point's test (passed, failed, skipped, xfailed); "" where it did not run
     outcome: str = ""
+    #: the law's claim in one sentence and its source's title (``harness.report.html.claim_and_source``)
+    claim: str = ""
+    source: str = ""
 
     @property
     def verdict(self) -> str:
