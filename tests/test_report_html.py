@@ -135,3 +135,38 @@ def test_trends_writes_an_index_page_linking_each_sessions_page(tmp_path, capsys
     assert len(page.images) == 1  # the one trend plot, embedded
     assert '<a href="../20260102-smoke-1/report.html">20260102-smoke-1</a>' in index.read_text()
     assert "<td>20260101-smoke-1</td>" in index.read_text()  # no page to link to
+
+
+def test_a_plot_gets_its_verdict_and_thresholds_drawn_in(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from harness.report.report import Entry
+    from harness.report.stamp import COLOURS, stamp_entry
+
+    (tmp_path / "plots").mkdir()
+    for name in ("p.png", "f.png"):
+        fig, ax = plt.subplots(figsize=(3, 2))
+        ax.plot([0, 1], [0, 1])
+        fig.savefig(tmp_path / "plots" / name, dpi=110)
+        plt.close(fig)
+    before = plt.imread(tmp_path / "plots" / "p.png").shape
+    for name, decision in (("p.png", "pass"), ("f.png", "fail")):
+        e = entry("laws/t.py::a", decision, "passed" if decision == "pass" else "failed", plots=[f"plots/{name}"])
+        stamp_entry(Entry(nodeid=e["nodeid"], law="linearity", params={}, decision=decision, results=e["results"],
+                          plots=e["plots"], outcome=e["outcome"]), tmp_path)
+    img = plt.imread(tmp_path / "plots" / "p.png")
+    assert img.shape[0] > before[0]  # a banner above the plot
+    banner = img[: img.shape[0] - before[0], :, :3].reshape(-1, 3)
+
+    def has(colour: str, pixels) -> bool:
+        rgb = [int(colour[i:i + 2], 16) / 255 for i in (1, 3, 5)]
+        return bool((abs(pixels - rgb).max(axis=1) < 0.08).any())
+
+    assert has(COLOURS["pass"], banner) and not has(COLOURS["fail"], banner)
+    failed = plt.imread(tmp_path / "plots" / "f.png")[:40, :, :3].reshape(-1, 3)
+    assert has(COLOURS["fail"], failed) and not has(COLOURS["pass"], failed)
+    from harness.report.stamp import row_line
+
+    assert row_line(e["results"][0]) == "r2 = 0.99, CI [0.98, 0.995], threshold > 0.9: fail"

@@ -312,7 +312,7 @@ def law(request: pytest.FixtureRequest):
     if need.refused:
         pytest.fail(need.refused, pytrace=False)
     from harness.plugin.rounds import context, ensembles_at
-    from harness.report.html import claim_and_source
+    from harness.plugin.entries import complete_entry
     from harness.report.report import Report
     from harness.stats import confidence_level
 
@@ -335,10 +335,8 @@ def law(request: pytest.FixtureRequest):
     with confidence_level(point.level) if point else contextlib.nullcontext():
         yield ctx
         entry = ls.report.add(ctx)
-        entry.nodeid = law_id(item)  # reports compare across sessions: an id that does not move with the rootdir
-        entry.claim, entry.source = claim_and_source(getattr(getattr(item, "module", None), "__doc__", None))
         entry.stop_digest = ls.stops.digests.get(item.nodeid, "") if ls.stops else ""
-    entry.outcome = item.stash.get(CALL_OUTCOME, "")
+    complete_entry(entry, item, item.stash.get(CALL_OUTCOME, ""), ls.report.run_dir)
     if not ctx.results and item.stash.get(CALL_PASSED, False):
         pytest.fail(f"{item.nodeid}: the law test never called law.check(...), so it decided nothing", pytrace=False)
     for k, v in entry.junit_properties():
