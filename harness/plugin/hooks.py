@@ -1,14 +1,12 @@
 """The pytest plugin: options, the plan before any test runs, training, the ``law`` fixture, the report.
 
-Flow per session (one direction): collect → every selected law test declares
-its ensembles → plan (union, de-duplicated, minus the store) → train what is
-missing, in rounds of sequential looks → tests read runs from the store and
-decide → report.
+Flow per session (one direction): collect → every selected law test declares its ensembles →
+plan (union, de-duplicated, minus the store) → train what is missing, in rounds of sequential
+looks → tests read runs from the store and decide → report.
 
-Light on purpose: this module is the pytest11 entry point, loaded by *every*
-pytest session in an environment where lrlaws is installed. torch, scipy and
-the trainers are imported only once a law test is selected or an lrlaws option
-needs them; the session's state and option parsing live in ``harness.plugin.state``.
+Light on purpose: this module is the pytest11 entry point, loaded by *every* pytest session in an
+environment where lrlaws is installed. torch, scipy and the trainers are imported only once a law
+test is selected or an lrlaws option needs them; the session's state lives in ``harness.plugin.state``.
 """
 from __future__ import annotations
 
@@ -22,6 +20,7 @@ import pytest
 from harness.config import DATA_ENV, DEFAULT_STORE, OFFLINE_ENV, STORE_ENV
 from harness.plugin.state import ItemNeeds, LawSession, session_from_options
 from harness.plugin.ids import law_id
+from harness.plugin.own_recipe import parse as parse_own_recipes
 from harness.plugin.xdist import XDIST_REFUSAL, refuse_xdist
 
 if TYPE_CHECKING:
@@ -82,12 +81,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                 help="who trains missing runs: local processes (default) or a Ray cluster (pip install 'lrlaws[ray]').")
     g.addoption("--ray-address", default=None, metavar="ADDR",
                 help="Ray cluster to use with --executor ray (default $RAY_ADDRESS, else a local Ray instance).")
+    g.addoption("--recipe", action="append", default=[], metavar="LAW=MODULE:NAME",
+                help="run law LAW on your own Recipe NAME of MODULE (repeatable); see docs/your-own-model.md.")
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "lrlaw(name, needs, tiers): an lrlaws law point (see harness.law)")
     refuse_xdist(config)
-    config.stash[SESSION] = session_from_options(config)
+    config.stash[SESSION] = ls = session_from_options(config)
+    ls.own_recipes = parse_own_recipes(config.getoption("--recipe"))
 
 
 def _law_items(items: list[pytest.Item]) -> list[pytest.Item]:
@@ -101,8 +103,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     items = _law_items(session.items)
     if not items:
         return
-    if hasattr(session.config, "workerinput"):
-        # a law the controller's scan of the paths missed (harness.plugin.xdist): refused per test
+    if hasattr(session.config, "workerinput"):  # a law harness.plugin.xdist's scan missed: refused per test
         for item in items:
             ls.items[item.nodeid] = ItemNeeds(law=item.get_closest_marker("lrlaw").kwargs["name"], refused=XDIST_REFUSAL)
         return
@@ -126,6 +127,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 def _declare_needs(ls: LawSession, items: list[pytest.Item]) -> dict[str, str]:
     """Call every selected law test's ``needs`` and check its data; then the session's plan."""
     from harness.law import NeedsError, NotAtThisTier, resolve_needs
+    from harness.plugin.own_recipe import apply as apply_own
     from harness.plugin.rounds import init_points
     from harness.recipe import RecipeError
 
@@ -136,6 +138,7 @@ def _declare_needs(ls: LawSession, items: list[pytest.Item]) -> dict[str, str]:
         need = ItemNeeds(law=mark.kwargs["name"])
         try:
             ensembles, need.config = resolve_needs(mark, ls.tier, params)
+            ensembles = apply_own(ls.own_recipes.get(need.law), ensembles)  # --recipe LAW=MODULE:NAME
             need.ensembles = {name: dataclasses.replace(e, seed_base=ls.seed_base) for name, e in ensembles.items()}
         except NotAtThisTier as e:
             need.not_run = f"not tested at tier {ls.tier}: {e}"
@@ -331,6 +334,7 @@ def law(request: pytest.FixtureRequest):
         ls.report.add_not_run(law_id(item), need.law, params, need.not_run)
         pytest.skip(need.not_run)
     ctx = context(ls, item, point)
+    ctx.own_recipe = need.law in ls.own_recipes  # findings were measured on the shipped recipes only
     # the level of the look the point stopped at: the real test decides as its last look did
     with confidence_level(point.level) if point else contextlib.nullcontext():
         yield ctx
@@ -372,7 +376,6 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         if ls.comparison is not None and ls.comparison.exit_code(ls.fail_on) and session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
     from harness.report.html import write_html
-
     write_html(ls.report.run_dir)  # after the comparison, which the page shows
 
 
