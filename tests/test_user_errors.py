@@ -94,3 +94,13 @@ def test_a_law_points_report_id_does_not_move_with_pytests_rootdir(tmp_path):
     for nodeid in ("repo/laws/test_x.py::test_a[p]", "laws/test_x.py::test_a[p]", "test_x.py::test_a[p]"):
         assert law_id(SimpleNamespace(path=laws / "test_x.py", nodeid=nodeid, name="test_a[p]")) == "laws/test_x.py::test_a[p]"
     assert law_id(SimpleNamespace(path=own / "test_y.py", nodeid="../own/test_y.py::t", name="t")) == "test_y.py::t"
+
+
+def test_xdist_stays_available_to_the_harness_tests_which_quote_laws_in_strings():
+    from pathlib import Path
+
+    from harness.plugin.xdist import _mentions_laws
+
+    root = Path(__file__).resolve().parents[1]
+    assert _mentions_laws(root / "laws") and _mentions_laws(root / "tests" / "tutorial" / "my_law.py")
+    assert not _mentions_laws(root / "tests")  # `pytest tests/ -n 4` stays allowed

@@ -2,13 +2,14 @@
 
 Each xdist worker would plan and train on its own, so the plan would not be one. The
 controller never collects, so the refusal reads the paths pytest was given: a test
-module that mentions ``lrlaw`` makes the session a law session. Sessions without
+module with a module-level ``@lrlaw(`` makes the session a law session. Sessions without
 laws (the plugin is loaded in every pytest of the environment) keep their ``-n``.
 """
 from __future__ import annotations
 
 import importlib.util
 import os
+import re
 from pathlib import Path
 from typing import Iterator
 
@@ -57,8 +58,12 @@ def _mentions_laws(path: Path) -> bool:
     return False
 
 
+#: a law point: ``@lrlaw(...)`` decorating a module-level test (a law quoted inside a string is indented)
+_LAW = re.compile(rb"^@lrlaw\(", re.M)
+
+
 def _is_law_module(path: Path) -> bool:
     try:
-        return b"lrlaw" in path.read_bytes()
+        return _LAW.search(path.read_bytes()) is not None
     except OSError:
         return False
