@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from harness.config import DATA_ENV, DEFAULT_STORE, OFFLINE_ENV, STORE_ENV
-from harness.plugin.state import ItemNeeds, LawSession, session_from_options
 from harness.plugin.ids import law_id
 from harness.plugin.own_recipe import parse as parse_own_recipes
+from harness.plugin.state import ItemNeeds, LawSession, session_from_options
 from harness.plugin.xdist import XDIST_REFUSAL, refuse_xdist
 
 if TYPE_CHECKING:
@@ -187,9 +187,9 @@ def _make_plan(ls: LawSession) -> None:
             need.keys = {name: recipe_key(e.recipe, ls.data_dir, absent_ok=True) for name, e in need.ensembles.items()}
         except RecipeError as e:  # fails this point alone, at its test
             need.ensembles, need.keys, need.refused = {}, {}, f"{nodeid}: bad recipe: {e}"
+
     def planned(needs: list[ItemNeeds]) -> "Plan":
-        # --plan lists runs whose data is missing too (a GPU-less box planning a gpu-tier night);
-        # a real session trains only what it can.
+        # --plan lists runs whose data is missing too (a GPU-less box planning a gpu-tier night)
         return make_plan([e for n in needs if ls.plan_only or n.not_run is None for e in n.ensembles.values()],
                          ls.store, ls.plan_device, data_dir=ls.data_dir)
 
@@ -252,8 +252,8 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
 
 def _train(session: pytest.Session, ls: LawSession, plan: "Plan") -> None:
     from harness.execute.local import progress
-    from harness.plugin.progress import Divergence, bar_title
     from harness.execute.tasks import make_tasks
+    from harness.plugin.progress import Divergence, bar_title
     from harness.trainers import TrainContext
 
     assert ls.store is not None
@@ -314,8 +314,8 @@ def law(request: pytest.FixtureRequest):
         pytest.fail("the `law` fixture is for tests marked with @lrlaw(...)", pytrace=False)
     if need.refused:
         pytest.fail(need.refused, pytrace=False)
-    from harness.plugin.rounds import context, ensembles_at
     from harness.plugin.entries import complete_entry
+    from harness.plugin.rounds import context, ensembles_at
     from harness.report.report import Report
     from harness.stats import confidence_level
 
