@@ -92,7 +92,7 @@ def test_the_page_has_each_points_badge_claim_plots_runs_projection_and_diff(tmp
     assert len(page.images) == 1 and base64.b64decode(page.images[0].split(",", 1)[1]) == PNG
     assert page.images[0].startswith("data:image/png;base64,")
     assert "locally linear effect of the learning rate”" in text and "the learning rate has a locally linear" in text
-    assert "decides at ~512 runs/ensemble" in text and "runs used: 64 of 64" in text and "<code>abababababab</code>" in text
+    assert "decides at ~512 runs/ensemble" in text and "runs used: 64 of 64" in text and "(seeds 0–63)" in text and "<code>abababababab</code>" in text
     assert "1 regression: laws/t.py::b (pass → fail)" in text and "regressed" in text
     assert "not run: data missing" in text
 

@@ -88,9 +88,9 @@ def _runs(e: dict[str, Any]) -> str:
     if e.get("decision") == "not_run":
         return ""
     keys = ", ".join(f"{html.escape(k)} <code>{html.escape(str(v)[:12])}</code>" for k, v in (e.get("recipes") or {}).items())
-    seeds = e.get("seeds") or ["?", "?"]
+    lo, hi = e.get("seeds") or [0, 0]  # half-open: [first, last + 1)
     return (f"<p>runs used: {e.get('runs_used', e.get('n', 0))} of {e.get('runs_max', e.get('n', 0))} per ensemble "
-            f"(seeds {seeds[0]}–{seeds[1]}), {e.get('compute_seconds', 0):.1f} s of training, devices "
+            f"(seeds {lo}–{hi - 1}), {e.get('compute_seconds', 0):.1f} s of training, devices "
             f"{html.escape(', '.join(e.get('device_classes') or e.get('devices') or []) or '-')}; recipes: {keys or '-'}</p>")
 
 
