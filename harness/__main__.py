@@ -19,6 +19,8 @@ COMMANDS = {
     "calibrate": ("harness.calibrate.cli", "[--quick]: CI coverage and false-pass rate of every claim statistic"),
     "confirm": ("harness.report.confirm", "FIXED HELDOUT [--md OUT]: claims decided on tuning vs held-out seeds, side "
                                           "by side; --perturb BASE OTHER|threads: rows whose decision moves with floating point"),
+    "runs": ("harness.report.runs", "[--law L] [--recipe KEY] | show KEY [--seeds 0-7]: the stored runs, the law "
+                                    "points that read them, and their curves"),
     "baseline": ("harness.report.baseline", "RUN_DIR|latest: copy a report into results/baseline/ (the committed baseline)"),
 }
 

@@ -91,6 +91,41 @@ def test_infinite_ci_or_identical_values_never_drift():
     assert classes(compare(old, new))["b"] == "drifted"
 
 
+def test_a_change_within_floating_point_noise_is_not_drift():
+    # an identity's error at machine epsilon, zero-width CIs: the last bits moving is no drift
+    eps = {**result("s", 1.687e-15, half=0.0), "threshold": 1e-3, "direction": "<"}
+    old = report(entry("identity", "pass", eps), entry("edge", "pass", result("s", 0.6082152591905053, half=0.0)))
+    new = report(entry("identity", "pass", {**eps, "value": 1.521e-15, "ci": [1.521e-15, 1.521e-15]}),
+                 entry("edge", "pass", result("s", 0.6082152591905053 * (1 + 1e-9), half=0.0)))
+    assert classes(compare(old, new)) == {"identity": "unchanged", "edge": "unchanged"}
+    # control: beyond the tolerance, a zero-width CI's move is drift
+    new["entries"][1]["results"][0]["value"] = 0.6082152591905053 * (1 + 1e-5)
+    new["entries"][0]["results"][0]["value"] = 2e-6
+    assert classes(compare(old, new)) == {"identity": "drifted", "edge": "drifted"}
+
+
+def test_a_session_compares_its_selected_points_and_counts_the_rest():
+    old = report(*(entry(f"p{i}", "pass", result("s", 1.0)) for i in range(20)))
+    new = report(entry("p0", "pass", result("s", 1.0)), entry("p1", "pass", result("s", 1.0)))
+    cmp = compare(old, new, selected_only=True)
+    assert classes(cmp) == {"p0": "unchanged", "p1": "unchanged"} and cmp.not_selected == 18
+    assert "18 not selected (points of the reference this session did not run)" in cmp.context_lines()
+    assert len(cmp.context_lines() + cmp.table().splitlines()) <= 6
+    # two reports compared by hand still list what one of them lacks
+    assert compare(old, new).counts()["removed"] == 18 and compare(old, new).not_selected == 0
+
+
+def test_the_comparison_warns_across_seed_bases_and_device_classes():
+    old = report(entry("p", "pass", result("s", 1.0)))
+    new = {**report(entry("p", "pass", result("s", 1.0))), "seed_base": 5000}
+    assert any(line.startswith("warning: seed bases differ (0 vs 5000)") for line in compare(old, new).context_lines())
+    assert not any("warning" in line for line in compare(old, old).context_lines())
+    old["entries"][0]["device_classes"] = ["cpu-x86_64"]
+    new = report({**entry("p", "pass", result("s", 1.0)), "device_classes": ["cuda-sm90"]})
+    assert any(line.startswith("warning: device classes differ (cpu-x86_64 vs cuda-sm90)")
+               for line in compare(old, new).context_lines())
+
+
 def test_new_and_removed_points_and_statistics():
     old = report(entry("kept", "pass", result("s", 1.0), result("gone", 2.0)), entry("removed", "pass", result("s", 1.0)))
     new = report(entry("kept", "pass", result("s", 1.0), result("added", 3.0)), entry("added", "fail", result("s", -1.0)))
@@ -133,17 +168,22 @@ def test_cli_names_the_drift_and_the_flip_and_exits_nonzero(tmp_path, capsys):
                                           entry("same", "pass", result("s", 1.0))))
     new = _write(tmp_path / "new", report(entry("flip", "inconclusive", result("s", 1.0, decision="inconclusive")),
                                           entry("drift", "pass", result("s", 1.5)), entry("same", "pass", result("s", 1.0))))
+    before = {p: p.read_bytes() for p in (*old.iterdir(), *new.iterdir())}
     assert C.main([str(old), str(new)]) == 1
     out = capsys.readouterr().out
     assert "1 regression: flip (pass → inconclusive)" in out and "drifted: drift (s)" in out
+    # read-only by default: neither report changes
+    assert {p: p.read_bytes() for p in (*old.iterdir(), *new.iterdir())} == before
+    assert C.main([str(old), str(new), "--write"]) == 1
     md = (new / "report.md").read_text()
     assert md.startswith("# report\n") and "| `flip` | regressed | pass → inconclusive |" in md
+    assert (old / "report.md").read_bytes() == before[old / "report.md"]
     # run again: the comparison is replaced, not appended twice
-    assert C.main([str(old), str(new / "report.json"), "--fail-on", "never"]) == 0
+    assert C.main([str(old), str(new / "report.json"), "--fail-on", "never", "--write"]) == 0
     assert (new / "report.md").read_text().count("## Comparison") == 1
-    assert C.main([str(old), str(old), "--no-write"]) == 0
+    assert C.main([str(old), str(old)]) == 0
     assert "no regressions (3 unchanged)" in capsys.readouterr().out
-    assert C.main([str(old), str(new), "--fail-on", "drift", "--no-write"]) == 1
+    assert C.main([str(old), str(new), "--fail-on", "drift"]) == 1
 
 
 def test_cli_bad_input_is_a_one_line_error(tmp_path, capsys):
@@ -309,6 +349,31 @@ def test_baseline_command_promotes_a_report_without_its_comparison(tmp_path):
     assert B.main([str(gpu), *args]) == 0
     assert find_baseline(tmp_path, "gpu") == base / "gpu" / "report.json"
     assert B.main(["latest", "--tier", "paper", *args]) == 2
+
+
+def test_baseline_refuses_a_report_of_fewer_points_or_other_seeds_without_force(tmp_path, capsys):
+    from harness.report import baseline as B
+
+    results = tmp_path / "results"
+    full = _write(results / "full", report(*(entry(f"p{i}", "pass", result("s", 1.0)) for i in range(21)), started=1))
+    args = ["--report-dir", str(results), "--root", str(tmp_path)]
+    assert B.main([str(full), *args]) == 0
+    assert "new baseline of tier smoke: 21 law points" in capsys.readouterr().out
+    one_law = _write(results / "one", report(entry("p0", "fail", result("s", -1.0, decision="fail")), started=2))
+    held_out = _write(results / "held", {**report(*(entry(f"p{i}", "pass", result("s", 1.0)) for i in range(21)),
+                                                  started=3), "seed_base": 5000})
+    base = results / "baseline" / "report.json"
+    for run, why in ((one_law, "covers 1 of the baseline's 21 law points"), (held_out, "its seed base is 5000")):
+        assert B.main([str(run), *args]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and why in err[0] and "--force" in err[0], err
+        assert len(json.loads(base.read_text())["entries"]) == 21 and json.loads(base.read_text()).get("seed_base", 0) == 0
+    assert "21 → 1 law points; 20 dropped" in B.changes(json.loads(base.read_text()), json.loads((one_law / "report.json").read_text()))[1][0]
+    # with --force it replaces, and says what changed
+    assert B.main([str(one_law), *args, "--force"]) == 0
+    out = capsys.readouterr().out
+    assert "21 → 1 law points; 20 dropped" in out and "decision changes: p0 (pass → fail)" in out
+    assert len(json.loads(base.read_text())["entries"]) == 1
 
 
 def test_trends_plot_each_law_statistic_across_reports_in_time_order(tmp_path, capsys):

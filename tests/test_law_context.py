@@ -2,6 +2,8 @@
 labelled figures, and the builders behind one-line rows."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -41,6 +43,21 @@ def test_ok_masks_and_metrics_leave_diverged_runs_out(tmp_path):
     assert law.ok_seeds("a", "b").tolist() == [True, False, True, False]
     assert law.notes == ["2 of 4 seeds dropped because a run diverged (a, b)"]
     assert law.ok_seeds("c").all() and len(law.notes) == 1  # nothing dropped, nothing noted
+
+
+def test_a_mistyped_metric_or_array_raises_listing_the_names_the_runs_have(tmp_path):
+    law = context(tmp_path)
+    with pytest.raises(KeyError, match=r"no metric 'accuracy'; its runs record: \['test_acc'\]"):
+        law.runs("a").metric("accuracy")
+    with pytest.raises(KeyError, match=r"no array 'logit'; its runs store: \['curve', 'logits'\]"):
+        law.runs("a").array("logit")
+    with pytest.raises(KeyError, match="no array 'logit'"):
+        next(law.chunks("logit", "a", "b"))
+    # a name some runs lack (a diverged run records no metrics) stays NaN there, not an error
+    runs = law.runs("a")
+    runs._records = lambda: [dataclasses.replace(r, metrics={} if r.seed == 1 else r.metrics)
+                             for r in EnsembleRuns._records(runs)]
+    np.testing.assert_array_equal(runs.metric("test_acc"), [0.0, np.nan, 0.2, 0.3])
 
 
 def test_require_ok_fails_the_point_naming_the_ensembles(tmp_path):

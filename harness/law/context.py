@@ -43,6 +43,8 @@ class LawContext:
     looks: int = 1
     #: the recorded finding of this tier and point (``known_failure``), None where none is
     finding: str | None = None
+    #: the point runs on the user's recipe (``--recipe``): findings of the shipped recipes do not apply
+    own_recipe: bool = False
     #: per claim statistic, (runs, interval side facing the threshold) at each earlier look
     history: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
     results: list[LawResult] = field(default_factory=list)
@@ -83,9 +85,10 @@ class LawContext:
         where the failure clears its threshold by more than the machine spread
         (``harness.stats.fragility``); a failure at the band's edge is reported as fragile,
         and a point that now holds fails loudly, so the finding is re-examined. A harness
-        error (a broken check, an exception) is never hidden by it. ``None`` does nothing.
+        error (a broken check, an exception) is never hidden by it. ``None`` does nothing, and so
+        does a point run on the user's recipe (``--recipe``): the finding was measured on the law's.
         """
-        self.finding = reason
+        self.finding = None if self.own_recipe else reason
 
     def note(self, text: str) -> None:
         """A line for the report (e.g. a finding that is not itself an assertion)."""

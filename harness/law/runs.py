@@ -55,7 +55,13 @@ class EnsembleRuns:
         cache = self._cache()
         seeds = [s for i, s in enumerate(self.ensemble.seeds) if mask is None or mask[i]]
         for start in range(0, len(seeds), size):
-            yield np.stack([cache.arrays(self.key, s)[name] for s in seeds[start : start + size]])
+            yield np.stack([self._array_of(cache.arrays(self.key, s), name) for s in seeds[start : start + size]])
+
+    def _array_of(self, arrays: dict[str, np.ndarray], name: str) -> np.ndarray:
+        # a mistyped name must not read as a missing value: it would make the claim inconclusive, silently
+        if name not in arrays:
+            raise KeyError(f"ensemble {self.name!r} has no array {name!r}; its runs store: {sorted(arrays)}")
+        return arrays[name]
 
     def arrays(self, *names: str) -> dict[str, np.ndarray]:
         """Several arrays by name, each N x ... stacked over seeds."""
@@ -66,7 +72,15 @@ class EnsembleRuns:
         return np.concatenate(list(self.chunks(name)))
 
     def metric(self, name: str) -> np.ndarray:
-        return np.array([rec.metrics.get(name, np.nan) for rec in self._records()], dtype=float)
+        """The scalar ``name`` of every run; NaN for a run without it (one that diverged).
+
+        A name no run records is a KeyError listing the names the runs have.
+        """
+        records = self._records()
+        if records and not any(name in rec.metrics for rec in records):
+            have = sorted({k for rec in records for k in rec.metrics})
+            raise KeyError(f"ensemble {self.name!r} has no metric {name!r}; its runs record: {have}")
+        return np.array([rec.metrics.get(name, np.nan) for rec in records], dtype=float)
 
     @property
     def status(self) -> np.ndarray:

@@ -1,14 +1,12 @@
 """The pytest plugin: options, the plan before any test runs, training, the ``law`` fixture, the report.
 
-Flow per session (one direction): collect → every selected law test declares
-its ensembles → plan (union, de-duplicated, minus the store) → train what is
-missing, in rounds of sequential looks → tests read runs from the store and
-decide → report.
+Flow per session (one direction): collect → every selected law test declares its ensembles →
+plan (union, de-duplicated, minus the store) → train what is missing, in rounds of sequential
+looks → tests read runs from the store and decide → report.
 
-Light on purpose: this module is the pytest11 entry point, loaded by *every*
-pytest session in an environment where lrlaws is installed. torch, scipy and
-the trainers are imported only once a law test is selected or an lrlaws option
-needs them; the session's state and option parsing live in ``harness.plugin.state``.
+Light on purpose: this module is the pytest11 entry point, loaded by *every* pytest session in an
+environment where lrlaws is installed. torch, scipy and the trainers are imported only once a law
+test is selected or an lrlaws option needs them; the session's state lives in ``harness.plugin.state``.
 """
 from __future__ import annotations
 
@@ -20,17 +18,20 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from harness.plugin.options import add_options
+from harness.plugin.ids import law_id
+from harness.plugin.own_recipe import parse as parse_own_recipes
 from harness.plugin.state import ItemNeeds, LawSession, session_from_options
+from harness.plugin.xdist import XDIST_REFUSAL, refuse_xdist
 
 if TYPE_CHECKING:
     from harness.execute.tasks import Outcome
     from harness.execute.plan import Plan
 
-XDIST_REFUSAL = "lrlaws: run laws without pytest-xdist's -n (each worker would train on its own); parallelism comes from --gpus N or --executor ray"
 
 SESSION = pytest.StashKey[LawSession]()
 CALL_PASSED = pytest.StashKey[bool]()
 CALL_ERROR = pytest.StashKey[str]()
+CALL_OUTCOME = pytest.StashKey[str]()
 
 
 # ------------------------------------------------------------------- options --
@@ -41,7 +42,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "lrlaw(name, needs, tiers): an lrlaws law point (see harness.law)")
-    config.stash[SESSION] = session_from_options(config)
+    refuse_xdist(config)
+    config.stash[SESSION] = ls = session_from_options(config)
+    ls.own_recipes = parse_own_recipes(config.getoption("--recipe"))
 
 
 def _law_items(items: list[pytest.Item]) -> list[pytest.Item]:
@@ -55,9 +58,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     items = _law_items(session.items)
     if not items:
         return
-    if hasattr(session.config, "workerinput"):
-        # Each xdist worker would plan and train on its own: the plan must be one. The
-        # controller collects nothing, so the refusal happens here, per law test.
+    if hasattr(session.config, "workerinput"):  # a law harness.plugin.xdist's scan missed: refused per test
         for item in items:
             ls.items[item.nodeid] = ItemNeeds(law=item.get_closest_marker("lrlaw").kwargs["name"], refused=XDIST_REFUSAL)
         return
@@ -82,6 +83,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 def _declare_needs(ls: LawSession, items: list[pytest.Item]) -> dict[str, str]:
     """Call every selected law test's ``needs`` and check its data; then the session's plan."""
     from harness.law import NeedsError, NotAtThisTier, resolve_needs
+    from harness.plugin.own_recipe import apply as apply_own
     from harness.plugin.rounds import init_points
     from harness.recipe import RecipeError
 
@@ -92,13 +94,14 @@ def _declare_needs(ls: LawSession, items: list[pytest.Item]) -> dict[str, str]:
         need = ItemNeeds(law=mark.kwargs["name"])
         try:
             ensembles, need.config = resolve_needs(mark, ls.tier, params)
+            ensembles = apply_own(ls.own_recipes.get(need.law), ensembles)  # --recipe LAW=MODULE:NAME
             need.ensembles = {name: dataclasses.replace(e, seed_base=ls.seed_base) for name, e in ensembles.items()}
         except NotAtThisTier as e:
             need.not_run = f"not tested at tier {ls.tier}: {e}"
         except NeedsError as e:
             need.ensembles, need.refused = {}, str(e)
         except RecipeError as e:
-            raise pytest.UsageError(f"{item.nodeid}: bad recipe: {e}") from None
+            need.ensembles, need.refused = {}, f"{item.nodeid}: bad recipe: {e}"
         for ens in need.ensembles.values():
             dataset = ens.recipe.dataset
             if dataset not in data_errors:
@@ -135,18 +138,26 @@ def _make_plan(ls: LawSession) -> None:
     from harness.execute.plan import make_plan
     from harness.recipe import RecipeError
 
+    for nodeid, need in ls.items.items():
+        try:
+            need.keys = {name: recipe_key(e.recipe, ls.data_dir, absent_ok=True, compiled=ls.compile) for name, e in need.ensembles.items()}
+        except RecipeError as e:  # fails this point alone, at its test
+            need.ensembles, need.keys, need.refused = {}, {}, f"{nodeid}: bad recipe: {e}"
+
+    def planned(needs: list[ItemNeeds]) -> "Plan":
+        # --plan lists runs whose data is missing too (a GPU-less box planning a gpu-tier night)
+        return make_plan([e for n in needs if ls.plan_only or n.not_run is None for e in n.ensembles.values()],
+                         ls.store, ls.plan_device, data_dir=ls.data_dir, compiled=ls.compile)
+
     try:
-        for need in ls.items.values():
-            need.keys = {name: recipe_key(e.recipe, ls.data_dir, absent_ok=True, compiled=ls.compile)
-                          for name, e in need.ensembles.items()}
-        # --plan lists runs whose data is missing too (a GPU-less box planning a gpu-tier night);
-        # a real session trains only what it can.
-        ls.plan = make_plan(
-            [e for n in ls.items.values() if ls.plan_only or n.not_run is None for e in n.ensembles.values()],
-            ls.store, ls.plan_device, data_dir=ls.data_dir, compiled=ls.compile,
-        )
-    except RecipeError as e:
-        raise pytest.UsageError(f"bad recipe: {e}") from None
+        ls.plan = planned(list(ls.items.values()))
+    except RecipeError:  # a trainer rejects a recipe: find its points, and plan the others
+        for nodeid, need in ls.items.items():
+            try:
+                planned([need])
+            except RecipeError as e:
+                need.ensembles, need.keys, need.refused = {}, {}, f"{nodeid}: bad recipe: {e}"
+        ls.plan = planned(list(ls.items.values()))
 
 
 def _fetch_data(session: pytest.Session, ls: LawSession) -> None:
@@ -203,6 +214,7 @@ def _collection_failed(session: pytest.Session) -> bool:
 def _train(session: pytest.Session, ls: LawSession, plan: "Plan") -> None:
     from harness.execute.local import progress
     from harness.execute.tasks import make_tasks
+    from harness.plugin.progress import Divergence, bar_title
     from harness.trainers import TrainContext
 
     assert ls.store is not None
@@ -212,15 +224,14 @@ def _train(session: pytest.Session, ls: LawSession, plan: "Plan") -> None:
                        compile=ls.compile)
     t0 = time.perf_counter()
     with (capman.global_and_fixture_disabled() if capman else contextlib.nullcontext()):
-        bar = progress(plan.runs_missing, desc=f"lrlaws train ({ls.tier})")
-        diverged = 0
+        bar = progress(plan.runs_missing, desc=bar_title(ls))
+        diverged = Divergence(ls)
 
         def on_run(key: str, seed: int, status: str) -> None:
-            nonlocal diverged
-            diverged += status != "ok"
             bar.update(1)
-            if diverged:
-                bar.set_postfix(diverged=diverged, refresh=False)
+            if status != "ok":
+                diverged.add(key)
+                bar.set_postfix_str(f"diverged: {diverged.postfix()}", refresh=False)
 
         try:
             ls.outcome = _execute(ls, tasks, ctx, on_run)
@@ -278,6 +289,7 @@ def law(request: pytest.FixtureRequest):
         pytest.fail("the `law` fixture is for tests marked with @lrlaw(...)", pytrace=False)
     if need.refused:
         pytest.fail(need.refused, pytrace=False)
+    from harness.plugin.entries import complete_entry
     from harness.plugin.rounds import context, ensembles_at
     from harness.report.report import Report
     from harness.stats import confidence_level
@@ -294,9 +306,10 @@ def law(request: pytest.FixtureRequest):
             why = "--no-train" if ls.no_train else "training failed or was interrupted"
             need.not_run = (f"not run: {total} of {sum(e.n for e in ens.values())} runs missing ({why})")
     if need.not_run is not None:
-        ls.report.add_not_run(item.nodeid, need.law, params, need.not_run)
+        ls.report.add_not_run(law_id(item), need.law, params, need.not_run)
         pytest.skip(need.not_run)
     ctx = context(ls, item, point)
+    ctx.own_recipe = need.law in ls.own_recipes  # findings were measured on the shipped recipes only
     # the level of the look the point stopped at: the real test decides as its last look did
     with confidence_level(point.level) if point else contextlib.nullcontext():
         yield ctx
@@ -304,6 +317,7 @@ def law(request: pytest.FixtureRequest):
         if entry.decision == "error" and not entry.reason:
             entry.reason = item.stash.get(CALL_ERROR, "") or "the test decided nothing (it never called law.check)"
         entry.stop_digest = ls.stops.digests.get(item.nodeid, "") if ls.stops else ""
+    complete_entry(entry, item, item.stash.get(CALL_OUTCOME, ""), ls.report.run_dir)
     if not ctx.results and item.stash.get(CALL_PASSED, False):
         pytest.fail(f"{item.nodeid}: the law test never called law.check(...), so it decided nothing", pytrace=False)
     for k, v in entry.junit_properties():
@@ -315,7 +329,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: Any):
     # the `law` fixture's teardown needs to know whether the test body ran to its end
     outcome = yield
     if call.when == "call":
-        item.stash[CALL_PASSED] = outcome.get_result().passed
+        rep = outcome.get_result()
+        item.stash[CALL_PASSED] = rep.passed
+        # the report's verdict states pytest's outcome too, so the two never disagree
+        item.stash[CALL_OUTCOME] = "xfailed" if hasattr(rep, "wasxfail") else rep.outcome
         if call.excinfo is not None:  # an `error` entry says what went wrong
             item.stash[CALL_ERROR] = call.excinfo.exconly().strip().splitlines()[0][:500]
 
@@ -337,6 +354,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             ls.report.run_dir, ls.report_dir, session.config.rootpath, ls.compare_to)
         if ls.comparison is not None and ls.comparison.exit_code(ls.fail_on) and session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    from harness.report.html import write_html
+    write_html(ls.report.run_dir)  # after the comparison, which the page shows
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:

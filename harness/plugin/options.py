@@ -58,3 +58,5 @@ def add_options(parser: pytest.Parser) -> None:
                 help="who trains missing runs: local processes (default) or a Ray cluster (pip install 'lrlaws[ray]').")
     g.addoption("--ray-address", default=None, metavar="ADDR",
                 help="Ray cluster to use with --executor ray (default $RAY_ADDRESS, else a local Ray instance).")
+    g.addoption("--recipe", action="append", default=[], metavar="LAW=MODULE:NAME",
+                help="run law LAW on your own Recipe NAME of MODULE (repeatable); see docs/your-own-model.md.")

@@ -82,6 +82,7 @@ class LawSession:
     #: runs read by several tests of the session are loaded once (bounded, see harness.store.cache.RunCache)
     run_cache: "RunCache | None" = None
     points: "dict[str, PointState]" = field(default_factory=dict)  # sequential state per law test
+    own_recipes: "dict[str, Recipe]" = field(default_factory=dict)  # --recipe: law -> the user's recipe
     stops: "Stops | None" = None  # earlier stops reused, and this session's (harness.plugin.stops)
     dry_looks: int = 0  # test bodies run dry (a rerun that reuses every stop runs none)
     trained: int = 0

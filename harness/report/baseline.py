@@ -43,10 +43,46 @@ def _no_links(folder: str, names: list[str]) -> list[str]:
     return [n for n in names if Path(folder, n).is_symlink()]
 
 
-def promote(run_dir: Path, root: Path) -> Path:
+class BaselineRefused(ReportError):
+    """The report would shrink the baseline or change its seeds; ``--force`` overrides."""
+
+
+def changes(old: dict | None, new: dict) -> tuple[list[str], list[str]]:
+    """(why the replacement is refused without --force, what it changes), one line each."""
+    if old is None:
+        return [], [f"new baseline of tier {new.get('tier')}: {len(new['entries'])} law points"]
+    o = {e["nodeid"]: e for e in old["entries"]}
+    n = {e["nodeid"]: e for e in new["entries"]}
+    dropped, added = [k for k in o if k not in n], [k for k in n if k not in o]
+    flips = [f"{k} ({o[k]['decision']} → {n[k]['decision']})" for k in n if k in o and o[k]["decision"] != n[k]["decision"]]
+    said = [f"{len(o)} → {len(n)} law points" + (f"; {len(dropped)} dropped (with their plots): "
+                                                  f"{', '.join(dropped[:3])}{' …' if len(dropped) > 3 else ''}" if dropped else "")
+            + (f"; {len(added)} added" if added else "")]
+    said += [f"decision changes: {', '.join(flips)}"] if flips else []
+    refused = []
+    if dropped:
+        refused.append(f"the report covers {len(n)} of the baseline's {len(o)} law points")
+    for what in ("tier", "seed_base"):
+        if old.get(what, 0) != new.get(what, 0):
+            refused.append(f"its {what.replace('_', ' ')} is {new.get(what, 0)}, the baseline's {old.get(what, 0)}")
+            said.append(f"{what.replace('_', ' ')}: {old.get(what, 0)} → {new.get(what, 0)}")
+    return refused, said
+
+
+def promote(run_dir: Path, root: Path, force: bool = False) -> tuple[Path, list[str]]:
+    """Copy the report into the baseline of its tier; returns where, and what changed.
+
+    Raises ``BaselineRefused`` for a report that covers fewer points than the current baseline, or
+    another tier or seed base, unless ``force``.
+    """
     data = load_report(run_dir)
     src = report_path(run_dir).parent
     dest = _inside(baseline_dir(root, str(data.get("tier"))), Path(root))
+    current = load_report(dest, schema=False) if (dest / "report.json").is_file() else None
+    refused, said = changes(current, data)
+    if refused and not force:
+        raise BaselineRefused(f"not replacing the baseline in {dest}: {'; '.join(refused)} "
+                              f"({'; '.join(said)}); pass --force to replace it anyway")
     dest.mkdir(parents=True, exist_ok=True)
     plots = dest / "plots"
     if plots.is_symlink():
@@ -62,7 +98,7 @@ def promote(run_dir: Path, root: Path) -> Path:
         (dest / "report.md").write_text(strip_comparison(read_regular(src / "report.md", follow_links=True).decode()))
     if (src / "plots").is_dir() and not (src / "plots").is_symlink():
         shutil.copytree(src / "plots", plots, ignore=_no_links)
-    return dest
+    return dest, said
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -71,6 +107,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tier", default="smoke", help="with 'latest': the tier to take (default smoke)")
     ap.add_argument("--report-dir", default="results", help="with 'latest': where to look (default results/)")
     ap.add_argument("--root", default=".", help="repository root holding results/baseline (default .)")
+    ap.add_argument("--force", action="store_true",
+                    help="replace the baseline even with a report of fewer law points, or of another tier or seed base")
     args = ap.parse_args(argv)
     run = args.run
     if run == "latest":
@@ -80,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         run = str(found.parent)
     try:
-        dest = promote(Path(run), Path(args.root))
+        dest, said = promote(Path(run), Path(args.root), force=args.force)
     except OSError as e:
         print(f"python -m harness baseline: cannot write the baseline: {e}", file=sys.stderr)
         return 2
@@ -89,4 +127,6 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     data = read_json(dest / "report.json")
     print(f"baseline for tier {data.get('tier')}: {dest} (from {data.get('run_id')}, {len(data['entries'])} law points)")
+    for line in said:
+        print(f"  {line}")
     return 0

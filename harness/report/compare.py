@@ -41,6 +41,11 @@ _NORMAL = NormalDist()
 #: 95% CI, the level every CI in a report is computed at.
 DRIFT_ALPHA = 0.05
 
+#: a change smaller than this fraction of the statistic's scale (the larger of |old|, |new| and
+#: |threshold|) is floating-point noise, never drift: a zero-width CI (an exact identity's error
+#: at ~1e-15, say) would otherwise flag any change of the last bits
+NOISE_TOLERANCE = 1e-6
+
 #: ``device_changed``: the point's runs were trained on another device class (harness.store.provenance) and
 #: it would otherwise be regressed or drifted: other arithmetic, named as such, never a failure by itself
 CLASSES = ("regressed", "drifted", "device_changed", "fixed", "new", "removed", "unchanged")
@@ -86,6 +91,8 @@ class Comparison:
     new_path: str
     alpha: float
     points: list[PointChange]
+    #: points of the reference this session did not select (not compared)
+    not_selected: int = 0
 
     def of_class(self, cls: str) -> list[PointChange]:
         return [p for p in self.points if p.cls == cls]
@@ -121,6 +128,14 @@ class Comparison:
         lines = [f"compared with {o['run_id']} (tier {o['tier']}, commit {o['commit']}) ← {self.old_path}"]
         if o["tier"] != n["tier"]:
             lines.append(f"warning: tiers differ ({o['tier']} vs {n['tier']}): statistics are not comparable")
+        if o["seed_base"] != n["seed_base"]:
+            lines.append(f"warning: seed bases differ ({o['seed_base']} vs {n['seed_base']}): other seeds, so "
+                         "statistics move by seed noise and an undecided claim may decide either way")
+        if o["device_classes"] and n["device_classes"] and o["device_classes"] != n["device_classes"]:
+            lines.append(f"warning: device classes differ ({', '.join(o['device_classes'])} vs "
+                         f"{', '.join(n['device_classes'])}): runs differ in floating point")
+        if self.not_selected:
+            lines.append(f"{self.not_selected} not selected (points of the reference this session did not run)")
         for what in ("commit", "salts", "packages"):
             if o[what] != n[what]:
                 lines.append(f"{what} changed: {_diff(o[what], n[what])}")
@@ -175,7 +190,9 @@ def _meta(report: dict[str, Any]) -> dict[str, Any]:
     commit = env.get("git_commit")
     return {"run_id": report.get("run_id", "?"), "tier": report.get("tier"),
             "commit": commit[:10] if isinstance(commit, str) else commit,
-            "salts": env.get("salts"), "packages": env.get("packages")}
+            "salts": env.get("salts"), "packages": env.get("packages"), "seed_base": report.get("seed_base", 0),
+            "device_classes": sorted({str(d) for e in report.get("entries", []) if isinstance(e, dict)
+                                      for d in e.get("device_classes") or []})}
 
 
 # --------------------------------------------------------------- classifying --
@@ -189,12 +206,15 @@ def standard_error(ci: tuple[float, float] | None, confidence: float) -> float:
     return (hi - lo) / (2 * _NORMAL.inv_cdf(0.5 + confidence / 2))
 
 
-def drift_z(old: float, old_se: float, new: float, new_se: float) -> float | None:
-    """z of the difference new − old; None when it cannot be tested (a value or an SE is not finite)."""
+def drift_z(old: float, old_se: float, new: float, new_se: float, scale: float = 0.0) -> float | None:
+    """z of the difference new − old; None when it cannot be tested (a value or an SE is not finite).
+
+    A difference within ``NOISE_TOLERANCE`` of ``scale`` (and of the values) is 0: floating-point noise.
+    """
     if not all(math.isfinite(x) for x in (old, new, old_se, new_se)):
         return None
     d = new - old
-    if d == 0:
+    if abs(d) <= NOISE_TOLERANCE * max(abs(old), abs(new), abs(scale)):
         return 0.0
     se = math.hypot(old_se, new_se)
     return math.copysign(math.inf, d) if se == 0 else d / se
@@ -211,12 +231,23 @@ def _results_by_statistic(entry: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return out
 
 
+def _scale(r: dict[str, Any]) -> float:
+    """The threshold's magnitude (the larger end of a band), the scale a change is noise against."""
+    t = r.get("threshold", 0.0)
+    try:
+        return max(abs(float(x)) for x in (t if isinstance(t, list) else [t]))
+    except (TypeError, ValueError):
+        return 0.0
+
+
 def _ci(r: dict[str, Any] | None) -> tuple[float, float] | None:
     return None if r is None else (float(r["ci"][0]), float(r["ci"][1]))
 
 
 def compare(old: dict[str, Any], new: dict[str, Any], alpha: float = DRIFT_ALPHA,
-            old_path: str = "", new_path: str = "") -> Comparison:
+            old_path: str = "", new_path: str = "", selected_only: bool = False) -> Comparison:
+    """Each law point's class; ``selected_only`` (a session): the reference's points the new report does
+    not hold were not selected, so they are counted (``Comparison.not_selected``), not listed as removed."""
     if not 0 < alpha < 1:
         raise ReportError(f"alpha must lie in (0, 1), got {alpha}")
     z_crit = _NORMAL.inv_cdf(1 - alpha / 2)
@@ -224,6 +255,9 @@ def compare(old: dict[str, Any], new: dict[str, Any], alpha: float = DRIFT_ALPHA
     conf_new = float(new.get("confidence", CONFIDENCE))
     olds = {e["nodeid"]: e for e in old["entries"]}
     news = {e["nodeid"]: e for e in new["entries"]}
+    not_selected = [k for k in olds if k not in news] if selected_only else []
+    for k in not_selected:
+        del olds[k]
     points = []
     for nodeid in list(news) + [k for k in olds if k not in news]:
         o, n = olds.get(nodeid), news.get(nodeid)
@@ -243,7 +277,8 @@ def compare(old: dict[str, Any], new: dict[str, Any], alpha: float = DRIFT_ALPHA
             if a is not None and b is not None:
                 # a sequential point's intervals are at its own level (the entry's), not the report's
                 z = drift_z(float(a["value"]), standard_error(_ci(a), float(o.get("confidence", conf_old))),
-                            float(b["value"]), standard_error(_ci(b), float(n.get("confidence", conf_new))))
+                            float(b["value"]), standard_error(_ci(b), float(n.get("confidence", conf_new))),
+                            scale=max(_scale(a), _scale(b)))
             stats.append(StatChange(s, a and a["value"], _ci(a), b and b["value"], _ci(b), z,
                                     drifted=z is not None and abs(z) > z_crit))
         od, nd = o["decision"], n["decision"]
@@ -264,11 +299,12 @@ def compare(old: dict[str, Any], new: dict[str, Any], alpha: float = DRIFT_ALPHA
                                   device_classes=classes if moved else ([], [])))
     order = {c: i for i, c in enumerate(CLASSES)}
     points.sort(key=lambda p: order[p.cls])  # stable: report order within a class
-    return Comparison(old, new, old_path, new_path, alpha, points)
+    return Comparison(old, new, old_path, new_path, alpha, points, not_selected=len(not_selected))
 
 
-def compare_paths(old: str | Path, new: str | Path, alpha: float = DRIFT_ALPHA) -> Comparison:
-    return compare(load_report(old), load_report(new), alpha, str(report_path(old)), str(report_path(new)))
+def compare_paths(old: str | Path, new: str | Path, alpha: float = DRIFT_ALPHA, selected_only: bool = False) -> Comparison:
+    return compare(load_report(old), load_report(new), alpha, str(report_path(old)), str(report_path(new)),
+                   selected_only)
 
 
 def write_into_markdown(md: Path, text: str) -> None:
@@ -307,7 +343,7 @@ def compare_session(run_dir: Path, report_dir: Path, root: Path, compare_to: str
             note = (f"no earlier {tier} report in {report_dir} and no committed {tier} baseline "
                     f"in {Path(root) / BASELINE_DIR}: nothing to compare with")
         else:
-            cmp = compare_paths(ref, new)
+            cmp = compare_paths(ref, new, selected_only=True)
     except ReportError as e:
         ref, note = None, f"not compared: {e}"
     if ref is None:
@@ -334,7 +370,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--fail-on", choices=FAIL_ON, default="regression",
                     help="exit 1 on regressions (default), on regressions or drift, or never")
     ap.add_argument("--alpha", type=float, default=DRIFT_ALPHA, help=f"level of the drift test (default {DRIFT_ALPHA})")
-    ap.add_argument("--no-write", action="store_true", help="do not write the comparison into NEW's report.md")
+    ap.add_argument("--write", action="store_true",
+                    help="write the comparison into NEW's report.md (default: read-only, print it)")
     args = ap.parse_args(argv)
     try:
         cmp = compare_paths(args.old, args.new, args.alpha)
@@ -345,6 +382,6 @@ def main(argv: list[str] | None = None) -> int:
     print(cmp.table())
     print(cmp.headline())
     md = report_path(args.new).parent / "report.md"
-    if not args.no_write and md.exists():
+    if args.write and md.exists():
         write_into_markdown(md, cmp.markdown())
     return cmp.exit_code(args.fail_on)

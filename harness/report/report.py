@@ -49,6 +49,17 @@ class Entry:
     fragile: bool = False
     #: undecided: runs per ensemble that would decide it, runs to train, seconds (``projection_of``)
     projection: dict[str, Any] | None = None
+    #: pytest's outcome of the point's test (passed, failed, skipped, xfailed); "" where it did not run
+    outcome: str = ""
+    #: the law's claim in one sentence and its source's title (``harness.report.html.claim_and_source``)
+    claim: str = ""
+    source: str = ""
+
+    @property
+    def verdict(self) -> str:
+        """The decision as pytest reported it: a point whose test failed reads FAIL whatever its claims say
+        (e.g. a recorded finding that no longer holds), an expected failure XFAIL."""
+        return verdict_of(self.__dict__)
 
     def junit_properties(self) -> list[tuple[str, Any]]:
         props: list[tuple[str, Any]] = [("lrlaws.decision", self.decision), ("lrlaws.N", self.n),
@@ -57,6 +68,16 @@ class Entry:
             s = r["statistic"]
             props += [(f"lrlaws.{s}", r["value"]), (f"lrlaws.{s}.ci", r["ci"]), (f"lrlaws.{s}.threshold", r["threshold"])]
         return props
+
+
+def verdict_of(e: dict[str, Any]) -> str:
+    """``Entry.verdict`` of a report.json entry (older reports have no outcome: their decision)."""
+    outcome, decision = e.get("outcome", ""), e["decision"]
+    if outcome == "failed" and decision not in ("fail", "error"):
+        return f"FAIL ({decision}, test failed)"
+    if outcome == "xfailed":
+        return "XFAIL (finding)"
+    return decision.upper()
 
 
 def projection_of(r: LawResult, n: int, history: list[tuple[int, float]], ensembles: Iterable[Any],
@@ -77,8 +98,10 @@ def projection_text(p: dict[str, Any] | None) -> str:
     if p.get("runs") is None:
         return "no projection: the estimate sits on the threshold, or beyond 1e9 runs"
     t = p["seconds"]
-    when = f"{t / 3600:.1f} h" if t >= 3600 else f"{t / 60:.1f} min" if t >= 60 else f"{t:.0f} s"
     scaling = "measured scaling" if p["measured_scaling"] else "N^-1/2 assumed"
+    if t is None:  # no runs were read, so neither the runs to train nor their time is known
+        return f"decides at ~{p['runs']} runs/ensemble ({scaling})"
+    when = f"{t / 3600:.1f} h" if t >= 3600 else f"{t / 60:.1f} min" if t >= 60 else f"{t:.0f} s"
     return f"decides at ~{p['runs']} runs/ensemble (+{p['runs_to_train']} runs, ~{when}; {scaling})"
 
 
@@ -191,7 +214,7 @@ class Report:
         lines = []
         for e in self.entries:
             stat = "; ".join(f"{r['statistic']}={r['value']:.4g} [{r['ci'][0]:.4g}, {r['ci'][1]:.4g}]" for r in e.results)
-            label = e.decision.upper() + ("~" if e.fragile else "")
+            label = e.verdict + ("~" if e.fragile else "")
             cost = f"  -> {projection_text(e.projection)}" if e.projection else ""
             lines.append(f"{label:13} {e.nodeid}  {stat or e.reason}{'  (fragile)' if e.fragile else ''}{cost}")
         return lines
@@ -217,11 +240,12 @@ class Report:
         ]
         for e in self.entries:
             if not e.results:
-                out.append(f"| `{e.nodeid}` | {e.decision} | | | | | | | {e.reason} | |")
+                out.append(f"| `{e.nodeid}` | {e.verdict.lower()} | | | | | | | {e.reason} | |")
             for r in e.results:
                 thr = r["threshold"]
                 thr_s = f"[{thr[0]:.4g}, {thr[1]:.4g}]" if isinstance(thr, list) else f"{thr:.4g}"
                 mark = " ≈ fragile" if r.get("fragile") else ""
+                mark += ", test failed" if e.verdict.startswith("FAIL (") else ""
                 out.append(
                     f"| `{e.nodeid}` | {r['decision']}{mark} | {r.get('kind', 'claim')} | {r['statistic']} | {r['value']:.4g} | "
                     f"[{r['ci'][0]:.4g}, {r['ci'][1]:.4g}] | {r['direction']} {thr_s} | {r['n']} | {e.compute_seconds:.1f} | "
@@ -229,7 +253,7 @@ class Report:
                 )
         for e in self.entries:
             if e.plots or e.notes:
-                out += ["", f"## `{e.nodeid}` — {e.decision}{' (fragile)' if e.fragile else ''}", ""]
+                out += ["", f"## `{e.nodeid}` — {e.verdict.lower()}{' (fragile)' if e.fragile else ''}", ""]
                 out += [f"- {n}" for n in e.notes]
                 out += [f"![{p}]({p})" for p in e.plots]
         return "\n".join(out) + "\n"

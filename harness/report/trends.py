@@ -107,7 +107,23 @@ def write_trends(report_dir: Path, out_dir: Path | None = None) -> list[Path]:
         plot(labels, series, f"{law}: {stat} (tier {tier}; threshold dashed or band shaded; needs {'/'.join(sorted(dirs))})",
              out_dir / name)
         written.append(out_dir / name)
+    if written:
+        written.append(_index(Path(report_dir), out_dir, written))
     return written
+
+
+def _index(report_dir: Path, out_dir: Path, images: list[Path]) -> Path:
+    """``out_dir/index.html``: every session, newest first, linked to its report.html, then the plots."""
+    import os
+
+    from harness.report.html import index_page
+
+    rows = []
+    for path, data in earlier_reports(report_dir, below=True, skip_dirs=(TRENDS_DIR,)):
+        page = path.parent / "report.html"
+        link = os.path.relpath(page, out_dir) if page.is_file() else ""
+        rows.append((str(data.get("run_id") or path.parent.name), str(data.get("tier")), link))
+    return index_page(rows, images, out_dir)
 
 
 def main(argv: list[str] | None = None) -> int:
