@@ -220,6 +220,8 @@ class Report:
                 thr = r["threshold"]
                 thr_s = f"[{thr[0]:.4g}, {thr[1]:.4g}]" if isinstance(thr, list) else f"{thr:.4g}"
                 mark = " ≈ fragile" if r.get("fragile") else ""
+                if r.get("testable_at"):
+                    mark += f" at this N (testable from N={r['testable_at']})"
                 out.append(
                     f"| `{e.nodeid}` | {r['decision']}{mark} | {r.get('kind', 'claim')} | {r['statistic']} | {r['value']:.4g} | "
                     f"[{r['ci'][0]:.4g}, {r['ci'][1]:.4g}] | {r['direction']} {thr_s} | {r['n']} | {e.compute_seconds:.1f} | "

@@ -107,6 +107,16 @@ class Disagreement:
         q_hi = 1.0 - ((1.0 - confidence) / 2) ** (1.0 / self.n)
         return MAX_EXCESS * q_hi * q_hi
 
+    def testable_at(self, threshold: float, confidence: float | None = None) -> int:
+        """0 if "distance < ``threshold``" can pass on these N seeds, else the fewest seeds at which the
+        unseen-minority floor lies below the threshold (the claim is untestable below it)."""
+        confidence = current_confidence() if confidence is None else confidence
+        q_max = math.sqrt(threshold**2 / MAX_EXCESS)  # the floor is MAX_EXCESS·q², q = 1 − (α/2)^(1/N)
+        if q_max >= 1:
+            return 0
+        need = math.floor(math.log((1.0 - confidence) / 2) / math.log(1.0 - q_max)) + 1
+        return 0 if self.n >= need else need
+
     def excess_ci(self, confidence: float | None = None) -> tuple[float, float]:
         """Bootstrap interval of ``excess`` over seeds, widened to both the basic and percentile bounds
         (the excess of a minority basin is right-skewed), with the unseen-minority floor on its upper end."""
