@@ -75,13 +75,13 @@ def test_lars_assertions_on_synthetic_equilibria(seed, mom, lr, wd):
     pt = Point(lr, wd, mom)
     if pt.steps > 20_000:
         return
-    a = _synthetic_equilibrium(rng, pt, 8)  # growth/shrink/(1−ρ) = E[noise²] ≈ 1.05 by construction
+    a = _synthetic_equilibrium(rng, pt, 16)  # growth/shrink/(1−ρ) = E[noise²] ≈ 1.05 by construction
     assert all(r.decision == PASS for r in lars_results(a, pt, ["a", "b", "c"], (0, 8)))
     for factor in (0.5, 2.0):
-        b = _synthetic_equilibrium(np.random.default_rng(seed), pt, 8, factor=factor)
+        b = _synthetic_equilibrium(np.random.default_rng(seed), pt, 16, factor=factor)
         dec = {r.statistic: r.decision for r in lars_results(b, pt, ["a", "b", "c"], (0, 8))}
         assert dec["a:step_over_lars"] == FAIL
-    c = _synthetic_equilibrium(np.random.default_rng(seed), pt, 8, radial=0.5)
+    c = _synthetic_equilibrium(np.random.default_rng(seed), pt, 16, radial=0.5)
     dec = {r.statistic: r.decision for r in lars_results(c, pt, ["a", "b", "c"], (0, 8))}
     assert dec["a:radial"] == FAIL
 
