@@ -67,3 +67,18 @@ def test_the_stricter_level_on_few_seeds_holds_where_the_nominal_one_does_not():
     assert _false_pass(lambda n: mean_level(0.95, n), 8) <= 0.05
     # negative control: at the nominal level 8 seeds pass falsely ~10% of the time
     assert _false_pass(lambda n: 0.95, 8) > 0.07
+
+
+def test_a_transfer_ratio_with_a_near_zero_denominator_is_untestable_with_the_n_that_would_decide_it():
+    from harness.stats.schedules import drop_result
+
+    rng = np.random.default_rng(0)
+    z = rng.standard_normal(8)
+    gain = 0.01 + 0.05 * (z - z.mean()) / z.std(ddof=1)  # the last stage's source gain: mean 0.01, sd 0.05
+    acc = np.cumsum(np.stack([np.full(8, 0.5), np.full(8, 0.2), gain], 1), 1)
+    tacc = acc * 0.5 + 0.01 * rng.standard_normal((8, 3))
+    r = drop_result("transfer", "T3_minus_T2", tacc, acc)
+    assert r.decision == UNTESTABLE and r.testable_at == math.ceil((2.33 * 0.05 / 0.01) ** 2)
+    # negative control: a clear source gain at the last stage is decided as usual
+    acc[:, 2] = acc[:, 1] + 0.1 + 0.01 * rng.standard_normal(8)
+    assert drop_result("transfer", "T3_minus_T2", acc * 0.5, acc).testable_at == 0
