@@ -108,8 +108,9 @@ def _fn_family(direction: str) -> Family:
         lo, hi = d.ci()
         return lo, hi, decide((lo, hi), FN_THRESHOLD, direction)
     sizes = FN_SIZES[direction]
+    # trial_cost is that of FN_N seeds; a quick run scales a larger N's trials down by FN_N/N
     return Family(f"fn_distance_{'same' if direction == '<' else 'different'}", decide_,
-                  _fn_generators(direction, sizes[0]), sizes[0], trial_cost=2.0, sizes=sizes,
+                  _fn_generators(direction, sizes[0]), FN_N, trial_cost=2.0, sizes=sizes,
                   generators_at=lambda n: _fn_generators(direction, n))
 
 
