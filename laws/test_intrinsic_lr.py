@@ -166,7 +166,8 @@ def distance_result(stat: str, a: np.ndarray, b: np.ndarray, classes: int, direc
     """``direction`` "<": the ensembles are the same (within FN_DISTANCE); ">": they differ."""
     d = excess_disagreement(a, b, classes, rng=rng)
     return LawResult("intrinsic_lr", stat, d.distance, d.ci(), FN_DISTANCE, direction, n=d.n, seeds=(0, n),
-                     extra={"excess": d.excess, "d_ab": d.d_ab, "d_aa": d.d_aa, "d_bb": d.d_bb}, kind=CLAIM)
+                     extra={"excess": d.excess, "d_ab": d.d_ab, "d_aa": d.d_aa, "d_bb": d.d_bb}, kind=CLAIM,
+                     testable_at=d.testable_at(FN_DISTANCE) if direction == "<" else 0)
 
 
 def _predictions(law, names) -> tuple[dict[str, np.ndarray], np.ndarray, int]:

@@ -8,6 +8,7 @@ import pytest
 
 from harness.calibrate import REGISTRY, Family, Generator, register, run_all
 from harness.calibrate.cli import main
+from harness.calibrate.seed_means import MEAN_SIZES
 from harness.stats import FAIL, PASS
 
 CLAIM_STATISTICS = {"paired_difference_t", "band_t", "noninferiority_t", "proportion_clopper_pearson", "spike_rate",
@@ -95,7 +96,10 @@ def test_a_false_pass_beyond_doubt_fails_a_quick_run(monkeypatch, tmp_path):
 def test_one_cell_re_runs_alone(tmp_path, capsys):
     assert main(["--trials", "5", "--only", "band_t", "--generator", "just_inside", "--out", str(tmp_path)]) == 0
     data = json.loads((tmp_path / "calibration.json").read_text())
-    assert [(c["statistic"], c["generator"]) for c in data["cells"]] == [("band_t", "just_inside")]
+    # one cell per N the mean builders decide at, each in the table's N column
+    assert [(c["statistic"], c["generator"], c["n"]) for c in data["cells"]] == [
+        ("band_t", "just_inside", n) for n in MEAN_SIZES]
+    assert "| band_t | just_inside | 8 |" in (tmp_path / "calibration.md").read_text()
     assert main(["--only", "band_t", "--generator", "exactly_linear", "--out", str(tmp_path)]) == 2
     assert "unknown generator(s) exactly_linear" in capsys.readouterr().err
 
@@ -119,3 +123,20 @@ def test_the_mean_interval_families_have_every_kind_of_generator(statistic):
     for kind in ("minority", "collapsing", "t3", "unequal_noise", "crn|common_random_numbers", "skewed",
                  "just_inside", "just_outside"):
         assert any(k in names for k in kind.split("|")), f"{statistic} lacks a {kind} generator"
+
+
+@pytest.mark.parametrize("statistic", ["band_t", "paired_difference_t", "noninferiority_t"])
+def test_the_mean_families_run_at_every_n_with_rare_minorities_and_strong_skew(statistic):
+    fam = REGISTRY[statistic]
+    assert [n for n, _ in fam.cells()] == list(MEAN_SIZES) and {3, 4, 8, 16, 64} <= set(MEAN_SIZES)
+    for n, gens in fam.cells():
+        names = " ".join(g.name for g in gens)
+        for kind in ("one_in_n_minority", "rare_minority_10pct", "lognormal_sigma1", "chi2_1"):
+            assert names.count(kind) >= (1 if "minority" in kind else 2), (statistic, n, kind)
+        assert all(np.size(g.draw(np.random.default_rng(0))[0] if isinstance(g.draw(np.random.default_rng(0)), tuple)
+                           else g.draw(np.random.default_rng(0))) == n for g in gens)
+
+
+def test_same_distance_is_measured_where_it_can_pass():
+    assert [n for n, _ in REGISTRY["fn_distance_same"].cells()] == [64, 128]
+    assert 16 in [n for n, _ in REGISTRY["fn_distance_different"].cells()]

@@ -170,9 +170,9 @@ def test_a_row_without_a_decision_is_decided_by_the_one_rule():
 
 
 def test_mean_and_exact_builders():
-    r = mean_result("x", "m", [1.0, 1.1, 0.9, np.nan], (0.5, 1.5), "in", kind=CHECK, layer="c0")
+    r = mean_result("x", "m", [1.0, 1.01, 0.99, np.nan], (0.5, 1.5), "in", kind=CHECK, layer="c0")
     assert r.decision == PASS and r.n == 3 and r.seeds == (0, 4) and r.kind == CHECK and r.extra == {"layer": "c0"}
-    assert mean_result("x", "m", [1.0, 1.1, 0.9], 2.0, ">").decision == FAIL
+    assert mean_result("x", "m", [1.0, 1.01, 0.99], 2.0, ">").decision == FAIL
     e = exact_result("x", "err", 1e-9, 1e-6, "<", n=8)
     assert e.ci == (1e-9, 1e-9) and e.decision == PASS and e.seeds == (0, 8) and e.kind == CHECK
     assert exact_result("x", "worst", 2.0, 1.15, "<", n=2, seeds=(0, 8)).seeds == (0, 8)

@@ -44,7 +44,8 @@ def test_lars_fails_on_the_unnormalised_net(name):
     does the step ratio. (At ρ = 0.9 the ratio happens to land in its band: a finding, see the law.)"""
     recipe = LARS_TIERS["smoke"][name].recipe.replace(model="plain_convnet")
     pt = Point.of(recipe)
-    results = lars_results(_lars_arrays(_train(recipe, 8)), pt, ["conv0", "conv1", "conv2"], (0, 8))
+    # 16 seeds: at the law's 8 the step ratio's interval, at the stricter level of few seeds, is inconclusive
+    results = lars_results(_lars_arrays(_train(recipe, 16)), pt, ["conv0", "conv1", "conv2"], (0, 16))
     by_stat = {r.statistic: r.decision for r in results}
     for layer in ("conv0", "conv1", "conv2"):
         assert by_stat[f"{layer}:radial"] == FAIL, results
@@ -75,13 +76,13 @@ def test_lars_assertions_on_synthetic_equilibria(seed, mom, lr, wd):
     pt = Point(lr, wd, mom)
     if pt.steps > 20_000:
         return
-    a = _synthetic_equilibrium(rng, pt, 8)  # growth/shrink/(1−ρ) = E[noise²] ≈ 1.05 by construction
+    a = _synthetic_equilibrium(rng, pt, 16)  # growth/shrink/(1−ρ) = E[noise²] ≈ 1.05 by construction
     assert all(r.decision == PASS for r in lars_results(a, pt, ["a", "b", "c"], (0, 8)))
     for factor in (0.5, 2.0):
-        b = _synthetic_equilibrium(np.random.default_rng(seed), pt, 8, factor=factor)
+        b = _synthetic_equilibrium(np.random.default_rng(seed), pt, 16, factor=factor)
         dec = {r.statistic: r.decision for r in lars_results(b, pt, ["a", "b", "c"], (0, 8))}
         assert dec["a:step_over_lars"] == FAIL
-    c = _synthetic_equilibrium(np.random.default_rng(seed), pt, 8, radial=0.5)
+    c = _synthetic_equilibrium(np.random.default_rng(seed), pt, 16, radial=0.5)
     dec = {r.statistic: r.decision for r in lars_results(c, pt, ["a", "b", "c"], (0, 8))}
     assert dec["a:radial"] == FAIL
 
@@ -200,6 +201,7 @@ def test_spike_counting_and_intervals():
 def test_toy_gd_spikes_with_weight_decay_and_converges_without():
     base = Recipe(trainer="toy2d", dataset="none", model="x2_over_r2", optimizer="gd", lr=0.1, weight_decay=0.1,
                   batch_size=1, steps=2000, probes=("loss",))
-    wd = np.stack([r.arrays["loss"] for r in _train(base, 4)])
-    free = np.stack([r.arrays["loss"] for r in _train(base.replace(weight_decay=0.0), 4)])
-    assert all(r.decision == PASS for r in gd_results("toy", wd, free, (0, 4)))
+    # 8 seeds: at 4 the spike rate's interval (its t part at the stricter level of few seeds) reaches 0
+    wd = np.stack([r.arrays["loss"] for r in _train(base, 8)])
+    free = np.stack([r.arrays["loss"] for r in _train(base.replace(weight_decay=0.0), 8)])
+    assert all(r.decision == PASS for r in gd_results("toy", wd, free, (0, 8)))

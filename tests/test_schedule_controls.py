@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from harness import Recipe, RecipeError
-from harness.stats import FAIL, INCONCLUSIVE, PASS, combine
+from harness.stats import FAIL, INCONCLUSIVE, PASS, UNTESTABLE, combine
 from harness.stats.schedules import drop_result, transferability
 from harness.stats import noninferiority_result, paired_difference_result
 from harness.trainers import get_trainer
@@ -158,7 +158,9 @@ def test_transferability_drop_controls():
     tacc, acc = _stages([0.10, 0.05], [0.1, 0.6])            # later stage transfers better: false
     assert drop_result("transferability", "d", tacc, acc).decision == FAIL
     tacc, acc = _stages([0.10, 0.0], [0.4, 0.1])             # no stage-3 gain: undefined ratio
-    assert drop_result("transferability", "d", tacc, acc).decision == INCONCLUSIVE
+    r = drop_result("transferability", "d", tacc, acc)
+    # untestable at 8 seeds (a near-zero denominator), or inconclusive where the mean gain came out <= 0
+    assert (r.decision, r.testable_at > 8) in ((UNTESTABLE, True), (INCONCLUSIVE, False))
 
 
 def test_pattern_gain_controls():

@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     def show(c: Cell) -> None:
         flag = "" if c.ok else ("   <-- misses the bars" if full or c.surely_misses
                                 else "   <-- below a bar, within a quick run's noise")
-        print(f"{c.statistic:28} {c.generator:38} cover {100 * c.coverage:5.1f}%  pass {100 * c.pass_rate:5.1f}% "
+        print(f"{c.statistic:28} {c.generator:38} N={c.n:<4} cover {100 * c.coverage:5.1f}%  pass {100 * c.pass_rate:5.1f}% "
               f"({c.role}, {c.trials} trials{', re-measured' if c.note.startswith('re-measured') else ''}, "
               f"{c.seconds:.1f} s){flag}", flush=True)
 
@@ -97,7 +97,7 @@ def _verdict(cells: list[Cell], trials: int) -> int:
         print(f"quick run ({trials} < {FULL_TRIALS} trials asked per cell): it cannot prove the bars (the full "
               "run does); it fails only on a cell whose 95% interval lies wholly on the wrong side of a bar")
     for c in failing:
-        print(f"calibrate: {c.statistic} x {c.generator} misses the bars: coverage {100 * c.coverage:.1f}% "
+        print(f"calibrate: {c.statistic} x {c.generator} misses the bars at N={c.n}: coverage {100 * c.coverage:.1f}% "
               f"[{100 * c.coverage_ci[0]:.1f}, {100 * c.coverage_ci[1]:.1f}], pass {100 * c.pass_rate:.1f}% "
               f"[{100 * c.pass_ci[0]:.1f}, {100 * c.pass_ci[1]:.1f}] ({c.role})", file=sys.stderr)
     if failing:

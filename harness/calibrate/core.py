@@ -59,6 +59,16 @@ class Family:
     generators: tuple[Generator, ...]
     n: int  # seeds (or runs) per trial, as at the smoke tier
     trial_cost: float = 1.0  # relative cost; trials scale by 1/cost (only down in quick mode, up when cost < 1)
+    #: every N a law decides this statistic at, each with the generators ``generators_at(N)`` draws;
+    #: left empty, the family is measured at ``n`` on ``generators`` alone
+    sizes: tuple[int, ...] = ()
+    generators_at: Callable[[int], tuple[Generator, ...]] | None = None
+
+    def cells(self) -> list[tuple[int, tuple[Generator, ...]]]:
+        """(N, generators) for every N the statistic is measured at."""
+        if not self.sizes or self.generators_at is None:
+            return [(self.n, self.generators)]
+        return [(n, self.generators_at(n)) for n in self.sizes]
 
 
 REGISTRY: dict[str, Family] = {}
@@ -84,6 +94,7 @@ class Cell:
     note: str = ""
     coverage_ci: tuple[float, float] = field(default=(0.0, 1.0))
     pass_ci: tuple[float, float] = field(default=(0.0, 1.0))
+    n: int = 0  # seeds (or runs) per trial
 
     @property
     def coverage(self) -> float:
@@ -107,8 +118,8 @@ class Cell:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "statistic": self.statistic, "generator": self.generator, "role": self.role, "truth": self.truth,
-            "trials": self.trials, "coverage": self.coverage, "coverage_ci": list(self.coverage_ci),
+            "statistic": self.statistic, "generator": self.generator, "n": self.n, "role": self.role,
+            "truth": self.truth, "trials": self.trials, "coverage": self.coverage, "coverage_ci": list(self.coverage_ci),
             "pass_rate": self.pass_rate, "pass_ci": list(self.pass_ci),
             "false_pass": self.pass_rate if self.role == "boundary" else None, "ok": self.ok,
             "surely_misses": self.surely_misses,
@@ -116,7 +127,7 @@ class Cell:
         }
 
 
-def run_cell(family: Family, gen: Generator, trials: int, seed: int) -> Cell:
+def run_cell(family: Family, gen: Generator, trials: int, seed: int, n: int | None = None) -> Cell:
     rng = np.random.default_rng(seed)
     covered = passed = 0
     t0 = time.perf_counter()
@@ -127,7 +138,7 @@ def run_cell(family: Family, gen: Generator, trials: int, seed: int) -> Cell:
     # the calibration's own uncertainty is a 95% interval whatever level a session decides at
     return Cell(family.statistic, gen.name, gen.role, gen.truth, trials, covered, passed,
                 time.perf_counter() - t0, gen.note,
-                proportion_ci(covered, trials, 0.95), proportion_ci(passed, trials, 0.95))
+                proportion_ci(covered, trials, 0.95), proportion_ci(passed, trials, 0.95), family.n if n is None else n)
 
 
 def run_all(trials: int, only: list[str] | None = None, seed: int = 20261127,
@@ -144,19 +155,31 @@ def run_all(trials: int, only: list[str] | None = None, seed: int = 20261127,
         # so their cells are measured to a few tenths of a percent
         scaled = max(20, int(math.ceil(trials / family.trial_cost)))
         n = scaled if trials < FULL_TRIALS or family.trial_cost < 1 else trials
-        for j, gen in enumerate(family.generators):
-            if generators and gen.name not in generators:
-                continue
-            cell = run_cell(family, gen, n, seed + 1000 * i + j)
-            if trials >= FULL_TRIALS and not cell.ok and not cell.surely_misses:
-                # the same stream: the first n trials are among the new ones, so the verdict rests on all
-                cell = run_cell(family, gen, RECHECK_FACTOR * n, seed + 1000 * i + j)
-                cell.note = f"re-measured on {cell.trials} trials: below a bar within the noise of {n}" + (
-                    f"; {cell.note}" if cell.note else "")
-            cells.append(cell)
-            if progress is not None:
-                progress(cell)
+        sized = family.cells()
+        if trials < FULL_TRIALS and len(sized) > 1:
+            n = min(n, trials)  # a quick run of a family at many N: the quick trials, not more
+            if family.trial_cost >= 1:
+                sized = sized[:1]  # and a costly family at its first N only (the full run measures every N)
+        for k, (size, gens) in enumerate(sized):
+            # a trial's cost grows with its N: a quick run measures a costly family at a larger N on fewer trials
+            m = n if trials >= FULL_TRIALS or family.trial_cost < 1 else max(20, n * family.n // max(size, family.n))
+            for j, gen in enumerate(gens):
+                if generators and gen.name not in generators:
+                    continue
+                cells.append(_measure(family, gen, m, trials, seed + 1000 * i + j + 100_000 * k, size))
+                if progress is not None:
+                    progress(cells[-1])
     return cells
+
+
+def _measure(family: Family, gen: Generator, n: int, asked: int, seed: int, size: int) -> Cell:
+    cell = run_cell(family, gen, n, seed, size)
+    if asked >= FULL_TRIALS and not cell.ok and not cell.surely_misses:
+        # the same stream: the first n trials are among the new ones, so the verdict rests on all
+        cell = run_cell(family, gen, RECHECK_FACTOR * n, seed, size)
+        cell.note = f"re-measured on {cell.trials} trials: below a bar within the noise of {n}" + (
+            f"; {cell.note}" if cell.note else "")
+    return cell
 
 
 def _pct(x: float) -> str:
@@ -165,14 +188,14 @@ def _pct(x: float) -> str:
 
 def markdown_table(cells: list[Cell]) -> str:
     out = [
-        "| statistic | generator | role | truth | trials | coverage % [95% CI] | pass % [95% CI] | meets bars |",
-        "|---|---|---|---|---|---|---|---|",
+        "| statistic | generator | N | role | truth | trials | coverage % [95% CI] | pass % [95% CI] | meets bars |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for c in cells:
         passes = f"{_pct(c.pass_rate)} [{_pct(c.pass_ci[0])}, {_pct(c.pass_ci[1])}]"
         label = {"boundary": "false pass", "inside": "power", "away": "pass"}[c.role]
         out.append(
-            f"| {c.statistic} | {c.generator} | {c.role} | {c.truth:.4g} | {c.trials} | "
+            f"| {c.statistic} | {c.generator} | {c.n} | {c.role} | {c.truth:.4g} | {c.trials} | "
             f"{_pct(c.coverage)} [{_pct(c.coverage_ci[0])}, {_pct(c.coverage_ci[1])}] | {label} {passes} | "
             f"{'yes' if c.ok else '**no**'} |"
         )

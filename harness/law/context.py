@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 import numpy as np
 import pytest
 
-from harness.stats import CHECK, CLAIM, FAIL, INCONCLUSIVE, PASS, LawResult, combine
+from harness.stats import CHECK, CLAIM, FAIL, INCONCLUSIVE, PASS, UNTESTABLE, LawResult, combine
 from harness.stats.fragility import possible_decisions, possible_point_decisions, robust_failure
 
 if TYPE_CHECKING:
@@ -220,7 +220,14 @@ class LawContext:
                         f"holds, the point passes; re-examine the finding:\n{lines}", pytrace=False)
 
     def _inconclusive(self, lines: str) -> None:
-        worst = next(r for r in self.claims if r.decision == INCONCLUSIVE)
+        worst = next((r for r in self.claims if r.decision == INCONCLUSIVE), None)
+        if worst is None:  # every claim is untestable at this N
+            r = next(r for r in self.claims if r.decision == UNTESTABLE)
+            reason = (f"untestable at N={r.n}: {r.statistic} cannot be decided on so few seeds "
+                      f"(testable from N={r.testable_at})")
+            if self.inconclusive == "fail":
+                pytest.fail(reason + "\n" + lines, pytrace=False)
+            raise pytest.skip.Exception(reason, _use_item_location=True)
         reason = (f"inconclusive: CI [{worst.ci[0]:.4g}, {worst.ci[1]:.4g}] straddles threshold "
                   f"{_threshold(worst)} ({worst.statistic}, N={worst.n})")
         if self.inconclusive == "fail":

@@ -245,6 +245,8 @@ class Report:
                 thr = r["threshold"]
                 thr_s = f"[{thr[0]:.4g}, {thr[1]:.4g}]" if isinstance(thr, list) else f"{thr:.4g}"
                 mark = " ≈ fragile" if r.get("fragile") else ""
+                if r.get("testable_at"):
+                    mark += f" at this N (testable from N={r['testable_at']})"
                 mark += ", test failed" if e.verdict.startswith("FAIL (") else ""
                 out.append(
                     f"| `{e.nodeid}` | {r['decision']}{mark} | {r.get('kind', 'claim')} | {r['statistic']} | {r['value']:.4g} | "

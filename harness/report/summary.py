@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-COUNTS = ("holding", "failing", "undecided", "fragile", "not_run", "errors", "checks_ok", "checks_broken")
+COUNTS = ("holding", "failing", "undecided", "fragile", "untestable", "not_run", "errors", "checks_ok",
+          "checks_broken")
 
 
 def law_summary(entries: Iterable[dict[str, Any]]) -> dict[str, dict[str, int]]:
@@ -23,6 +24,9 @@ def law_summary(entries: Iterable[dict[str, Any]]) -> dict[str, dict[str, int]]:
             c["errors"] += 1
             continue
         for r in e["results"]:
+            if r["decision"] == "untestable":  # not a claim at this N: counted apart, neither held nor undecided
+                c["untestable"] += 1
+                continue
             # a row whose decision could move on another machine counts as fragile, not by its decision
             if r.get("fragile") and (r.get("kind", "claim") == "claim" or r["decision"] != "pass"):
                 c["fragile"] += 1
@@ -36,8 +40,9 @@ def law_summary(entries: Iterable[dict[str, Any]]) -> dict[str, dict[str, int]]:
 def _line(name: str, c: dict[str, int]) -> str:
     errors = f", {c['errors']} point(s) errored" if c["errors"] else ""
     fragile = f", {c['fragile']} fragile" if c.get("fragile") else ""
-    return (f"{name:16} claims: {c['holding']} holding, {c['failing']} failing, {c['undecided']} undecided{fragile}, "
-            f"{c['not_run']} point(s) not run{errors} | checks: {c['checks_ok']} ok, {c['checks_broken']} broken")
+    untestable = f"; {c['untestable']} row(s) untestable at this N" if c.get("untestable") else ""
+    return (f"{name:16} claims: {c['holding']} holding, {c['failing']} failing, {c['undecided']} undecided{fragile}"
+            f"{untestable}, {c['not_run']} point(s) not run{errors} | checks: {c['checks_ok']} ok, {c['checks_broken']} broken")
 
 
 def law_summary_lines(summary: dict[str, dict[str, int]]) -> list[str]:

@@ -16,6 +16,7 @@ from harness.stats.core import (
     CHECK,
     CLAIM,
     N_BOOT,
+    MIN_MEAN_N,
     LawResult,
     bootstrap_interval,
     current_confidence,
@@ -50,8 +51,9 @@ def mean_result(law: str, statistic: str, per_seed: np.ndarray, threshold: float
     Every builder of a mean over seeds below is this one."""
     x = np.asarray(per_seed, dtype=float)
     m, ci = mean_ci(x)
-    return LawResult(law, statistic, m, ci, threshold, direction, n=int(np.isfinite(x).sum()), seeds=(0, len(x)),
-                     extra=dict(extra), kind=kind)
+    n = int(np.isfinite(x).sum())
+    return LawResult(law, statistic, m, ci, threshold, direction, n=n, seeds=(0, len(x)),
+                     extra=dict(extra), kind=kind, testable_at=MIN_MEAN_N if n < MIN_MEAN_N else 0)
 
 
 def band_result(law: str, statistic: str, per_seed: np.ndarray, band: tuple[float, float], kind: str = CLAIM,

@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 from typing import Iterable
 
-from harness.stats.core import FAIL, INCONCLUSIVE, PASS, LawResult, decide
+from harness.stats.core import FAIL, INCONCLUSIVE, PASS, UNTESTABLE, LawResult, decide
 
 #: How far a row's interval edges move between machines, in half-widths of the interval.
 #: Chosen after seeing data (``confirm --perturb``, smoke tier, seeds 0…): two intra-op threads
@@ -43,6 +43,8 @@ def spread(r: LawResult) -> float:
 
 def possible_decisions(r: LawResult) -> frozenset[str]:
     """The decisions ``r`` could take with each interval edge moved by up to its spread."""
+    if r.decision == UNTESTABLE:
+        return frozenset({UNTESTABLE})  # no interval decides it, wherever it is computed
     s = spread(r)
     lo, hi = r.ci
     if s == 0.0:
@@ -61,7 +63,7 @@ def is_fragile(r: LawResult) -> bool:
 
 def possible_point_decisions(rows: Iterable[LawResult]) -> frozenset[str]:
     """The decisions ``combine`` could give the rows, each row free to take any of its possible ones."""
-    sets = [possible_decisions(r) for r in rows]
+    sets = [possible_decisions(r) for r in rows if r.decision != UNTESTABLE]
     if not sets:
         return frozenset()
     out = set()

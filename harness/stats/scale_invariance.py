@@ -19,6 +19,10 @@ from harness.stats import N_BOOT, bootstrap_interval, current_confidence, mean_c
 
 #: largest possible E_x|p_A(x) − p_B(x)|²₂ between two predicted-label distributions (disjoint one-hots)
 MAX_EXCESS = 2.0
+#: the upper bound (what "same" passes on) is a bootstrap bound at this share of the level's α. Why: at 64
+#: seeds with 15% of B's seeds in another basin at a distance equal to the threshold, the bound at the
+#: level itself passed "same" falsely 6-13% (100-150 trials); at 0.04·α, 0.7% (150 trials)
+SAME_UPPER_SHARE = 0.04
 
 
 # ------------------------------------------------------------------ windows --
@@ -107,13 +111,27 @@ class Disagreement:
         q_hi = 1.0 - ((1.0 - confidence) / 2) ** (1.0 / self.n)
         return MAX_EXCESS * q_hi * q_hi
 
+    def testable_at(self, threshold: float, confidence: float | None = None) -> int:
+        """0 if "distance < ``threshold``" can pass on these N seeds, else the fewest seeds at which the
+        unseen-minority floor lies below the threshold (the claim is untestable below it)."""
+        confidence = current_confidence() if confidence is None else confidence
+        q_max = math.sqrt(threshold**2 / MAX_EXCESS)  # the floor is MAX_EXCESS·q², q = 1 − (α/2)^(1/N)
+        if q_max >= 1:
+            return 0
+        need = math.floor(math.log((1.0 - confidence) / 2) / math.log(1.0 - q_max)) + 1
+        return 0 if self.n >= need else need
+
     def excess_ci(self, confidence: float | None = None) -> tuple[float, float]:
         """Bootstrap interval of ``excess`` over seeds, widened to both the basic and percentile bounds
         (the excess of a minority basin is right-skewed), with the unseen-minority floor on its upper end."""
+        confidence = current_confidence() if confidence is None else confidence
         basic = bootstrap_interval(self.excess, self.boot, confidence)
         perc = bootstrap_interval(self.excess, self.boot, confidence, method="percentile")
-        hi = max(basic[1], perc[1], self.unseen_minority_bound(confidence))
-        return (min(basic[0], perc[0]), hi)
+        upper = 1.0 - (1.0 - confidence) * SAME_UPPER_SHARE
+        hi = max(bootstrap_interval(self.excess, self.boot, upper)[1],
+                 bootstrap_interval(self.excess, self.boot, upper, method="percentile")[1],
+                 self.unseen_minority_bound(confidence))
+        return (min(basic[0], perc[0]), max(hi, basic[1], perc[1]))
 
     def ci(self, confidence: float | None = None) -> tuple[float, float]:
         """Interval of ``distance``: the excess interval mapped through √max(·, 0)."""
