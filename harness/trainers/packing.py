@@ -17,13 +17,16 @@ class Defaults:
     measured: str        # where and when the figures came from
 
 
-#: per device class ("cuda", "cpu"); CUDA's row is a guess until an acceptance run fills it
+#: per device class ("cuda", "cpu"). CUDA's row is the acceptance pick on one NVIDIA H200 (2026-12-04,
+#: `bench --acceptance`): airbench94 at pack 1 x 1 process took 2.05 s/run (GPU utilization 96%), pack
+#: 16 x 1 took 2.41 s/run; pack 16 x 2 failed its warm-up and the other configurations did not fit the
+#: time left, so they are not measured. Packing airbench's full-width net does not pay on that card.
 DEFAULTS = {
-    "cuda": Defaults(pack=4, procs_per_gpu=2, measured="not yet measured"),  # a guess small enough for a 24 GiB card
+    "cuda": Defaults(pack=1, procs_per_gpu=1, measured="NVIDIA H200, 2026-12-04 (pack 1 x 1 the fastest measured)"),
     # a CPU core is compute-bound: packing gained nothing there (see the airbench trainer)
     "cpu": Defaults(pack=1, procs_per_gpu=1, measured="2-core CI box"),
 }
-#: the pack size for this process and its workers (set by ``--pack-size``; the acceptance script uses it)
+#: the pack size for this process and its workers (the acceptance script sets it per configuration)
 PACK_ENV = "LRLAWS_PACK"
 MAX_PACK = 64
 
