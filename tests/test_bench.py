@@ -61,7 +61,7 @@ def test_acceptance_tiny_cpu_writes_one_json_and_one_table(tmp_path, capsys: pyt
     # the seed's point does not hold on MNIST-1D (a recorded finding beyond the spread: an xfail, exit 0); decided at 64 runs
     assert [(p["decision"], p["runs_used"], p["runs_max"]) for p in smoke["points"]] == [("fail", 64, 512)]
     table = capsys.readouterr().out
-    for row in ("pack 1 x 1 proc", "pack 4 x 2 procs", "pick: pack", "trainers/packing.py", "smoke tier", "json:"):
+    for row in ("pack 1 x 1 proc", "pack 4 x 2 procs", "pick: pack", "harness/packing.py", "smoke tier", "json:"):
         assert row in table, row
 
 

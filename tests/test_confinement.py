@@ -59,7 +59,7 @@ def test_prune_never_deletes_what_a_malformed_key_names(tmp_path, key):
     assert os.path.normpath(store.root / "runs" / key[:2] / key) == str(victim)  # the key names the victim
     with sqlite3.connect(store.root / "index.sqlite") as conn:
         conn.execute("INSERT INTO recipes VALUES (?, 'fake', 's', '{}')", (key,))
-        conn.execute("INSERT INTO runs VALUES (?, 0, 'ok', 'x', 'h', 0, 'cpu', 0, '{}')", (key,))
+        conn.execute("INSERT INTO runs VALUES (?, 0, 'ok', 'x', 'h', 0, 'cpu', 0, '{}', '', 0, '')", (key,))
     out = prune(store.root, 30, now=time.time())
     assert key in out.pruned  # its index rows go; the folder it names is not the store's to delete
     assert (victim / "inner" / "keep.txt").read_text() == "keep"

@@ -51,12 +51,12 @@ def run(pytester):
 def test_outcomes_and_junit_properties(run, pytester):
     r = run("-rs")
     r.assert_outcomes(passed=1, failed=1, skipped=1)
-    r.stdout.fnmatch_lines(["*SKIPPED*inconclusive: CI [[]-2.5, 2.5] straddles threshold 0.0 (stat, N=3)*"])
+    r.stdout.fnmatch_lines(["*SKIPPED*inconclusive: CI [[]-2.5, 2.5] straddles threshold 0 (stat, N=3)*"])
     cases = _cases(pytester.path / "junit.xml")
     assert set(cases) == {"test_toy[toy-pass]", "test_toy[toy-fail]", "test_toy[toy-inconc]"}
     assert cases["test_toy[toy-fail]"].find("failure") is not None
     skip = cases["test_toy[toy-inconc]"].find("skipped")
-    assert skip is not None and "inconclusive: CI [-2.5, 2.5] straddles threshold 0.0" in skip.get("message")
+    assert skip is not None and "inconclusive: CI [-2.5, 2.5] straddles threshold 0" in skip.get("message")
     for case, decision, ci in (("pass", "pass", "[0.5, 1.5]"), ("fail", "fail", "[-1.5, -0.5]"),
                                ("inconc", "inconclusive", "[-2.5, 2.5]")):
         p = _props(cases[f"test_toy[toy-{case}]"])
@@ -72,5 +72,5 @@ def test_inconclusive_fail_makes_strict_ci_fail(run, pytester):
     r.assert_outcomes(passed=1, failed=2)
     tc = _cases(pytester.path / "junit.xml")["test_toy[toy-inconc]"]
     failure = tc.find("failure")
-    assert failure is not None and "inconclusive: CI [-2.5, 2.5] straddles threshold 0.0" in failure.get("message")
+    assert failure is not None and "inconclusive: CI [-2.5, 2.5] straddles threshold 0" in failure.get("message")
     assert _props(tc)["lrlaws.decision"] == "inconclusive"

@@ -18,7 +18,7 @@ MAX_FUNCTION_LINES = 60
 #: the stages of the data flow, bottom up: a module imports only from its own stage or the ones before it.
 #: ``identity`` hashes a recipe's data, so it sits after ``data``.
 LAYERS: list[tuple[str, ...]] = [
-    ("harness", "harness.config", "harness.recipe", "harness.extensions", "harness.cli"),
+    ("harness", "harness.config", "harness.packing", "harness.recipe", "harness.extensions", "harness.cli"),
     ("harness.data",),
     ("harness.identity",),
     ("harness.stats",),
@@ -30,7 +30,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("harness.report",),
     ("harness.plugin", "harness.bench", "harness.__main__"),
 ]
-TORCH_FREE = ["harness.recipe", "harness.execute.plan", "harness.store.index", "harness.stats", "harness.extensions"]
+TORCH_FREE = ["harness.recipe", "harness.packing", "harness.execute.plan", "harness.store.index", "harness.stats", "harness.extensions"]
 
 
 @pytest.mark.parametrize("module", TORCH_FREE)

@@ -17,7 +17,7 @@ from scipy import stats
 
 from harness.data.formats import write_cifar10
 from harness.data.standin import learnable_images
-from harness.trainers.packing import PACK_ENV, pack_size
+from harness.packing import PACK_ENV, pack_size
 from harness.trainers.recipes import AIRBENCH94
 from harness.trainers.airbench import AirbenchTrainer
 from harness.trainers.base import TrainContext

@@ -240,7 +240,7 @@ def test_laws_refuse_xdist(pytester):
 
 def test_procs_per_gpu_makes_k_workers_per_gpu(monkeypatch):
     from harness.execute import local as executor
-    from harness.trainers.packing import DEFAULTS
+    from harness.packing import DEFAULTS
     from harness.plugin.state import LawSession
 
     monkeypatch.setattr(executor, "visible_cuda_devices", lambda: ["3", "5"])

@@ -14,7 +14,7 @@ Steps, in order, each timed:
    ``$LRLAWS_PACK``, ``--compile``), on a fresh store.
 
 It writes one JSON (``--json``) and prints one table, with the row to put into
-``harness.trainers.packing.DEFAULTS``. ``--tiny --device cpu`` (what CI runs) sweeps
+``harness.packing.DEFAULTS``. ``--tiny --device cpu`` (what CI runs) sweeps
 packs (1, 4) × processes (1, 2) of a tiny recipe, leaves compile out (inductor's C++
 build takes minutes on a CPU) and trains one linearity smoke point with
 ``--gpus 0 --workers 1``. Configurations that no longer fit the budget are skipped,
@@ -152,7 +152,7 @@ def table(r: dict[str, Any]) -> str:
         lines.append(row(r["compile"]) + f"; learns as eager: {r['compile']['learns_as_eager']}")
     p = r["pick"]
     lines.append("pick: " + (f"pack {p['pack']}, {p['procs']} procs per GPU, compile {p['compile']} -> "
-                             f"harness/trainers/packing.py: Defaults(pack={p['pack']}, procs_per_gpu={p['procs']}, "
+                             f"harness/packing.py: Defaults(pack={p['pack']}, procs_per_gpu={p['procs']}, "
                              f"measured=\"{r['device']}, {r['date']}\")" if p else "none (pack 1 x 1 process failed)"))
     s = r["smoke_tier"]
     decisions = ", ".join(f"{x['decision']}@{x['runs_used']}/{x['runs_max']}" for x in s.get("points", [])[:6])

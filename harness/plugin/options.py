@@ -47,7 +47,7 @@ def add_options(parser: pytest.Parser) -> None:
                      "compile per process); compiled runs are stored under their own keys. Trainers without a "
                      "compiled path ignore it.")
     g.addoption("--procs-per-gpu", default=None, metavar="K",
-                help="trainer processes per visible GPU (1..16; default from harness.trainers.packing): small "
+                help="trainer processes per visible GPU (1..16; default from harness.packing): small "
                      "nets leave a card idle, several processes fill it.")
     g.addoption("--compare-to", default="previous", metavar="PATH|previous|none",
                 help="report to compare this session's with (report.json or its run dir); previous (default) = the "

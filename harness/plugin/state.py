@@ -74,7 +74,7 @@ class LawSession:
     offline: bool = False  # never download (--offline / LRLAWS_OFFLINE=1)
     to_download: set[str] = field(default_factory=set)  # absent data sets the session fetches before training
     cpu_workers: int | None = None  # --workers; None = the usable cores
-    procs_per_gpu: int | None = None  # --procs-per-gpu; None = harness.trainers.packing
+    procs_per_gpu: int | None = None  # --procs-per-gpu; None = harness.packing
     fixed_n: bool = False  # --fixed-n: every point at its tier's maximum N, one look
     budget: float | None = None  # --budget, seconds of training: open-ended looks past the tier's N
     #: per point, (projected seconds to decide it, seconds of its next look), from its latest look
@@ -116,7 +116,7 @@ class LawSession:
 
         if not self.gpus:
             return [WorkerSpec("cpu")] * (self.cpu_workers or usable_cores())
-        from harness.trainers.packing import DEFAULTS
+        from harness.packing import DEFAULTS
 
         ids = visible_cuda_devices()[: self.gpus]
         k = self.procs_per_gpu or DEFAULTS["cuda"].procs_per_gpu
@@ -167,7 +167,7 @@ def _check_perturbation() -> None:
 
 
 def _check_pack_env() -> None:
-    from harness.trainers.packing import PACK_ENV, parse_pack
+    from harness.packing import PACK_ENV, parse_pack
 
     if os.environ.get(PACK_ENV):
         try:

@@ -17,7 +17,7 @@ The recipe's numbers are airbench94's, in its units (defaults in ``AIRBENCH94``)
   augmentation level ``tta`` (0 none, 1 mirror, 2 mirror + 1 px translations).
 
 Packs: ``train`` trains each block of seeds (``chunk_size`` = the device class's pack
-size, ``harness.trainers.packing``) as one net of grouped convolutions (``NetSpec.pack``),
+size, ``harness.packing``) as one net of grouped convolutions (``NetSpec.pack``),
 so batch-norm statistics, lookahead, augmentation draws and TTA stay per seed, and a
 seed's run never depends on its pack-mates. Grouped convolutions rather than
 ``vmap(functional_call)``: vmap lowers a batched conv to the same grouped conv (one
@@ -54,7 +54,7 @@ from harness.trainers.optim import lr_factor
 from harness.recipe import Recipe, RecipeError
 from harness.store.runs import DIVERGED, OK
 from harness.trainers.base import RunResult, TrainContext, resolve_options, derived_salt
-from harness.trainers.packing import pack_size
+from harness.packing import pack_size
 
 #: lookahead: every this many steps, weights ← EMA with decay 0.95⁵·(t/T)³ (airbench94)
 LOOKAHEAD_EVERY, LOOKAHEAD_BASE = 5, 0.95**5

@@ -20,7 +20,7 @@ class TrainContext:
     download: bool = True
     #: torch.compile the model (once per process, reused across runs); compiled runs get their own keys
     compile: bool = False
-    #: seeds trained as one packed computation by trainers that pack (0 = ``harness.trainers.packing``)
+    #: seeds trained as one packed computation by trainers that pack (0 = ``harness.packing``)
     pack: int = 0
 
 
