@@ -102,3 +102,14 @@ def loopback_ray_cluster() -> Iterator[object]:
         if ray.is_initialized():
             ray.shutdown()
         c.shutdown()
+
+
+@pytest.fixture(scope="module")
+def cifar_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A learnable CIFAR-10 stand-in (2048 training, 512 test images) in the real on-disk format."""
+    from harness.data.formats import write_cifar10
+    from harness.data.standin import learnable_images
+
+    root = tmp_path_factory.mktemp("cifar")
+    write_cifar10(root, learnable_images(2048, 512))
+    return root

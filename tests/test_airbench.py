@@ -34,12 +34,6 @@ LEARN_MIN_ACC = 0.30
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-@pytest.fixture(scope="module")
-def cifar_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("cifar")
-    write_cifar10(root, learnable_images(2048, 512))
-    return root
-
 
 def ctx(root: Path, **kw) -> TrainContext:
     return TrainContext(device="cpu", data_dir=root, download=False, **kw)

@@ -12,8 +12,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from harness.data.formats import write_cifar10
-from harness.data.standin import learnable_images
 from harness.identity import recipe_key
 from harness.trainers import airbench
 from harness.trainers.recipes import AIRBENCH94
@@ -27,12 +25,6 @@ LOGIT_TOL, ACC_TOL = 0.05, 0.01
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-
-@pytest.fixture(scope="module")
-def cifar_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("cifar")
-    write_cifar10(root, learnable_images(2048, 512))
-    return root
 
 
 def runs(root: Path, compile: bool, seeds=(0, 1)) -> list[airbench.Run]:
