@@ -81,6 +81,9 @@ def test_pick_is_the_fastest_that_learns() -> None:
     (["--device", "tpu"], "--device 'tpu': use cpu, cuda or cuda:N"),
     (["--device", "cuda:7"], "no such CUDA device here"),
     (["--json", "."], "is a directory: pass a file path"),
+    (["--smoke-report", "."], "--smoke-report .: is a directory"),
+    # under a file, not a folder: this very test file
+    (["--smoke-report", f"{__file__}/smoke.json"], f"--smoke-report {__file__}/smoke.json: cannot write under {__file__}"),
 ])
 def test_acceptance_bad_arguments_are_one_line_before_training(args, message, capsys) -> None:
     with pytest.raises(SystemExit) as e:

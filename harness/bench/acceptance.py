@@ -162,18 +162,26 @@ def table(r: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _unwritable(path: Path) -> str | None:
+    """Why a file cannot be written at ``path``, or None."""
+    if path.is_dir():
+        return "is a directory: pass a file path"
+    parent = path.parent if path.parent != Path("") else Path(".")
+    existing = next((q for q in (parent, *parent.parents) if q.exists()), Path("."))
+    if not existing.is_dir() or not os.access(existing, os.W_OK):
+        return f"cannot write under {existing}; pass a writable path"
+    return None
+
+
 def _arg_problem(a) -> str | None:
     """Why the arguments cannot run, in one line, or None: checked before any data is written or run."""
     if a.runs < 1:
         return f"--runs must be >= 1, got {a.runs}"
     if not re.fullmatch(r"cpu|cuda(:\d+)?", a.device):
         return f"--device {a.device!r}: use cpu, cuda or cuda:N"
-    if a.json.is_dir():
-        return f"--json {a.json} is a directory: pass a file path"
-    parent = a.json.parent if a.json.parent != Path("") else Path(".")
-    existing = next((q for q in (parent, *parent.parents) if q.exists()), Path("."))
-    if not existing.is_dir() or not os.access(existing, os.W_OK):
-        return f"--json {a.json}: cannot write under {existing}; pass a writable path"
+    for option, path in (("--json", a.json), ("--smoke-report", a.smoke_report)):
+        if path is not None and (why := _unwritable(path)):
+            return f"{option} {path}: {why}"
     if a.device.startswith("cuda"):
         import torch
 
