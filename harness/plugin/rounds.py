@@ -125,6 +125,8 @@ def reuse_stops(ls: "LawSession", law_dirs: dict[str, Path]) -> None:
         n, digest = ls.stops.previous.get(nodeid, (0, ""))
         if len(p.plan) > 1 and n in p.plan and _stop_digest(ls, nodeid, law_dirs[nodeid], p, n) == digest:
             p.stop_at(n)
+            p.history = {k: [(int(a), float(b)) for a, b in v] for k, v in ls.stops.histories.get(nodeid, {}).items()
+                         if isinstance(v, list)}
             ls.stops.reused += 1
 
 
@@ -203,7 +205,8 @@ def decide_in_rounds(session: pytest.Session, ls: "LawSession", train_plan: Call
     by_id = {it.nodeid: it for it in session.items}
     t0 = time.perf_counter()
     law_dirs = {nodeid: Path(by_id[nodeid].path).parent for nodeid in ls.points}
-    ls.stops = stops.Stops(stops.previous_stops(ls.report_dir, str(ls.tier), set(ls.points)))
+    histories: dict[str, dict] = {}
+    ls.stops = stops.Stops(stops.previous_stops(ls.report_dir, str(ls.tier), set(ls.points), histories), histories)
     reuse_stops(ls, law_dirs)
 
     def train() -> None:

@@ -38,8 +38,10 @@ MAX_REPORTS = 20
 _HARNESS = Path(__file__).resolve().parents[1]  # the harness package, not this one
 
 
-def previous_stops(report_dir: Path, tier: str, nodeids: set[str]) -> dict[str, tuple[int, str]]:
-    """nodeid -> (runs used, stop digest) from the newest earlier reports of ``tier`` that record one."""
+def previous_stops(report_dir: Path, tier: str, nodeids: set[str],
+                   histories: dict[str, dict] | None = None) -> dict[str, tuple[int, str]]:
+    """nodeid -> (runs used, stop digest) from the newest earlier reports of ``tier`` that record one;
+    ``histories`` (if given) receives each such point's look history, for its projection."""
     found: dict[str, tuple[int, str]] = {}
     if not nodeids:
         return found
@@ -51,6 +53,8 @@ def previous_stops(report_dir: Path, tier: str, nodeids: set[str]) -> dict[str, 
             used, digest = e.get("runs_used"), e.get("stop_digest")
             if isinstance(used, int) and isinstance(digest, str) and digest:
                 found[e["nodeid"]] = (used, digest)
+                if histories is not None and isinstance(e.get("history"), dict):
+                    histories[e["nodeid"]] = e["history"]
         if len(found) == len(nodeids):
             break
     return found
@@ -73,6 +77,8 @@ class Stops:
     """The session's earlier stops, its own stops' digests (for the report) and what it reused."""
 
     previous: dict[str, tuple[int, str]]
+    #: the look history of each earlier stop: a point started there projects as its looks did
+    histories: dict[str, dict] = field(default_factory=dict)
     digests: dict[str, str] = field(default_factory=dict)
     #: points whose stop was not a verdict (their runs were missing): never recorded
     unverified: set[str] = field(default_factory=set)

@@ -49,6 +49,8 @@ class Entry:
     fragile: bool = False
     #: undecided: runs per ensemble that would decide it, runs to train, seconds (``projection_of``)
     projection: dict[str, Any] | None = None
+    #: per claim, (runs, interval side facing the threshold) at each dry look: what the projection fitted
+    history: dict[str, Any] = field(default_factory=dict)
     #: pytest's outcome of the point's test (passed, failed, skipped, xfailed); "" where it did not run
     outcome: str = ""
     #: the law's claim in one sentence and its source's title (``harness.report.html.claim_and_source``)
@@ -161,6 +163,7 @@ class Report:
             runs_used=ctx.runs_used or n, runs_max=ctx.runs_max or n, looks=ctx.looks,
             confidence=current_confidence(), fragile=bool(ctx.results) and ctx.fragile,
             projection=max(projections.values(), key=lambda p: p["runs"] or math.inf, default=None),
+            history=_jsonable(ctx.history),
         )
         self.entries.append(entry)
         return entry
