@@ -62,6 +62,18 @@ def _started(data: dict[str, Any]) -> float:
         return 0.0
 
 
+def _malformed(data: Any) -> str | None:
+    """Why ``data`` cannot be an earlier report that sessions read (its order and its runs), or None."""
+    if not isinstance(data, dict) or not isinstance(data.get("entries"), list):
+        return "not an lrlaws report (no 'entries' list)"
+    if not isinstance(data.get("started", 0.0), (int, float)):
+        return f"its 'started' is {data.get('started')!r}, not a time"
+    for e in data["entries"]:
+        if not isinstance(e, dict) or not isinstance(e.get("runs_used", 0), int):
+            return "an entry is not an object with a whole 'runs_used'"
+    return None
+
+
 def earlier_reports(report_dir: Path, tier: str | None = None, before: float = math.inf, *, below: bool = False,
                     skip_dirs: tuple[str, ...] = (), skipped: list[str] | None = None,
                     ) -> Iterator[tuple[Path, dict[str, Any]]]:
@@ -82,9 +94,9 @@ def earlier_reports(report_dir: Path, tier: str | None = None, before: float = m
             if skipped is not None:
                 skipped.append(f"skipped the malformed report {p} ({type(e).__name__}: {str(e)[:120]})")
             continue
-        if not isinstance(data, dict) or not isinstance(data.get("entries"), list):
+        if (why := _malformed(data)) is not None:
             if skipped is not None:
-                skipped.append(f"skipped {p}: not an lrlaws report (no 'entries' list)")
+                skipped.append(f"skipped the malformed report {p}: {why}")
             continue
         if (tier is None or data.get("tier") == tier) and (started := _started(data)) < before:
             found.append((started, p, data))
