@@ -170,6 +170,10 @@ def _unwritable(path: Path) -> str | None:
     existing = next((q for q in (parent, *parent.parents) if q.exists()), Path("."))
     if not existing.is_dir() or not os.access(existing, os.W_OK):
         return f"cannot write under {existing}; pass a writable path"
+    try:  # made now, so that a folder that cannot be made is said before anything runs
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        return f"cannot create {parent} ({e.strerror}); pass a writable path"
     return None
 
 

@@ -11,7 +11,7 @@ SMOKE = Recipe(trainer="mlp", dataset="teacher", model="mlp", lr=0.05, batch_siz
 
 
 @lrlaw("larger_lr_faster", tiers={"smoke": SMOKE},
-       needs=lambda base, factor: {"base": Ensemble(base, 8), "larger": Ensemble(base.replace(lr=base.lr * factor), 8)})
+       needs=lambda base, factor: {"base": Ensemble(base, 32), "larger": Ensemble(base.replace(lr=base.lr * factor), 32)})
 @pytest.mark.parametrize("factor", [3.0])
 def test_larger_lr_learns_faster(law, factor):
     # seed s is the same initialisation and data order in both ensembles: compare them pairwise
