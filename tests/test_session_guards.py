@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
+import textwrap
 
 import numpy as np
 
@@ -171,32 +172,33 @@ def test_a_plugin_that_calls_sys_exit_at_import_is_a_plugin_error(tmp_path, monk
         plugins.load(plugins.TRAINER_GROUP, "exiting")
 
 
-SLOW_LAW = '''
-import time
-import numpy as np
-from harness import Ensemble, Recipe
-from harness.law import lrlaw
-from harness.store.runs import RunResult
-from harness.trainers import TRAINERS
+# indented, so that no line of this harness test reads as a module-level law (harness.plugin.xdist)
+SLOW_LAW = textwrap.dedent('''
+    import time
+    import numpy as np
+    from harness import Ensemble, Recipe
+    from harness.law import lrlaw
+    from harness.store.runs import RunResult
+    from harness.trainers import TRAINERS
 
-class Slow:
-    name, salt = "slow", "slow-v1"
-    def validate(self, recipe): pass
-    def check_data(self, recipe, ctx): pass
-    def chunk_size(self, recipe, device): return 1
-    def estimate_seconds(self, recipe, device): return 5.0
-    def train(self, recipe, seeds, ctx):
-        open("training", "w").close()
-        time.sleep(60)
-        for s in seeds:
-            yield RunResult(s, {"out": np.zeros(2)})
+    class Slow:
+        name, salt = "slow", "slow-v1"
+        def validate(self, recipe): pass
+        def check_data(self, recipe, ctx): pass
+        def chunk_size(self, recipe, device): return 1
+        def estimate_seconds(self, recipe, device): return 5.0
+        def train(self, recipe, seeds, ctx):
+            open("training", "w").close()
+            time.sleep(60)
+            for s in seeds:
+                yield RunResult(s, {"out": np.zeros(2)})
 
-TRAINERS["slow"] = Slow()
+    TRAINERS["slow"] = Slow()
 
-@lrlaw("slow", needs=lambda tier: {"runs": Ensemble(Recipe(trainer="slow", dataset="none", model="none", lr=0.1), 2)})
-def test_slow(law):
-    pass
-'''
+    @lrlaw("slow", needs=lambda tier: {"runs": Ensemble(Recipe(trainer="slow", dataset="none", model="none", lr=0.1), 2)})
+    def test_slow(law):
+        pass
+''')
 
 
 def test_a_session_killed_while_training_leaves_no_empty_run_dir(pytester):
