@@ -135,7 +135,7 @@ def test_law_runs_in_process(pytester, site, monkeypatch):
     r, entries = run_law(pytester, site, monkeypatch, "local", "--workers=1")
     assert r.ret == 0, r.stdout.str()
     assert list(entries.values()) == [("pass", entries["test_logreg_law.py::test_larger_lr_fits_the_blobs_sooner"][1])]
-    r.stdout.fnmatch_lines(["*lrlaws: trained 16 runs*"])
+    r.stdout.fnmatch_lines(["*lrlaws: trained 64 runs*"])
 
 
 # ----------------------------------------------------------------------- pool --
@@ -146,7 +146,7 @@ def test_law_runs_in_spawned_pool_workers_with_the_same_runs(pytester, site, mon
     r, entries = run_law(pytester, site, monkeypatch, "pool", "--workers=2")
     assert r.ret == 0, r.stdout.str()
     assert [d for d, _ in entries.values()] == ["pass"]
-    r.stdout.fnmatch_lines(["*lrlaws: trained 16 runs*"])
+    r.stdout.fnmatch_lines(["*lrlaws: trained 64 runs*"])
     assert stored(pytester.path / "pool") == stored(pytester.path / "local")
 
 
@@ -188,7 +188,7 @@ def test_law_runs_on_ray_with_the_same_runs(cluster, pytester, site, monkeypatch
     r, on_ray = run_law(pytester, site, monkeypatch, "ray", "--executor=ray", f"--ray-address={cluster.address}")
     assert r.ret == 0, r.stdout.str()
     assert on_ray == local and [d for d, _ in on_ray.values()] == ["pass"]
-    r.stdout.fnmatch_lines(["*lrlaws: trained 16 runs*"])
+    r.stdout.fnmatch_lines(["*lrlaws: trained 64 runs*"])
     ray_runs, local_runs = stored(pytester.path / "ray"), stored(pytester.path / "local")
     assert {k: v[1] for k, v in ray_runs.items()} == {k: v[1] for k, v in local_runs.items()}
     assert all(device.startswith("ray:") for device, _ in ray_runs.values())
