@@ -99,9 +99,9 @@ def divergence_results(diverged: dict[float, np.ndarray], law: str = "gd_diverge
     out = []
     for f, flags in sorted(diverged.items()):
         if f < 1 and "below" in sides:
-            out.append(rate_result(law, f"diverged_fraction_f{f:g}", flags, DIVERGED_FRACTION, "<", kind=kind, f=f))
+            out.append(rate_result(f"diverged_fraction_f{f:g}", flags, DIVERGED_FRACTION, "<", kind=kind, f=f))
         elif f > 1 and "above" in sides:
-            out.append(rate_result(law, f"diverged_fraction_f{f:g}", flags, DIVERGED_FRACTION, ">", kind=kind, f=f))
+            out.append(rate_result(f"diverged_fraction_f{f:g}", flags, DIVERGED_FRACTION, ">", kind=kind, f=f))
     return out
 
 
@@ -122,22 +122,22 @@ def eos_results(runs: dict[float, dict[str, np.ndarray]], steps: int, law: str =
         reaches = (ref_sharp * np.asarray(r["eta"]) / 2 > 1.0) & (f != REF_F)
         if reaches.any():
             # adapting means surviving: a diverged run is a run whose sharpness did not come down
-            out.append(rate_result(law, f"diverged_fraction_at_edge_f{f:g}", ~np.asarray(r["ok"])[reaches],
+            out.append(rate_result(f"diverged_fraction_at_edge_f{f:g}", ~np.asarray(r["ok"])[reaches],
                                    DIVERGED_FRACTION, "<", kind=CLAIM, f=f))
-            out.append(band_result(law, f"late_eta_sharpness_over_2_f{f:g}", per_seed[reaches], EOS_BAND, kind=CLAIM, f=f,
+            out.append(band_result(f"late_eta_sharpness_over_2_f{f:g}", per_seed[reaches], EOS_BAND, kind=CLAIM, f=f,
                                    seeds_at_edge=int(reaches.sum())))
         if (~reaches).any():
             vals = per_seed[~reaches]
             hi = float(np.nanmax(vals)) if np.isfinite(vals).any() else float("nan")
-            out.append(exact_result(law, f"late_eta_sharpness_over_2_below_edge_f{f:g}", hi, EOS_BAND[1], "<",
-                                    n=int((~reaches).sum()), seeds=(0, per_seed.size), kind=CLAIM, f=f))
+            out.append(exact_result(f"late_eta_sharpness_over_2_below_edge_f{f:g}", hi, EOS_BAND[1], "<",
+                                    n=int((~reaches).sum()), kind=CLAIM, f=f))
     return out
 
 
 def probe_result(lambda_hat: np.ndarray, lambda_exact: np.ndarray, law: str = "gd_divergence") -> LawResult:
     """Largest relative error of the probe over seeds (deterministic: a point, no sampling interval)."""
     err = np.max(np.abs(np.asarray(lambda_hat) - lambda_exact) / np.abs(lambda_exact))
-    return exact_result(law, "probe_max_rel_error", err, PROBE_REL_TOL, "<", n=len(lambda_exact), kind=CHECK)
+    return exact_result("probe_max_rel_error", err, PROBE_REL_TOL, "<", n=len(lambda_exact), kind=CHECK)
 
 
 def _loss_plot(law, name: str, kind: str, title: str) -> None:

@@ -140,32 +140,31 @@ TIERS = {
 }
 
 
-def exact_results(base: np.ndarray, others: dict[str, np.ndarray], seeds: tuple[int, int]) -> list[LawResult]:
+def exact_results(base: np.ndarray, others: dict[str, np.ndarray]) -> list[LawResult]:
     """Largest relative l2 difference of test logits over seeds, per rescaled recipe."""
     out = []
     for name, logits in others.items():
         diff = np.linalg.norm((logits - base).reshape(len(base), -1), axis=1)
         rel = np.max(diff / np.linalg.norm(base.reshape(len(base), -1), axis=1))
-        out.append(exact_result("intrinsic_lr", f"exact_{name}:max_rel_logit_diff", rel, EXACT_REL_TOL, "<",
-                                n=seeds[1] - seeds[0], kind=CHECK))
+        out.append(exact_result(f"exact_{name}:max_rel_logit_diff", rel, EXACT_REL_TOL, "<",
+                                n=len(base), kind=CHECK))
     return out
 
 
-@lrlaw("intrinsic_lr", tiers=TIERS, needs=lambda cfg: cfg["exact"])
+@lrlaw("intrinsic_lr", tiers=TIERS, reads=lambda cfg: cfg["exact"])
 def test_intrinsic_exact_equivalence(law) -> None:
     """(η, λ, w₀) ≡ (c²η, λ/c², c·w₀) when every trained weight is scale invariant: same logits."""
     logits = {k: law.runs(k).array("logits").astype(np.float64) for k in law.ensembles}
     base = logits.pop("base")
-    results = exact_results(base, logits, (0, len(base)))
+    results = exact_results(base, logits)
     law.note("relative logit differences: " + ", ".join(f"{r.statistic.split(':')[0]} {r.value:.2e}" for r in results))
     law.check(*results)
 
 
-def distance_result(stat: str, a: np.ndarray, b: np.ndarray, classes: int, direction: str, n: int,
-                    rng: int = 0) -> LawResult:
+def distance_result(stat: str, a: np.ndarray, b: np.ndarray, classes: int, direction: str, rng: int = 0) -> LawResult:
     """``direction`` "<": the ensembles are the same (within FN_DISTANCE); ">": they differ."""
     d = excess_disagreement(a, b, classes, rng=rng)
-    return LawResult("intrinsic_lr", stat, d.distance, d.ci(), FN_DISTANCE, direction, n=d.n, seeds=(0, n),
+    return LawResult(stat, d.distance, d.ci(), FN_DISTANCE, direction, n=d.n,
                      extra={"excess": d.excess, "d_ab": d.d_ab, "d_aa": d.d_aa, "d_bb": d.d_bb}, kind=CLAIM,
                      testable_at=d.testable_at(FN_DISTANCE) if direction == "<" else 0)
 
@@ -178,26 +177,26 @@ def _predictions(law, names) -> tuple[dict[str, np.ndarray], np.ndarray, int]:
     return preds, steps, classes
 
 
-@lrlaw("intrinsic_lr", tiers=TIERS, needs=lambda cfg: {k: cfg["fn"][k] for k in ("base", "rescaled", "higher_intrinsic")})
+@lrlaw("intrinsic_lr", tiers=TIERS, reads=lambda cfg: {k: cfg["fn"][k] for k in ("base", "rescaled", "higher_intrinsic")})
 def test_intrinsic_equivalence_in_function_space(law) -> None:
     """Equal ηλ (c = 2 rescaling) → same output distribution at the end; 4× ηλ → a different one."""
     preds, steps, k = _predictions(law, ("base", "rescaled", "higher_intrinsic"))
-    base, n = preds["base"][:, -1], law.runs("base").n
-    law.check(distance_result("same_intrinsic_lr:distance", base, preds["rescaled"][:, -1], k, "<", n),
-              distance_result("higher_intrinsic_lr:distance", base, preds["higher_intrinsic"][:, -1], k, ">", n))
+    base = preds["base"][:, -1]
+    law.check(distance_result("same_intrinsic_lr:distance", base, preds["rescaled"][:, -1], k, "<"),
+              distance_result("higher_intrinsic_lr:distance", base, preds["higher_intrinsic"][:, -1], k, ">"))
 
 
-@lrlaw("intrinsic_lr", tiers=TIERS, needs=lambda cfg: cfg["fn"])
+@lrlaw("intrinsic_lr", tiers=TIERS, reads=lambda cfg: cfg["fn"])
 def test_intrinsic_function_space_equilibrium(law) -> None:
     """Different init scale / schedule at equal ηλ: far apart at 1/(2ηλ), the same at 6/(ηλ)."""
     preds, steps, k = _predictions(law, tuple(law.ensembles))
     base = law.runs("base").ensemble.recipe
     t_before = int(np.flatnonzero(steps == base.option("snapshot_every"))[0])
-    results, n = [], law.runs("base").n
+    results = []
     for other in ("init_scale", "schedule"):
         a, b = preds["base"], preds[other]
-        results.append(distance_result(f"{other}@{steps[t_before]}:distance", a[:, t_before], b[:, t_before], k, ">", n))
-        results.append(distance_result(f"{other}@{steps[-1]}:distance", a[:, -1], b[:, -1], k, "<", n))
+        results.append(distance_result(f"{other}@{steps[t_before]}:distance", a[:, t_before], b[:, t_before], k, ">"))
+        results.append(distance_result(f"{other}@{steps[-1]}:distance", a[:, -1], b[:, -1], k, "<"))
     _figure4(law, preds, steps, k, base)
     law.check(*results)
 
@@ -226,7 +225,7 @@ def _figure4(law, preds: dict[str, np.ndarray], steps: np.ndarray, k: int, base:
         ax2.set_ylabel("l1 distance of mean label distributions\n(dotted: permutation null)")
 
 
-def gd_results(system: str, wd_loss: np.ndarray, no_wd_loss: np.ndarray, seeds: tuple[int, int]) -> list[LawResult]:
+def gd_results(system: str, wd_loss: np.ndarray, no_wd_loss: np.ndarray) -> list[LawResult]:
     """Spikes per run with and without weight decay, and where the decay-free runs end. Rows are runs."""
     def spikes(losses: np.ndarray) -> np.ndarray:
         return np.array([count_spikes(L, LOW_FRAC * L[0], SPIKE_FRAC * L[0]) for L in losses])
@@ -234,15 +233,15 @@ def gd_results(system: str, wd_loss: np.ndarray, no_wd_loss: np.ndarray, seeds: 
     s_wd, s_free = spikes(wd_loss), spikes(no_wd_loss)
     out = []
     for stat, s, direction in (("spikes_per_run_wd", s_wd, ">"), ("spikes_per_run_no_wd", s_free, "<")):
-        out.append(LawResult("intrinsic_lr", f"{system}:{stat}", float(s.mean()), spike_rate_ci(s), SPIKES_PER_RUN,
-                             direction, n=len(s), seeds=seeds, extra={"per_run": s.tolist()}, kind=CLAIM))
+        out.append(LawResult(f"{system}:{stat}", float(s.mean()), spike_rate_ci(s), SPIKES_PER_RUN,
+                             direction, n=len(s), extra={"per_run": s.tolist()}, kind=CLAIM))
     # converged: the final loss is "near zero" — log10 of final/initial below log10(LOW_FRAC)
     final = np.log10(np.maximum(no_wd_loss[:, -1], 1e-300) / no_wd_loss[:, 0])
-    return [*out, mean_result("intrinsic_lr", f"{system}:log10_final_loss_ratio_no_wd", final, math.log10(LOW_FRAC),
+    return [*out, mean_result(f"{system}:log10_final_loss_ratio_no_wd", final, math.log10(LOW_FRAC),
                               "<", kind=CLAIM)]
 
 
-@lrlaw("intrinsic_lr", tiers=TIERS, needs=lambda cfg, system: cfg[system])
+@lrlaw("intrinsic_lr", tiers=TIERS, reads=lambda cfg, system: cfg[system])
 @pytest.mark.parametrize("system", ["toy", "bn_net"], ids=lambda s: f"intrinsic-gd-{s}")
 def test_intrinsic_gd_never_settles(law, system: str) -> None:
     """Full-batch GD + WD on a scale-invariant loss spikes repeatedly; without WD it converges."""
@@ -250,7 +249,7 @@ def test_intrinsic_gd_never_settles(law, system: str) -> None:
     law.require_ok("wd", "no_wd", why="a full-batch GD run must keep a finite loss")
     wd_loss, free_loss = wd.array("loss"), free.array("loss")
     steps = wd.array("loss_steps")[0]
-    results = gd_results(system, wd_loss, free_loss, (0, wd.n))
+    results = gd_results(system, wd_loss, free_loss)
     recipe = wd.ensemble.recipe
     with law.figure(f"gd-{system}", figsize=(7, 3.4), xlabel="step (full-batch GD)", ylabel="training loss (seed 0)",
                     title=f"seed 002 Fig. 1: {system}, η = {recipe.lr:g}", legend=8, logy=True) as (fig, ax):

@@ -131,8 +131,7 @@ TIERS = {
 }
 
 
-def lars_results(a: dict[str, np.ndarray], pt: Point, layers: list[str], seeds: tuple[int, int],
-                 law: str = "lars") -> list[LawResult]:
+def lars_results(a: dict[str, np.ndarray], pt: Point, layers: list[str]) -> list[LawResult]:
     """The assertions of one (λ, α, ρ) point; public so tests can feed them other nets' runs."""
     win = window_mask(a["si_steps"], WINDOW_START * pt.tau, WINDOW_END * pt.tau + 1)
     stats = {
@@ -146,9 +145,9 @@ def lars_results(a: dict[str, np.ndarray], pt: Point, layers: list[str], seeds: 
     out = []
     for stat, (values, band) in stats.items():
         for j, layer in enumerate(layers):
-            r = mean_result(law, f"{layer}:{stat}", values[:, j], band, "in", kind=CHECK if stat == "radial" else CLAIM,
+            r = mean_result(f"{layer}:{stat}", values[:, j], band, "in", kind=CHECK if stat == "radial" else CLAIM,
                             lr=pt.lr, wd=pt.wd, momentum=pt.mom, window=[WINDOW_START * pt.tau, WINDOW_END * pt.tau])
-            out.append(dataclasses.replace(r, n=values.shape[0], seeds=seeds))  # seeds: the ensemble's, diverged included
+            out.append(dataclasses.replace(r, n=values.shape[0]))  # N: the ensemble's, diverged included
     return out
 
 
@@ -177,7 +176,7 @@ def _plot(law, a: dict[str, np.ndarray], pt: Point, layers: list[str]) -> None:
         ax2.legend(fontsize=7)
 
 
-@lrlaw("lars", tiers=TIERS, needs=lambda cfg, name: {"sgd": cfg[name]})
+@lrlaw("lars", tiers=TIERS, reads=lambda cfg, name: {"sgd": cfg[name]})
 @pytest.mark.parametrize("name", ("rho0-a", "rho0-b", "rho0.9"), ids=lambda n: f"lars-{n}")
 def test_lars_equilibrium(law, name: str) -> None:
     runs, ok = law.runs("sgd"), law.ok_seeds("sgd")
@@ -186,7 +185,7 @@ def test_lars_equilibrium(law, name: str) -> None:
                                            "si_grad_ema_corr", "si_w_norm2").items()}
     a["si_steps"] = runs.array("si_steps")[0]
     layers = [f"conv{j}" for j in range(a["si_step"].shape[2])]
-    results = lars_results(a, pt, layers, (0, runs.n))
+    results = lars_results(a, pt, layers)
     win = window_mask(a["si_steps"], WINDOW_START * pt.tau)
     excess = a["si_w_norm2"][:, 0].mean(0) / per_seed(a["si_w_norm2"], win, "mean").mean(0)
     law.note(f"λ={pt.lr:g} α={pt.wd:g} ρ={pt.mom:g}: τ={pt.tau:g} steps, window [{WINDOW_START * pt.tau:g}, "

@@ -25,6 +25,7 @@ Findings — what the law measured at each tier, and on which data: ``docs/findi
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import pytest
@@ -69,21 +70,27 @@ SMALL = Point(0.4, 0.1, 0.2)      # the seed's Figure 1 point: a/η = 0.25, b/η
 FINE = Point(0.4, 0.05, 0.1)      # half the ratios: should hold at least as well
 LARGE = Point(0.4, 0.4, 0.8)      # a/η = 1, b/η = 2: where the seed says the law breaks
 
-#: per tier, (the ensemble whose recipe each LR varies, the unit the η values above are multiples of)
+class Tier(NamedTuple):
+    """A tier of the law: the ensemble whose recipe each LR varies, and the unit the η values above are multiples of."""
+
+    base: Ensemble
+    lr_unit: float
+
+
 TIERS = {
     # MNIST-1D's real 4000/1000 split (logits on its 1000 test signals)
-    "smoke": (Ensemble(Recipe(trainer="mlp", dataset="mnist1d", model="mlp", lr=0.4, batch_size=64, steps=400,
-                              schedule="linear_decay", probes=("logits",), options={"n_train": 0, "n_test": 0}), 512),
-              1.0),
+    "smoke": Tier(Ensemble(Recipe(trainer="mlp", dataset="mnist1d", model="mlp", lr=0.4, batch_size=64, steps=400,
+                                  schedule="linear_decay", probes=("logits",), options={"n_train": 0, "n_test": 0}), 512),
+                  lr_unit=1.0),
     # airbench94 on CIFAR-10 test logits (N × 10000 × 10 per LR, fp16). lr_unit = default/0.5, so η+a is
     # the recipe's default LR and η, η+a, η+b stand in the seed's 0.4 : 0.5 : 0.6. gpu N: budget 15 GPU-min;
     # `-k linearity` needs 6 distinct LRs (0.4, 0.45, 0.5, 0.6, 0.8, 1.2 units): 6 × 64 runs × 1.96 s (airbench
     # measured on an H200) = 753 s ≈ 12.5 min. Deciding costs far more: at 64 runs per LR the H200 session read
     # R²∞ 0.39 [−8.1, 8.6], which projects (harness.stats.projection, N^-1/2) to ~70 000 runs per LR (~116
     # GPU-hours at 1.96 s/run), the paper tier's scale; `--budget` looks past 64 within a budget you set.
-    "gpu": (Ensemble(AIRBENCH94, 64), AIRBENCH94.lr / 0.5),
+    "gpu": Tier(Ensemble(AIRBENCH94, 64), lr_unit=AIRBENCH94.lr / 0.5),
     # the seed's protocol: 40 000 runs per LR (6 × 40 000 × ~2.3 s ≈ 150 GPU-hours)
-    "paper": (Ensemble(AIRBENCH94, 40_000), AIRBENCH94.lr / 0.5),
+    "paper": Tier(Ensemble(AIRBENCH94, 40_000), lr_unit=AIRBENCH94.lr / 0.5),
 }
 
 
@@ -104,14 +111,14 @@ def _scatter(law, name: str, point: Point, est) -> None:
         ax.plot(lim, est.slope * lim, "k--", lw=1, label=f"fit N→∞: slope {est.slope:.3f}")
 
 
-def results_of(est, point: Point, tier: str, n_total: int) -> list[LawResult]:
+def results_of(est, point: Point, tier: str) -> list[LawResult]:
     """The two assertions of a small-ratio point, from its estimate (tests feed it synthetic ensembles')."""
     k = point.b / point.a
     extra = {"r2_raw": est.r2_raw, "r2_law": est.r2_law, "r2_law_ci": list(est.ci("r2_law")), "b_over_a": k}
-    return [LawResult("linearity", "r2_inf", est.r2, est.ci("r2"), R2_MIN[tier], ">", n=est.n, seeds=(0, n_total),
+    return [LawResult("r2_inf", est.r2, est.ci("r2"), R2_MIN[tier], ">", n=est.n,
                       extra=extra, kind=CLAIM),
-            LawResult("linearity", "slope_inf", est.slope, est.ci("slope"), (k * (1 - SLOPE_REL_TOL),
-                      k * (1 + SLOPE_REL_TOL)), "in", n=est.n, seeds=(0, n_total), extra={"b_over_a": k}, kind=CLAIM)]
+            LawResult("slope_inf", est.slope, est.ci("slope"), (k * (1 - SLOPE_REL_TOL),
+                      k * (1 + SLOPE_REL_TOL)), "in", n=est.n, extra={"b_over_a": k}, kind=CLAIM)]
 
 
 #: (tier, point id) where the law did not hold, a recorded finding (`law.known_failure`)
@@ -119,19 +126,20 @@ FAILS_AT = {("smoke", SMALL.id): "on MNIST-1D R²∞ ≈ 0.971, slope∞ ≈ 1.6
             ("smoke", FINE.id): "on MNIST-1D slope∞ ≈ 1.77 (b/a = 2), R²∞ ≈ 0.991"}
 
 
-@lrlaw("linearity", tiers=TIERS, needs=lambda cfg, point: point.ensembles(*cfg))
+@lrlaw("linearity", tiers=TIERS, reads=lambda tier, point: point.ensembles(tier.base, tier.lr_unit))
 @pytest.mark.parametrize("point", [SMALL, FINE], ids=lambda p: f"linearity-{p.id}")
 def test_linearity(law, point: Point) -> None:
     law.known_failure(FAILS_AT.get((law.tier, point.id)))
     est = _estimate(law, "", point, law.ok_seeds("eta", "a", "b"))
-    results = results_of(est, point, law.tier, law.runs("eta").n)
+    results = results_of(est, point, law.tier)
     law.note(f"raw R² at N={est.n}: {est.r2_raw:.5f} (the seed's statistic); N→∞: {est.r2:.5f}; "
              f"law-R² with the prescribed slope b/a: {est.r2_law:.5f}")
     _scatter(law, "scatter", point, est)
     law.check(*results)
 
 
-@lrlaw("linearity", tiers=TIERS, needs=lambda cfg: {**SMALL.ensembles(*cfg, "small_"), **LARGE.ensembles(*cfg, "large_")})
+@lrlaw("linearity", tiers=TIERS, reads=lambda tier: {**SMALL.ensembles(*tier, prefix="small_"),
+                                                  **LARGE.ensembles(*tier, prefix="large_")})
 def test_linearity_breakdown(law) -> None:
     """R²∞ at a/η = 1, b/η = 2 is lower than at a/η = 0.25, b/η = 0.5 (paired bootstrap)."""
     ok = law.ok_seeds(*(p + k for p in ("small_", "large_") for k in ("eta", "a", "b")))
@@ -144,5 +152,5 @@ def test_linearity_breakdown(law) -> None:
              f"large ratio {large.r2:.5f} [{ci_l[0]:.5f}, {ci_l[1]:.5f}]; "
              f"slope∞ small {small.slope:.3f}, large {large.slope:.3f} (b/a = 2 for both)")
     _scatter(law, "scatter-large", LARGE, large)
-    law.check(LawResult("linearity", "r2_inf_small_minus_large", diff, ci, 0.0, ">", n=small.n, seeds=(0, law.runs("small_eta").n),
+    law.check(LawResult("r2_inf_small_minus_large", diff, ci, 0.0, ">", n=small.n,
                         extra={"r2_small": small.r2, "r2_large": large.r2}, kind=CLAIM))

@@ -41,21 +41,18 @@ PAPER = {"mnist1d_mlp": 68.0, "mnist1d_cnn": 94.0}
 #: 95% of the time; 5 pp adds the rounding. Chosen after a first 8-seed look at 6000 steps (MLP
 #: 63.8%, CNN 93.5%), so the smoke verdict is not confirmatory: re-decide with --seed-base.
 TOLERANCE_PP = 5.0
-#: seeds per net at each tier (≥ 8: a CI needs a spread)
-N = {"smoke": 8, "gpu": 32, "paper": 100}
 PAPER_RECIPE = Recipe(trainer="paper_nets", dataset="mnist1d", model="mnist1d_mlp", optimizer="adam", lr=1e-2,
                       batch_size=100, steps=8001)
+#: per tier, each net's ensemble; seeds per net ≥ 8: a CI needs a spread
+TIERS = {tier: {model: Ensemble(PAPER_RECIPE.replace(model=model), n) for model in PAPER}
+         for tier, n in (("smoke", 8), ("gpu", 32), ("paper", 100))}
 
 
-def needs(tier: str, model: str) -> dict[str, Ensemble]:
-    return {"net": Ensemble(PAPER_RECIPE.replace(model=model), N[tier])}
-
-
-@lrlaw("reference", needs=needs)
+@lrlaw("reference", tiers=TIERS, reads=lambda nets, model: {"net": nets[model]})
 @pytest.mark.parametrize("model", sorted(PAPER), ids=lambda m: m.split("_")[1])
 def test_reference_mnist1d_accuracy(law, model):
     acc = law.runs("net").metric("test_acc")
-    result = agreement(acc, PAPER[model], TOLERANCE_PP, law="reference",
+    result = agreement(acc, PAPER[model], TOLERANCE_PP,
                        statistic=f"MNIST-1D {model.split('_')[1].upper()} test accuracy (%)")
     law.note(f"{model.split('_')[1].upper()} on MNIST-1D: paper {PAPER[model]:.0f}% (Greydanus & Kobak, Table 1) | "
              f"ours {result.value:.1f}% (95% CI {result.ci[0]:.1f}–{result.ci[1]:.1f}, N = {result.n}) | "

@@ -101,9 +101,9 @@ def test_transferability_ps10_decay(law) -> None:
                   ("simple", "complex"))
     law.note(f"decay − constant: complex {np.nanmean(gain['complex']):+.4f}, simple {np.nanmean(gain['simple']):+.4f}")
     law.check(
-        paired_difference_result("transferability", "decay_minus_const_complex_acc", acc["decay", "complex"],
+        paired_difference_result("decay_minus_const_complex_acc", acc["decay", "complex"],
                                  acc["const_stage1", "complex"], 0.0, ">", kind=CLAIM),
-        paired_difference_result("transferability", "complex_gain_minus_simple_gain", gain["complex"],
+        paired_difference_result("complex_gain_minus_simple_gain", gain["complex"],
                                  gain["simple"], 0.0, ">", kind=CLAIM),
     )
 
@@ -115,7 +115,7 @@ def test_transferability_ps10_noise(law) -> None:
                   ("simple", "complex", "noisy"))
     law.note(f"memorised noisy data: lrDecay {np.nanmean(decay):.4f}, small constant LR {np.nanmean(small):.4f}")
     law.known_failure(NOISE_FAILS_AT.get(law.tier))
-    law.check(paired_difference_result("transferability", "decay_minus_small_const_noisy_acc", decay, small, 0.0, "<", kind=CLAIM))
+    law.check(paired_difference_result("decay_minus_small_const_noisy_acc", decay, small, 0.0, "<", kind=CLAIM))
 
 
 def _bars(law, t: dict[str, np.ndarray], acc: np.ndarray) -> None:
@@ -140,7 +140,7 @@ def test_transferability_stages(law) -> None:
     for mode in MODES:
         tacc = runs.array(f"tacc_{mode}")[ok]
         t[mode] = transferability(tacc, acc)
-        results.append(drop_result("transferability", f"T3_minus_T2_{mode}", tacc, acc, kind=CLAIM, mode=mode))
+        results.append(drop_result(f"T3_minus_T2_{mode}", tacc, acc, kind=CLAIM, mode=mode))
     _bars(law, t, acc)
     law.note("source accuracy by stage " + np.array2string(acc.mean(0), precision=4)
              + "; transferability (stage 2, 3): " + ", ".join(f"{m} {np.array2string(t[m], precision=3)}" for m in MODES))

@@ -131,11 +131,11 @@ def test_compile_option_reaches_train_context(pytester: pytest.Pytester, fake_tr
         from harness.law import lrlaw
         from harness.stats import CHECK, PASS, LawResult
 
-        @lrlaw("c", needs=lambda tier: {"r": Ensemble(Recipe(trainer="fake", dataset="none", model="none"), 2)})
+        @lrlaw("c", tiers={t: t for t in ("smoke", "gpu", "paper")}, reads=lambda tier: {"r": Ensemble(Recipe(trainer="fake", dataset="none", model="none"), 2)})
         def test_c(law):
             n = law.runs("r").n
             assert law.runs("r").seconds >= 0  # reads the runs' rows: the report lists where they were trained
-            law.check(LawResult("c", "n", n, (n, n), (2, 2), "in", PASS if n == 2 else "fail", n=n, kind=CHECK))
+            law.check(LawResult("n", n, (n, n), (2, 2), "in", PASS if n == 2 else "fail", n=n, kind=CHECK))
     """))
     store = pytester.path / "store"
     for flag in ([], ["--compile"]):

@@ -49,10 +49,10 @@ FAKE_LAW = textwrap.dedent(
 
     R = Recipe(trainer="fake", dataset="none", model="none", lr=0.1)
 
-    @lrlaw("fk", needs=lambda tier: {"runs": Ensemble(R, 8)})
+    @lrlaw("fk", tiers={t: t for t in ("smoke", "gpu", "paper")}, reads=lambda tier: {"runs": Ensemble(R, 8)})
     def test_fk(law):
         acc = law.runs("runs").metric("acc")
-        law.check(LawResult("fk", "acc", float(acc.mean()), (1.0, 1.0), 0.5, ">", "pass", n=len(acc)))
+        law.check(LawResult("acc", float(acc.mean()), (1.0, 1.0), 0.5, ">", "pass", n=len(acc)))
     """
 )
 

@@ -36,26 +36,26 @@ R = np.random.default_rng
 
 def _pd(shift: float) -> LawResult:
     b = 0.7 + 0.01 * R(1).standard_normal(N)
-    return builders.paired_difference_result("t", "d", b + shift + 0.01 * R(2).standard_normal(N), b, 0.0, ">")
+    return builders.paired_difference_result("d", b + shift + 0.01 * R(2).standard_normal(N), b, 0.0, ">")
 
 
 def _ni(shift: float) -> LawResult:
     b = 0.7 + 0.01 * R(3).standard_normal(N)
-    return builders.noninferiority_result("t", "d", b + shift + 0.01 * R(4).standard_normal(N), b, 0.02)
+    return builders.noninferiority_result("d", b + shift + 0.01 * R(4).standard_normal(N), b, 0.02)
 
 
 def _band(center: float) -> LawResult:
-    return builders.band_result("t", "v", center + 0.02 * R(5).standard_normal(N), (0.8, 1.25))
+    return builders.band_result("v", center + 0.02 * R(5).standard_normal(N), (0.8, 1.25))
 
 
 def _rate(p: float) -> LawResult:
-    return builders.rate_result("t", "p", R(6).random(N) < p, 0.5, ">")
+    return builders.rate_result("p", R(6).random(N) < p, 0.5, ">")
 
 
 def _drop(t3_gain: float) -> LawResult:
     acc = np.array([0.5, 0.7, 0.8]) + 0.005 * R(7).standard_normal((8, 3))
     tacc = np.array([0.3, 0.4, 0.4 + t3_gain]) + 0.005 * R(8).standard_normal((8, 3))
-    return schedules.drop_result("t", "T3_minus_T2", tacc, acc)
+    return schedules.drop_result("T3_minus_T2", tacc, acc)
 
 
 # ------------------------------------------------------------------- linearity --
@@ -68,7 +68,7 @@ def _lin(curv: float, slope: float = 2.0) -> list[LawResult]:
     fa = 0.1 * v1 + curv * v2 + noise()
     fb = slope * 0.1 * v1 + 4 * curv * v2 + noise()
     return linearity.results_of(lin_stats.linearity_estimate(f0, fa, fb, 0.1, 0.2), linearity.Point(0.4, 0.1, 0.2),
-                                "smoke", 64)
+                                "smoke")
 
 
 def _breakdown(small_first: bool) -> LawResult:
@@ -83,7 +83,7 @@ def _breakdown(small_first: bool) -> LawResult:
     eb = linearity_estimate(*b, 0.1, 0.2, boot_weights=w)
     d, ci = paired_difference_ci(ea, eb, "r2")
     from harness.stats import decide
-    return LawResult("t", "r2_small_minus_large", d, ci, 0.0, ">", decide(ci, 0.0, ">"), n=64, kind=CLAIM)
+    return LawResult("r2_small_minus_large", d, ci, 0.0, ">", decide(ci, 0.0, ">"), n=64, kind=CLAIM)
 
 
 # -------------------------------------------------------------- function space --
@@ -102,7 +102,7 @@ def _labels(n: int, shift: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
 def _distance(direction: str, shift: float) -> LawResult:
     # "same" needs N >= 51 to rule out an unseen minority basin (see Disagreement.unseen_minority_bound)
     a, b = _labels(64, shift, 11)
-    return intrinsic.distance_result("d", a, b, 4, direction, len(a))
+    return intrinsic.distance_result("d", a, b, 4, direction)
 
 
 def _spikes(wd_spiky: bool) -> list[LawResult]:
@@ -111,13 +111,13 @@ def _spikes(wd_spiky: bool) -> list[LawResult]:
     spiky = smooth + (np.sin(t / 7.0) > 0.95) * 1.0
     wd = np.stack([spiky if wd_spiky else smooth] * 8)
     free = np.stack([smooth if wd_spiky else spiky] * 8)
-    return intrinsic.gd_results("toy", wd, free, (0, 8))
+    return intrinsic.gd_results("toy", wd, free)
 
 
 def _final_loss(converges: bool) -> LawResult:
     t = np.arange(400)
     free = np.stack([np.exp(-t / 20.0) + 1e-9 if converges else 1.0 + 0.01 * np.cos(t + s) for s in range(8)])
-    return intrinsic.gd_results("toy", free, free, (0, 8))[2]
+    return intrinsic.gd_results("toy", free, free)[2]
 
 
 def _below_edge(sharpness: float) -> LawResult:
@@ -146,7 +146,7 @@ def _lars_arrays(step_factor: float = 1.0, growth: float = 0.0, corr: float = 0.
 
 
 def _lars(stat: str, **kw: float) -> LawResult:
-    rows = lars.lars_results(_lars_arrays(**kw), lars.Point(0.1, 0.01, 0.9), ["conv0", "conv1"], (0, 8))
+    rows = lars.lars_results(_lars_arrays(**kw), lars.Point(0.1, 0.01, 0.9), ["conv0", "conv1"])
     return next(r for r in rows if r.statistic == f"conv0:{stat}")
 
 

@@ -228,11 +228,11 @@ TOY_LAW = textwrap.dedent("""
     from harness.law import lrlaw
     from harness.stats import LawResult, decide
 
-    @lrlaw("toy", needs=lambda tier, point: {})
+    @lrlaw("toy", tiers={t: t for t in ("smoke", "gpu", "paper")}, reads=lambda tier, point: {})
     @pytest.mark.parametrize("point", ["a", "b"], ids=lambda p: f"toy-{p}")
     def test_toy(law, point):
         v, lo, hi = json.loads(open(os.environ["TOY_VALUES"]).read())[point]
-        law.check(LawResult("toy", "stat", v, (lo, hi), 0.0, ">", decide((lo, hi), 0.0, ">"), n=10))
+        law.check(LawResult("stat", v, (lo, hi), 0.0, ">", decide((lo, hi), 0.0, ">"), n=10))
 """)
 
 

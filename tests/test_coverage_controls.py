@@ -22,14 +22,14 @@ def _covered(truth: float, interval) -> int:
 
 
 def test_t_interval_of_a_band_covers():
-    k = _covered(1.1, lambda r: band_result("c", "v", 1.1 + 0.05 * r.gamma(2.0, 1.0, 12) - 0.1, (0.8, 1.25)).ci)
+    k = _covered(1.1, lambda r: band_result("v", 1.1 + 0.05 * r.gamma(2.0, 1.0, 12) - 0.1, (0.8, 1.25)).ci)
     assert k >= coverage_bound(), k
 
 
 def test_paired_t_interval_covers_under_common_random_numbers():
     def ci(r):
         z = r.standard_normal(10) * 3
-        return paired_difference_result("c", "d", z + 0.2 + r.standard_normal(10), z, 0.0, ">").ci
+        return paired_difference_result("d", z + 0.2 + r.standard_normal(10), z, 0.0, ">").ci
     assert _covered(0.2, ci) >= coverage_bound()
 
 

@@ -15,7 +15,7 @@ def _rate(draw, trials: int = 300) -> float:
 def test_independent_seeds_do_not_alarm_even_when_skewed():
     assert _rate(lambda r: r.standard_normal(64)) == 0.0
     assert _rate(lambda r: r.lognormal(0, 1.0, 64)) == 0.0
-    assert independence_result("x", "e", np.random.default_rng(0).standard_normal(64)).decision == PASS
+    assert independence_result("e", np.random.default_rng(0).standard_normal(64)).decision == PASS
 
 
 def _shared_chunk_state(r: np.random.Generator, n: int = 64, chunk: int = 8) -> np.ndarray:
@@ -33,7 +33,7 @@ def _drift(r: np.random.Generator, n: int = 64, phi: float = 0.9) -> np.ndarray:
 
 def test_a_trainer_sharing_state_within_a_chunk_is_caught():
     assert _rate(_shared_chunk_state) > 0.9
-    r = independence_result("x", "e", _shared_chunk_state(np.random.default_rng(0)))
+    r = independence_result("e", _shared_chunk_state(np.random.default_rng(0)))
     assert r.decision == FAIL and r.kind == "check"
 
 

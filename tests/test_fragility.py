@@ -16,7 +16,7 @@ from harness.stats.fragility import (MACHINE_SPREAD, is_fragile, possible_decisi
 
 
 def row(lo: float, hi: float, thr=1.0, direction: str = ">", kind: str = "claim") -> LawResult:
-    return LawResult("x", "s", (lo + hi) / 2, (lo, hi), thr, direction, kind=kind)
+    return LawResult("s", (lo + hi) / 2, (lo, hi), thr, direction, kind=kind)
 
 
 def test_a_row_is_fragile_exactly_when_a_spread_can_move_its_decision():
@@ -32,9 +32,9 @@ def test_a_row_is_fragile_exactly_when_a_spread_can_move_its_decision():
 
 def test_unbounded_intervals_and_exact_values():
     assert spread(row(-math.inf, math.inf)) == 0.0 and not is_fragile(row(-math.inf, math.inf))
-    exact = LawResult("x", "err", 7e-13, (7e-13, 7e-13), 1e-6, "<", kind=CHECK)
+    exact = LawResult("err", 7e-13, (7e-13, 7e-13), 1e-6, "<", kind=CHECK)
     assert not is_fragile(exact)
-    at_edge = LawResult("x", "max", 1.14999, (1.14999, 1.14999), 1.15, "<")
+    at_edge = LawResult("max", 1.14999, (1.14999, 1.14999), 1.15, "<")
     assert is_fragile(at_edge)  # a zero-width value a hair below its threshold
 
 

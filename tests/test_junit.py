@@ -18,12 +18,12 @@ LAW = textwrap.dedent("""
                     probes=("logits",), options={"n_train": 64, "n_test": 8, "width": 8})
     CIS = {"pass": (0.5, 1.5), "fail": (-1.5, -0.5), "inconc": (-2.5, 2.5)}
 
-    @lrlaw("toy", needs=lambda tier, case: {"runs": Ensemble(RECIPE, 3)})
+    @lrlaw("toy", tiers={t: t for t in ("smoke", "gpu", "paper")}, reads=lambda tier, case: {"runs": Ensemble(RECIPE, 3)})
     @pytest.mark.parametrize("case", list(CIS), ids=lambda c: f"toy-{c}")
     def test_toy(law, case):
         lo, hi = CIS[case]
         n = len(law.runs("runs").metric("test_acc"))
-        law.check(LawResult("toy", "stat", (lo + hi) / 2, (lo, hi), 0.0, ">", decide((lo, hi), 0.0, ">"), n=n))
+        law.check(LawResult("stat", (lo + hi) / 2, (lo, hi), 0.0, ">", decide((lo, hi), 0.0, ">"), n=n))
 """)
 
 

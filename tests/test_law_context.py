@@ -107,9 +107,9 @@ def _outcome(law: LawContext, *rows: LawResult) -> tuple[str, str]:
 
 
 #: one claim needing > 1.0: failing by 10 half-widths (robust), by a tenth of one (at the edge), passing
-ROBUST_FAIL = LawResult("x", "s", 0.5, (0.4, 0.6), 1.0, ">")
-EDGE_FAIL = LawResult("x", "s", 0.98, (0.96, 0.99), 1.0, ">")
-ROBUST_PASS = LawResult("x", "s", 1.5, (1.4, 1.6), 1.0, ">")
+ROBUST_FAIL = LawResult("s", 0.5, (0.4, 0.6), 1.0, ">")
+EDGE_FAIL = LawResult("s", 0.98, (0.96, 0.99), 1.0, ">")
+ROBUST_PASS = LawResult("s", 1.5, (1.4, 1.6), 1.0, ">")
 
 
 def test_a_finding_is_an_xfail_only_where_it_fails_beyond_the_machine_spread(tmp_path):
@@ -136,7 +136,7 @@ def test_no_finding_means_a_robust_failure_fails_and_none_pins_nothing(tmp_path)
 def test_a_finding_never_hides_a_harness_error(tmp_path):
     law = context(tmp_path)
     law.known_failure("a finding")
-    broken = LawResult("x", "probe", 0.5, (0.5, 0.5), 1e-6, "<", kind=CHECK)
+    broken = LawResult("probe", 0.5, (0.5, 0.5), 1e-6, "<", kind=CHECK)
     kind, msg = _outcome(law, ROBUST_FAIL, broken)
     assert kind == "failed" and msg.startswith("harness error")
 
@@ -144,7 +144,7 @@ def test_a_finding_never_hides_a_harness_error(tmp_path):
 def test_a_check_at_its_band_edge_is_fragile_not_a_harness_error(tmp_path):
     law = context(tmp_path)
     # w·g/(|w||g|) just past -0.0909 with a half-width of 0.01: on another machine it may pass
-    edge = LawResult("x", "radial", -0.085, (-0.095, -0.075), (-0.0909, 0.0909), "in", kind=CHECK)
+    edge = LawResult("radial", -0.085, (-0.095, -0.075), (-0.0909, 0.0909), "in", kind=CHECK)
     assert edge.decision == INCONCLUSIVE
     assert _outcome(law, ROBUST_PASS, edge) == ("passed", "")
     assert law.broken_checks == [] and law.fragile_rows == [law.results[1]]
@@ -159,21 +159,39 @@ def test_without_a_machine_spread_the_edge_is_decided_as_computed(tmp_path, monk
     law = context(tmp_path)
     law.known_failure("a finding")
     assert _outcome(law, EDGE_FAIL)[0] == "xfailed"
-    edge = LawResult("x", "radial", -0.085, (-0.095, -0.075), (-0.0909, 0.0909), "in", kind=CHECK)
+    edge = LawResult("radial", -0.085, (-0.095, -0.075), (-0.0909, 0.0909), "in", kind=CHECK)
     assert _outcome(context(tmp_path), ROBUST_PASS, edge)[0] == "failed"
 
 
 def test_a_row_without_a_decision_is_decided_by_the_one_rule():
-    assert LawResult("x", "s", 1.0, (0.5, 1.5), 0.2, ">").decision == PASS
-    assert LawResult("x", "s", 1.0, (0.5, 1.5), 1.0, ">").decision == INCONCLUSIVE
-    assert LawResult("x", "s", 1.0, (0.5, 1.5), 0.2, ">", "fail").decision == FAIL  # given, kept
+    assert LawResult("s", 1.0, (0.5, 1.5), 0.2, ">").decision == PASS
+    assert LawResult("s", 1.0, (0.5, 1.5), 1.0, ">").decision == INCONCLUSIVE
+    assert LawResult("s", 1.0, (0.5, 1.5), 0.2, ">", "fail").decision == FAIL  # given, kept
 
 
 def test_mean_and_exact_builders():
-    r = mean_result("x", "m", [1.0, 1.01, 0.99, np.nan], (0.5, 1.5), "in", kind=CHECK, layer="c0")
-    assert r.decision == PASS and r.n == 3 and r.seeds == (0, 4) and r.kind == CHECK and r.extra == {"layer": "c0"}
-    assert mean_result("x", "m", [1.0, 1.01, 0.99], 2.0, ">").decision == FAIL
-    e = exact_result("x", "err", 1e-9, 1e-6, "<", n=8)
-    assert e.ci == (1e-9, 1e-9) and e.decision == PASS and e.seeds == (0, 8) and e.kind == CHECK
-    assert exact_result("x", "worst", 2.0, 1.15, "<", n=2, seeds=(0, 8)).seeds == (0, 8)
-    assert exact_result("x", "worst", 2.0, 1.15, "<", n=2).decision == FAIL
+    r = mean_result("m", [1.0, 1.01, 0.99, np.nan], (0.5, 1.5), "in", kind=CHECK, layer="c0")
+    assert r.decision == PASS and r.n == 3 and r.kind == CHECK and r.extra == {"layer": "c0"}
+    assert mean_result("m", [1.0, 1.01, 0.99], 2.0, ">").decision == FAIL
+    e = exact_result("err", 1e-9, 1e-6, "<", n=8)
+    assert e.ci == (1e-9, 1e-9) and e.decision == PASS and e.n == 8
+    assert exact_result("worst", 2.0, 1.15, "<", n=2).decision == FAIL
+
+
+def test_every_builder_makes_a_claim_unless_told_otherwise():
+    from harness.stats import CLAIM, band_result, noninferiority_result, paired_difference_result, rate_result
+    x = np.linspace(0.9, 1.1, 8)
+    rows = [mean_result("m", x, 0.0, ">"), band_result("b", x, (0.0, 2.0)), noninferiority_result("n", x, x, 0.1),
+            paired_difference_result("p", x, x, 0.0, ">"), rate_result("r", x > 1, 0.9, "<"),
+            exact_result("e", 1.0, 2.0, "<", n=8)]
+    assert {r.kind for r in rows} == {CLAIM}
+    assert exact_result("e", 1.0, 2.0, "<", n=8, kind=CHECK).kind == CHECK  # the control: a kind given is kept
+
+
+def test_the_context_fills_in_the_law_name_and_the_seeds_read(tmp_path):
+    law = context(tmp_path, dry=True)
+    law.seed_base = 1000
+    law.check(mean_result("m", [1.0, 1.01, 0.99], 0.5, ">"))
+    (row,) = law.results
+    assert row.law == "x" and row.seeds == (1000, 1004)  # 4 seeds per ensemble, from the session's seed base
+    assert mean_result("m", [1.0], 0.5, ">").law == ""  # a builder alone names no law: the context does

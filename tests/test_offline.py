@@ -11,7 +11,7 @@ CIFAR_LAW = textwrap.dedent(
     from harness.law import lrlaw
     from harness.trainers.recipes import AIRBENCH94
 
-    @lrlaw("needs_cifar", needs=lambda tier: {"runs": Ensemble(AIRBENCH94, 2)})
+    @lrlaw("needs_cifar", tiers={t: t for t in ("smoke", "gpu", "paper")}, reads=lambda tier: {"runs": Ensemble(AIRBENCH94, 2)})
     def test_needs_cifar(law):
         raise AssertionError("must not run without its data")
     """

@@ -24,7 +24,7 @@ LAW = textwrap.dedent(
         law.known_failure("measured on the shipped MLP: does not hold")
         acc = law.runs("fast").metric("test_acc")
         m, ci = mean_ci(acc)
-        law.check(LawResult("two_lrs", "mean_acc", m, ci, -1.0, ">", decide(ci, -1.0, ">"), n=len(acc)))
+        law.check(LawResult("mean_acc", m, ci, -1.0, ">", decide(ci, -1.0, ">"), n=len(acc)))
     """
 )
 OWN = textwrap.dedent(

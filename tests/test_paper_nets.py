@@ -60,17 +60,17 @@ def test_paper_nets_reject_other_settings():
 
 def test_agreement_passes_near_fails_far_and_is_inconclusive_at_the_edge():
     rng = np.random.default_rng(0)
-    assert agreement(68 + rng.normal(0, 1, 8), 68, 5, law="r", statistic="acc").decision == PASS
-    assert agreement(50 + rng.normal(0, 1, 8), 68, 5, law="r", statistic="acc").decision == FAIL
-    assert agreement(80 + rng.normal(0, 1, 8), 68, 5, law="r", statistic="acc").decision == FAIL
-    assert agreement(63 + rng.normal(0, 2, 8), 68, 5, law="r", statistic="acc").decision == INCONCLUSIVE
+    assert agreement(68 + rng.normal(0, 1, 8), 68, 5, statistic="acc").decision == PASS
+    assert agreement(50 + rng.normal(0, 1, 8), 68, 5, statistic="acc").decision == FAIL
+    assert agreement(80 + rng.normal(0, 1, 8), 68, 5, statistic="acc").decision == FAIL
+    assert agreement(63 + rng.normal(0, 2, 8), 68, 5, statistic="acc").decision == INCONCLUSIVE
 
 
 def test_a_broken_trainer_fails_the_reference():
     """Negative control: a net that does not learn (LR 0) is far from the paper's 68% and must fail."""
     broken = TINY.replace(lr=0.0, steps=5)
     acc = [r.metrics["test_acc"] for r in get_trainer(broken).train(broken, list(range(8)), TrainContext())]
-    result = agreement(acc, 68.0, 5.0, law="reference", statistic="acc")
+    result = agreement(acc, 68.0, 5.0, statistic="acc")
     assert result.decision == FAIL and result.extra["reported"] == 68.0
     with pytest.raises(ValueError):
-        agreement(acc, 68.0, 0.0, law="reference", statistic="acc")
+        agreement(acc, 68.0, 0.0, statistic="acc")

@@ -29,14 +29,14 @@ TINY_LAW = textwrap.dedent(
             raise NotAtThisTier("tiny law has no paper tier")
         return {{"runs": Ensemble(BASE.replace(lr=lr), {n})}}
 
-    @lrlaw("tiny", needs=needs)
+    @lrlaw("tiny", tiers={{t: t for t in ("smoke", "gpu", "paper")}}, reads=needs)
     @pytest.mark.parametrize("lr", [0.1, 0.2], ids=lambda lr: f"tiny-lr{{lr}}")
     def test_tiny(law, lr):
         acc = law.runs("runs").metric("test_acc")
         m, ci = mean_ci(acc)
         with law.figure("acc") as (fig, ax):
             ax.hist(acc)
-        law.check(LawResult("tiny", "mean_acc", m, ci, {threshold}, ">", decide(ci, {threshold}, ">"), n=len(acc)))
+        law.check(LawResult("mean_acc", m, ci, {threshold}, ">", decide(ci, {threshold}, ">"), n=len(acc)))
     """
 )
 

@@ -12,7 +12,7 @@ from harness.stats.projection import facing_side, fitted_exponent, point_project
 
 
 def test_a_mean_whose_side_is_twice_the_distance_needs_about_four_times_the_runs_more():
-    r = LawResult("x", "m", 0.1, (-0.1, 0.3), 0.0, ">")  # side 0.2 facing 0, distance 0.1
+    r = LawResult("m", 0.1, (-0.1, 0.3), 0.0, ">")  # side 0.2 facing 0, distance 0.1
     assert facing_side(r) == pytest.approx((0.1, 0.2))
     p = runs_to_decide(r, 16, power=0.5)  # power ½: the interval edge lands a machine spread past the threshold
     assert p.runs == pytest.approx(16 * (2 * (1 + MACHINE_SPREAD)) ** 2) and p.exponent == 0.5 and not p.measured
@@ -20,9 +20,9 @@ def test_a_mean_whose_side_is_twice_the_distance_needs_about_four_times_the_runs
 
 
 def test_band_rows_face_their_nearest_edge_and_a_value_on_the_threshold_never_decides():
-    r = LawResult("x", "m", 0.95, (0.9, 1.0), (0.0, 0.96), "in")
+    r = LawResult("m", 0.95, (0.9, 1.0), (0.0, 0.96), "in")
     assert facing_side(r) == pytest.approx((0.01, 0.05))
-    on = LawResult("x", "m", 0.0, (-0.1, 0.1), 0.0, ">")
+    on = LawResult("m", 0.0, (-0.1, 0.1), 0.0, ">")
     assert math.isinf(runs_to_decide(on, 16).runs) and not runs_to_decide(on, 16).reachable
 
 
@@ -30,16 +30,16 @@ def test_the_exponent_is_measured_across_looks():
     assert fitted_exponent([(64, 0.2), (256, 0.1)]) == pytest.approx(0.5)
     assert fitted_exponent([(64, 0.2)]) is None
     assert fitted_exponent([(64, 0.1), (128, 0.2)]) is None  # a widening side says nothing
-    r = LawResult("x", "m", 0.1, (-0.1, 0.3), 0.0, ">")
+    r = LawResult("m", 0.1, (-0.1, 0.3), 0.0, ">")
     slow = runs_to_decide(r, 64, history=[(16, 0.2 * 2 ** 0.5), (64, 0.2)], power=0.5)  # side ∝ N^-1/4
     assert slow.measured and slow.exponent == pytest.approx(0.25)
     assert slow.runs == pytest.approx(64 * (2 * (1 + MACHINE_SPREAD)) ** 4)
 
 
 def test_a_point_projects_its_slowest_undecided_claim():
-    fast = LawResult("x", "a", 0.5, (0.4, 0.6), 0.0, ">")   # decided beyond the spread: left out
-    slow = LawResult("x", "b", 0.05, (-0.1, 0.2), 0.0, ">")
-    mid = LawResult("x", "c", 0.1, (-0.05, 0.25), 0.0, ">")
+    fast = LawResult("a", 0.5, (0.4, 0.6), 0.0, ">")   # decided beyond the spread: left out
+    slow = LawResult("b", 0.05, (-0.1, 0.2), 0.0, ">")
+    mid = LawResult("c", 0.1, (-0.05, 0.25), 0.0, ">")
     p = point_projection([fast, slow, mid], 16, {})
     assert p is not None and p.runs == runs_to_decide(slow, 16).runs
     assert point_projection([fast], 16, {}) is None

@@ -193,12 +193,12 @@ LAW = textwrap.dedent("""
     BASE = Recipe(trainer="mlp", dataset="teacher", model="mlp", lr=0.3, batch_size=16, steps=30,
                   probes=("logits",), options={"n_train": 256, "n_test": 32})
 
-    @lrlaw("toy", needs=lambda tier, lr: {"runs": Ensemble(BASE.replace(lr=lr), 5)})
+    @lrlaw("toy", tiers={t: t for t in ("smoke", "gpu", "paper")}, reads=lambda tier, lr: {"runs": Ensemble(BASE.replace(lr=lr), 5)})
     @pytest.mark.parametrize("lr", [0.1, 0.3], ids=lambda lr: f"toy-lr{lr}")
     def test_toy(law, lr):
         acc = law.runs("runs").metric("test_acc")
         m, ci = mean_ci(acc)
-        law.check(LawResult("toy", "mean_acc", m, ci, 0.1, ">", decide(ci, 0.1, ">"), n=len(acc)))
+        law.check(LawResult("mean_acc", m, ci, 0.1, ">", decide(ci, 0.1, ">"), n=len(acc)))
 """)
 
 
@@ -247,7 +247,7 @@ SLOW_LAW = textwrap.dedent("""
     BASE = Recipe(trainer="mlp", dataset="teacher", model="mlp", lr=0.3, batch_size=16, steps=30,
                   probes=("logits",), options={"n_train": 256, "n_test": 32})
 
-    @lrlaw("toy", needs=lambda tier: {"fast": Ensemble(BASE, 4), "slow": Ensemble(BASE.replace(steps=200000), 4)})
+    @lrlaw("toy", tiers={t: t for t in ("smoke", "gpu", "paper")}, reads=lambda tier: {"fast": Ensemble(BASE, 4), "slow": Ensemble(BASE.replace(steps=200000), 4)})
     def test_toy(law):
         pass
 """)

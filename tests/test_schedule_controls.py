@@ -124,15 +124,15 @@ def test_noninferiority_control(base, seed):
     b = base + rng.normal(0, 0.003, 16)
     same = b + rng.normal(0, 0.002, 16)            # matches the baseline: non-inferior
     worse = b - 3 * NONINFERIORITY_MARGIN + rng.normal(0, 0.002, 16)  # 3 margins behind: inferior
-    assert noninferiority_result("small_lr", "d", same, b, NONINFERIORITY_MARGIN).decision == PASS
-    assert noninferiority_result("small_lr", "d", worse, b, NONINFERIORITY_MARGIN).decision == FAIL
+    assert noninferiority_result("d", same, b, NONINFERIORITY_MARGIN).decision == PASS
+    assert noninferiority_result("d", worse, b, NONINFERIORITY_MARGIN).decision == FAIL
 
 
 def test_behind_short_control():
     rng = np.random.default_rng(0)
     b = 0.8 + rng.normal(0, 0.005, 8)
-    assert paired_difference_result("small_lr", "d", b - 0.2, b, 0.0, "<").decision == PASS
-    assert paired_difference_result("small_lr", "d", b + 0.01 + rng.normal(0, 0.001, 8), b, 0.0, "<").decision == FAIL
+    assert paired_difference_result("d", b - 0.2, b, 0.0, "<").decision == PASS
+    assert paired_difference_result("d", b + 0.01 + rng.normal(0, 0.001, 8), b, 0.0, "<").decision == FAIL
 
 
 # ------------------------------------------------------------------------ transferability --
@@ -154,11 +154,11 @@ def test_transferability_matches_seed_table_2():
 
 def test_transferability_drop_controls():
     tacc, acc = _stages([0.10, 0.05], [0.4, 0.1])            # later stage transfers worse: the law
-    assert drop_result("transferability", "d", tacc, acc).decision == PASS
+    assert drop_result("d", tacc, acc).decision == PASS
     tacc, acc = _stages([0.10, 0.05], [0.1, 0.6])            # later stage transfers better: false
-    assert drop_result("transferability", "d", tacc, acc).decision == FAIL
+    assert drop_result("d", tacc, acc).decision == FAIL
     tacc, acc = _stages([0.10, 0.0], [0.4, 0.1])             # no stage-3 gain: undefined ratio
-    r = drop_result("transferability", "d", tacc, acc)
+    r = drop_result("d", tacc, acc)
     # untestable at 8 seeds (a near-zero denominator), or inconclusive where the mean gain came out <= 0
     assert (r.decision, r.testable_at > 8) in ((UNTESTABLE, True), (INCONCLUSIVE, False))
 
@@ -166,8 +166,8 @@ def test_transferability_drop_controls():
 def test_pattern_gain_controls():
     rng = np.random.default_rng(1)
     const = 0.7 + rng.normal(0, 0.01, 8)
-    assert paired_difference_result("t", "d", const + 0.05, const, 0.0, ">").decision == PASS
-    assert paired_difference_result("t", "d", const - 0.05, const, 0.0, ">").decision == FAIL
+    assert paired_difference_result("d", const + 0.05, const, 0.0, ">").decision == PASS
+    assert paired_difference_result("d", const - 0.05, const, 0.0, ">").decision == FAIL
 
 
 # --------------------------------------------------------------------------- sched trainer --

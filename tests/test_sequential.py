@@ -39,7 +39,7 @@ def test_a_clear_truth_stops_at_the_first_look():
 
 def _result(decision: str) -> LawResult:
     ci = {PASS: (0.9, 1.0), FAIL: (0.0, 0.1), INCONCLUSIVE: (0.0, 1.0)}[decision]
-    return LawResult("x", "s", sum(ci) / 2, ci, 0.5, ">", decision, n=1)
+    return LawResult("s", sum(ci) / 2, ci, 0.5, ">", decision, n=1)
 
 
 def test_decided_needs_every_claim_pass_or_fail():
@@ -47,7 +47,7 @@ def test_decided_needs_every_claim_pass_or_fail():
     assert not decided([_result(PASS), _result(INCONCLUSIVE)])
     assert not decided([])
     # a pass within the machine spread of its threshold does not stop the looks
-    assert not decided([LawResult("x", "s", 0.55, (0.51, 0.6), 0.5, ">")])
+    assert not decided([LawResult("s", 0.55, (0.51, 0.6), 0.5, ">")])
 
 
 def test_rounds_stop_each_point_at_its_own_look():

@@ -195,7 +195,7 @@ SLOW_LAW = textwrap.dedent('''
 
     TRAINERS["slow"] = Slow()
 
-    @lrlaw("slow", needs=lambda tier: {"runs": Ensemble(Recipe(trainer="slow", dataset="none", model="none", lr=0.1), 2)})
+    @lrlaw("slow", tiers={t: t for t in ("smoke", "gpu", "paper")}, reads=lambda tier: {"runs": Ensemble(Recipe(trainer="slow", dataset="none", model="none", lr=0.1), 2)})
     def test_slow(law):
         pass
 ''')

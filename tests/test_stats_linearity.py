@@ -18,10 +18,10 @@ from tests.coverage import COVERAGE_TRIALS, coverage_bound
 from laws.test_lr_linearity import Point, results_of
 
 
-def linearity_results(f0, fa, fb, point: Point, tier: str, n_total: int):
+def linearity_results(f0, fa, fb, point: Point, tier: str):
     """The law's two small-ratio rows on synthetic ensembles, and the estimate they come from."""
     est = linearity_estimate(f0, fa, fb, point.a, point.b)
-    return results_of(est, point, tier, n_total), est
+    return results_of(est, point, tier), est
 
 
 def ensembles(rng, n, p, eta, a, b, curvature, noise, shared=0.5, chaos=0.0):
@@ -57,7 +57,7 @@ def test_linear_response_never_fails_and_passes_when_resolved(seed, noise, share
     """A true law is never failed; with enough signal per run it passes (else: inconclusive)."""
     rng = np.random.default_rng(seed)
     f0, fa, fb, _ = ensembles(rng, 256, 1000, 0.4, 0.1, 0.2, 0.0, noise, shared)
-    results, _ = linearity_results(f0, fa, fb, Point(0.4, 0.1, 0.2), "smoke", 256)
+    results, _ = linearity_results(f0, fa, fb, Point(0.4, 0.1, 0.2), "smoke")
     assert FAIL not in [r.decision for r in results]
     if noise <= 0.15:  # per-run noise ≤ 1.5x the η→η+a signal: resolved at N=256
         assert [r.decision for r in results] == [PASS, PASS]
@@ -70,7 +70,7 @@ def test_nonlinear_response_fails(seed, noise, chaos):
     rng = np.random.default_rng(seed)
     f0, fa, fb, true = ensembles(rng, 256, 1000, 0.4, 0.1, 0.2, 0.0, noise, chaos=chaos)
     assert true["r2"] < 0.95
-    results, _ = linearity_results(f0, fa, fb, Point(0.4, 0.1, 0.2), "smoke", 256)
+    results, _ = linearity_results(f0, fa, fb, Point(0.4, 0.1, 0.2), "smoke")
     assert results[0].decision == FAIL
 
 
@@ -82,7 +82,7 @@ def test_wrong_slope_fails_even_when_perfectly_correlated():
     f0 = rng.normal(scale=0.1, size=(n, p))
     fa = 0.1 * d + rng.normal(scale=0.1, size=(n, p))
     fb = 0.15 * d + rng.normal(scale=0.1, size=(n, p))
-    results, est = linearity_results(f0, fa, fb, Point(0.4, 0.1, 0.2), "smoke", n)
+    results, est = linearity_results(f0, fa, fb, Point(0.4, 0.1, 0.2), "smoke")
     assert results[0].decision == PASS and results[1].decision == FAIL
     assert est.slope == pytest.approx(1.5, rel=0.05)
 

@@ -16,11 +16,11 @@ from harness.stats.scale_invariance import Disagreement
 
 
 def test_a_mean_over_too_few_seeds_is_untestable_with_the_n_that_would_decide_it():
-    r = mean_result("law", "m", np.array([1.0, 1.1]), 0.0, ">")
+    r = mean_result("m", np.array([1.0, 1.1]), 0.0, ">")
     assert r.decision == UNTESTABLE and r.testable_at == MIN_MEAN_N
     assert "untestable at N=2" in r.summary() and f"testable from N={MIN_MEAN_N}" in r.summary()
     assert r.to_dict()["testable_at"] == MIN_MEAN_N
-    ok = mean_result("law", "m", np.array([1.0, 1.1, 1.05]), 0.0, ">")
+    ok = mean_result("m", np.array([1.0, 1.1, 1.05]), 0.0, ">")
     assert ok.decision == PASS and ok.testable_at == 0
 
 
@@ -30,7 +30,7 @@ def test_untestable_rows_take_no_part_in_the_point():
     assert combine([UNTESTABLE]) == INCONCLUSIVE
     # negative control: an untestable row counted as undecided would hold the point back
     assert combine([PASS, INCONCLUSIVE]) == INCONCLUSIVE
-    row = LawResult("law", "s", 0.2, (0.0, 0.3), 0.1, "<", n=16, testable_at=51)
+    row = LawResult("s", 0.2, (0.0, 0.3), 0.1, "<", n=16, testable_at=51)
     assert row.decision == UNTESTABLE and not is_fragile(row)
     assert possible_point_decisions([row]) == frozenset()
 
@@ -77,8 +77,8 @@ def test_a_transfer_ratio_with_a_near_zero_denominator_is_untestable_with_the_n_
     gain = 0.01 + 0.05 * (z - z.mean()) / z.std(ddof=1)  # the last stage's source gain: mean 0.01, sd 0.05
     acc = np.cumsum(np.stack([np.full(8, 0.5), np.full(8, 0.2), gain], 1), 1)
     tacc = acc * 0.5 + 0.01 * rng.standard_normal((8, 3))
-    r = drop_result("transfer", "T3_minus_T2", tacc, acc)
+    r = drop_result("T3_minus_T2", tacc, acc)
     assert r.decision == UNTESTABLE and r.testable_at == math.ceil((2.33 * 0.05 / 0.01) ** 2)
     # negative control: a clear source gain at the last stage is decided as usual
     acc[:, 2] = acc[:, 1] + 0.1 + 0.01 * rng.standard_normal(8)
-    assert drop_result("transfer", "T3_minus_T2", acc * 0.5, acc).testable_at == 0
+    assert drop_result("T3_minus_T2", acc * 0.5, acc).testable_at == 0

@@ -19,13 +19,13 @@ LAW = textwrap.dedent(
         return {"runs": Ensemble(Recipe(trainer="mlp", dataset=data, model="mlp", lr=0.1, batch_size=16, steps=5,
                                         options={"n_train": 64, "n_test": 16, "width": 8, "dim": 4}), 4)}
 
-    @lrlaw("typo", needs=needs)
+    @lrlaw("typo", tiers={t: t for t in ("smoke", "gpu", "paper")}, reads=needs)
     @pytest.mark.parametrize("case", ["good", "mistyped", "bad_recipe", "stale_finding"])
     def test_point(law, case):
         law.known_failure("a finding that no longer holds" if case == "stale_finding" else None)
         acc = law.runs("runs").metric("accuracy" if case == "mistyped" else "test_acc")
         m, ci = mean_ci(acc)
-        law.check(LawResult("typo", "mean_acc", m, ci, -1.0, ">", decide(ci, -1.0, ">"), n=len(acc)))
+        law.check(LawResult("mean_acc", m, ci, -1.0, ">", decide(ci, -1.0, ">"), n=len(acc)))
     """
 )
 

@@ -25,22 +25,22 @@ LAW = textwrap.dedent(
     def row(law, kind, threshold):
         acc = law.runs("runs").metric("test_acc")
         m, ci = mean_ci(acc)
-        return LawResult("tiny", f"acc_{kind}", m, ci, threshold, ">", decide(ci, threshold, ">"), n=len(acc),
+        return LawResult(f"acc_{kind}", m, ci, threshold, ">", decide(ci, threshold, ">"), n=len(acc),
                          seeds=(0, len(acc)), kind=kind)
 
-    @lrlaw("tiny", needs=needs)
+    @lrlaw("tiny", tiers={t: t for t in ("smoke", "gpu", "paper")}, reads=needs)
     def test_claim_holds_and_check_ok(law):
         law.check(row(law, CLAIM, -10.0), row(law, CHECK, -10.0))
 
-    @lrlaw("tiny", needs=needs)
+    @lrlaw("tiny", tiers={t: t for t in ("smoke", "gpu", "paper")}, reads=needs)
     def test_broken_check(law):
         law.check(row(law, CLAIM, -10.0), row(law, CHECK, 10.0))
 
-    @lrlaw("other", needs=needs)
+    @lrlaw("other", tiers={t: t for t in ("smoke", "gpu", "paper")}, reads=needs)
     def test_claim_fails(law):
         law.check(row(law, CLAIM, 10.0))  # no accuracy reaches it, however wide the interval of 4 seeds
 
-    @lrlaw("other", needs=needs)
+    @lrlaw("other", tiers={t: t for t in ("smoke", "gpu", "paper")}, reads=needs)
     def test_never_checks(law):
         law.runs("runs").metric("test_acc")
     """

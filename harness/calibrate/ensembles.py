@@ -144,7 +144,7 @@ def _tr_draw(drop: float, noise: str = "gauss", crn: bool = False, minority: boo
 
 
 def _tr_decide(data):
-    r = drop_result("cal", "T3_minus_T2", data[0], data[1])
+    r = drop_result("T3_minus_T2", data[0], data[1])
     return r.ci[0], r.ci[1], r.decision
 
 

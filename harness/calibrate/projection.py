@@ -55,7 +55,7 @@ def run_cell(kind: str, delta: float, trials: int, seed: int, power: float = POW
         truth = (1 if i % 2 else -1) * delta / math.sqrt(N0)  # unit sd: one SE at N0 is 1/√N0
         x = truth + _draw(kind, rng, N0)
         v, ci = mean_ci(x, 0.95)
-        row = LawResult("calibration", "mean", v, ci, 0.0, ">")
+        row = LawResult("mean", v, ci, 0.0, ">")
         if row.decision != INCONCLUSIVE:
             continue
         undecided += 1
@@ -65,7 +65,7 @@ def run_cell(kind: str, delta: float, trials: int, seed: int, power: float = POW
             continue
         more = truth + _draw(kind, rng, int(math.ceil(n)) - N0)
         _, ci2 = mean_ci(np.concatenate([x, more]), 0.95)
-        later = LawResult("calibration", "mean", float(np.mean(ci2)), ci2, 0.0, ">")
+        later = LawResult("mean", float(np.mean(ci2)), ci2, 0.0, ">")
         hits += later.decision != INCONCLUSIVE and not is_fragile(later)
     return ProjectionCell(kind, delta, undecided, hits, float(np.median(ratios)) if ratios else math.nan)
 

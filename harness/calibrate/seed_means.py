@@ -133,15 +133,15 @@ def _paired_family(statistic: str, build, boundary: float, inside: float) -> Fam
 
 
 register(_paired_family("paired_difference_t",
-                        lambda a, b: paired_difference_result("cal", "d", a, b, 0.0, ">"), 0.0, 0.5))
+                        lambda a, b: paired_difference_result("d", a, b, 0.0, ">"), 0.0, 0.5))
 register(_paired_family("noninferiority_t",
-                        lambda a, b: noninferiority_result("cal", "d", a, b, 0.5), -0.5, 0.0))
+                        lambda a, b: noninferiority_result("d", a, b, 0.5), -0.5, 0.0))
 
 BAND = (0.8, 1.25)
 
 
 def _band_decide(x: np.ndarray) -> tuple[float, float, str]:
-    r = band_result("cal", "v", x, BAND)
+    r = band_result("v", x, BAND)
     return r.ci[0], r.ci[1], r.decision
 
 
@@ -195,7 +195,7 @@ register(Family("band_t", _band_decide, _band_generators(N), N, trial_cost=0.1, 
 
 
 def _rate_decide(flags: np.ndarray) -> tuple[float, float, str]:
-    r = rate_result("cal", "p", flags, 0.5, ">")
+    r = rate_result("p", flags, 0.5, ">")
     return r.ci[0], r.ci[1], r.decision
 
 

@@ -1,6 +1,7 @@
 """The API law modules use: declare tiers and reads with ``@lrlaw``, read runs and decide through ``law``.
 
-A law declares its ensembles per tier, and which of them each test reads::
+A law declares, per tier, its ensembles (or any configuration object), and each test says which of them
+it reads — the one way to declare what a point needs::
 
     TIERS = {"smoke": {"eta": Ensemble(SMOKE, 512), "eta_a": Ensemble(SMOKE.replace(lr=0.5), 512)},
              "gpu": {...}}
@@ -11,18 +12,18 @@ A law declares its ensembles per tier, and which of them each test reads::
         chunks = law.runs("eta").chunks("logits")       # the same, 256 seeds at a time (any N)
         law.check(mean_result(...), band_result(...))    # pass / fail / inconclusive
 
-A tier the law does not declare is reported as not tested there. When the tier's
-configuration is not just ensembles (a parametrised point derives its own), give
-``needs`` instead of ``reads``: it gets the session tier's configuration (any
-object; the test reads it back as ``law.config``) and the test's parameters, and
-returns a mapping name -> ``Ensemble``; it may raise ``NotAtThisTier(reason)``.
-Without ``tiers``, ``@lrlaw(name, needs=lambda tier, **params: ...)`` gets the
-tier's name.
+``reads`` is one of:
 
-``needs`` is called at collection time with the test's parameters, so the plugin
-knows every run the selected tests read before any test starts. A ``needs`` that
-raises (a wrong signature, a bug) fails its own test with one line; the other
-tests run.
+* left out: the tier's configuration is itself the dict name -> ``Ensemble`` the test reads;
+* names: those ensembles of the tier's dict;
+* a function ``reads(config, **params)`` of the tier's configuration (any object, e.g. a
+  ``NamedTuple``; the test reads it back as ``law.config``) and the test's parameters, returning
+  a dict name -> ``Ensemble``, for parametrised points that derive their own ensembles.
+
+A tier the law does not declare is reported as not tested there. ``reads`` is called at
+collection time, so the plugin knows every run the selected tests read before any test starts. A
+``reads`` that raises (a wrong signature, a bug) fails its own test with one line; the other tests
+run. The law's name and the seeds of every row are filled in by ``law.check``.
 """
 from __future__ import annotations
 
@@ -34,30 +35,32 @@ import pytest
 
 from harness.recipe import Ensemble
 
-NeedsFn = Callable[..., Mapping[str, Ensemble]]
+#: ``reads=``: ensemble names of the tier's dict, or a function (config, **params) -> ensembles
+ReadsSpec = str | tuple[str, ...] | list[str] | Callable[..., Mapping[str, Ensemble]] | None
 
 
 class NotAtThisTier(Exception):
-    """Raised by a ``needs`` function: this law point is not tested at this tier."""
+    """Raised by a ``reads`` function: this law point is not tested at this tier."""
 
 
 class NeedsError(Exception):
-    """A law's ``needs`` could not say what the point reads; the message is one line."""
+    """A law's ``reads`` could not say what the point reads; the message is one line."""
 
 
-def lrlaw(name: str, needs: NeedsFn | None = None, *, tiers: Mapping[str, Any] | None = None,
-          reads: tuple[str, ...] | None = None) -> pytest.MarkDecorator:
-    """Mark a test as a point of law ``name``; see the module docstring for ``needs``, ``tiers`` and ``reads``."""
-    if needs is None and tiers is None:
-        raise TypeError(f"@lrlaw({name!r}) needs `tiers=` or `needs=`: say which runs the law reads")
-    if tiers is not None and not isinstance(tiers, Mapping):
+def lrlaw(name: str, *, tiers: Mapping[str, Any] | None = None, reads: ReadsSpec = None) -> pytest.MarkDecorator:
+    """Mark a test as a point of law ``name``; see the module docstring for ``tiers`` and ``reads``."""
+    if tiers is None:
+        raise TypeError(f"@lrlaw({name!r}) needs `tiers=`: a dict tier name -> the ensembles (or configuration) "
+                        "the law reads at that tier")
+    if not isinstance(tiers, Mapping):
         raise TypeError(f"@lrlaw({name!r}, tiers=...) takes a dict tier name -> configuration, got {type(tiers).__name__}")
-    if reads is not None:
-        if needs is not None or tiers is None:
-            raise TypeError(f"@lrlaw({name!r}, reads=...) picks ensembles from `tiers=`; it goes without `needs=`")
-        reads = (reads,) if isinstance(reads, str) else tuple(reads)
-        needs = functools.partial(_pick, reads)
-    return pytest.mark.lrlaw(name=name, needs=needs, tiers=None if tiers is None else dict(tiers))
+    if isinstance(reads, (str, tuple, list)):
+        names = (reads,) if isinstance(reads, str) else tuple(reads)
+        reads = functools.partial(_pick, names)
+    elif reads is not None and not callable(reads):
+        raise TypeError(f"@lrlaw({name!r}, reads=...) takes ensemble names or a function (config, **params) -> "
+                        f"ensembles, got {type(reads).__name__}")
+    return pytest.mark.lrlaw(name=name, reads=reads, tiers=dict(tiers))
 
 
 def _pick(names: tuple[str, ...], config: Mapping[str, Ensemble]) -> dict[str, Ensemble]:
@@ -74,27 +77,24 @@ def _describe(fn: Callable[..., Any]) -> str:
 
 
 def resolve_needs(mark: pytest.Mark, tier: str, params: Mapping[str, Any]) -> tuple[dict[str, Ensemble], Any]:
-    """The ensembles an ``@lrlaw`` point reads at ``tier``, and the tier's configuration (None in the old form).
+    """The ensembles an ``@lrlaw`` point reads at ``tier``, and the tier's configuration.
 
     Raises ``NotAtThisTier`` for a tier the law does not test and ``NeedsError``
-    (one line) when ``needs`` raises or returns something that is not ensembles.
+    (one line) when ``reads`` raises or gives something that is not ensembles.
     """
-    name, needs, tiers = mark.kwargs["name"], mark.kwargs.get("needs"), mark.kwargs.get("tiers")
-    config: Any = None
-    if tiers is not None:
-        if tier not in tiers:
-            raise NotAtThisTier(f"{name} declares tiers {', '.join(tiers)} only")
-        config = tiers[tier]
-    first = config if tiers is not None else tier
+    name, reads, tiers = mark.kwargs["name"], mark.kwargs.get("reads"), mark.kwargs["tiers"]
+    if tier not in tiers:
+        raise NotAtThisTier(f"{name} declares tiers {', '.join(tiers)} only")
+    config = tiers[tier]
     try:
-        found = config if needs is None else needs(first, **params)
+        found = config if reads is None else reads(config, **params)
     except NotAtThisTier:
         raise
     except Exception as e:
-        args = ", ".join(["<configuration>" if tiers is not None else "<tier name>", *(f"{k}=..." for k in params)])
-        raise NeedsError(f"needs of law {name!r} failed: {type(e).__name__}: {e} — it is called as "
-                         f"needs({args}); it is {_describe(needs)}") from None
+        args = ", ".join(["<configuration>", *(f"{k}=..." for k in params)])
+        raise NeedsError(f"reads of law {name!r} failed: {type(e).__name__}: {e} — it is called as "
+                         f"reads({args}); it is {_describe(reads)}") from None
     if not isinstance(found, Mapping) or not all(isinstance(v, Ensemble) for v in found.values()):
-        raise NeedsError(f"needs of law {name!r} must give a dict name -> Ensemble, got {type(found).__name__}"
-                         + ("" if needs is not None else f" as the configuration of tier {tier!r}"))
+        raise NeedsError(f"reads of law {name!r} must give a dict name -> Ensemble, got {type(found).__name__}"
+                         + ("" if reads is not None else f" as the configuration of tier {tier!r}"))
     return dict(found), config

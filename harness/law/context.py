@@ -30,7 +30,7 @@ class LawContext:
     ensembles: dict[str, EnsembleRuns]
     plot_dir: Path
     inconclusive: str = "skip"
-    #: the configuration ``@lrlaw(tiers=...)`` declares for this tier (None in the ``needs(tier, ...)`` form)
+    #: the value ``@lrlaw(tiers=...)`` declares for this tier
     config: Any = None
     seed_base: int = 0
     #: a sequential look: ``check`` records without raising, figures are not saved
@@ -173,9 +173,10 @@ class LawContext:
             return combine([r.decision for r in claims])
         return PASS if self.results else INCONCLUSIVE
 
-    def _rebase(self, r: LawResult) -> LawResult:
-        # rows count seeds from 0 (the i-th run of an ensemble); the report wants the seeds trained
-        return dataclasses.replace(r, seeds=(r.seeds[0] + self.seed_base, r.seeds[1] + self.seed_base))
+    def _own(self, r: LawResult) -> LawResult:
+        """The row as the report holds it: this law's name, and the seeds the point read (as trained)."""
+        n = max((e.n for e in self.ensembles.values()), default=r.n)
+        return dataclasses.replace(r, law=self.name, seeds=(self.seed_base, self.seed_base + n))
 
     def check(self, *results: LawResult) -> None:
         """Record the point's rows and turn their decision into a test outcome.
@@ -185,7 +186,7 @@ class LawContext:
         verdict on the law. A decision that could move on another machine is
         reported as fragile (a skip): it passes nothing, fails nothing, pins nothing.
         """
-        self.results.extend(self._rebase(r) for r in results)
+        self.results.extend(self._own(r) for r in results)
         if self.dry:
             return
         fragile = {id(r) for r in self.fragile_rows}

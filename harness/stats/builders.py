@@ -35,34 +35,34 @@ def proportion_ci(k: int, n: int, confidence: float | None = None) -> tuple[floa
     return (float(ci.low), float(ci.high))
 
 
-def rate_result(law: str, statistic: str, flags: np.ndarray, threshold: float, direction: str,
+def rate_result(statistic: str, flags: np.ndarray, threshold: float, direction: str,
                 kind: str = CLAIM, **extra: Any) -> LawResult:
     """A proportion (e.g. of diverged runs) with its Clopper–Pearson interval against a threshold."""
     flags = np.asarray(flags, dtype=bool)
     k, n = int(flags.sum()), int(flags.size)
     ci = proportion_ci(k, n)
-    return LawResult(law, statistic, k / n if n else math.nan, ci, threshold, direction,
-                     decide(ci, threshold, direction), n=n, seeds=(0, n), extra={"count": k, **extra}, kind=kind)
+    return LawResult(statistic, k / n if n else math.nan, ci, threshold, direction,
+                     decide(ci, threshold, direction), n=n, extra={"count": k, **extra}, kind=kind)
 
 
-def mean_result(law: str, statistic: str, per_seed: np.ndarray, threshold: float | tuple[float, float],
+def mean_result(statistic: str, per_seed: np.ndarray, threshold: float | tuple[float, float],
                 direction: str, kind: str = CLAIM, **extra: Any) -> LawResult:
     """Mean over seeds of a per-seed value (``mean_ci``'s interval) against a threshold or (``"in"``) a band.
     Every builder of a mean over seeds below is this one."""
     x = np.asarray(per_seed, dtype=float)
     m, ci = mean_ci(x)
     n = int(np.isfinite(x).sum())
-    return LawResult(law, statistic, m, ci, threshold, direction, n=n, seeds=(0, len(x)),
+    return LawResult(statistic, m, ci, threshold, direction, n=n,
                      extra=dict(extra), kind=kind, testable_at=MIN_MEAN_N if n < MIN_MEAN_N else 0)
 
 
-def band_result(law: str, statistic: str, per_seed: np.ndarray, band: tuple[float, float], kind: str = CLAIM,
+def band_result(statistic: str, per_seed: np.ndarray, band: tuple[float, float], kind: str = CLAIM,
                 **extra: Any) -> LawResult:
     """Mean over seeds of a per-seed value inside ``band``."""
-    return mean_result(law, statistic, per_seed, band, "in", kind, **extra)
+    return mean_result(statistic, per_seed, band, "in", kind, **extra)
 
 
-def noninferiority_result(law: str, statistic: str, treated: np.ndarray, baseline: np.ndarray, margin: float,
+def noninferiority_result(statistic: str, treated: np.ndarray, baseline: np.ndarray, margin: float,
                           kind: str = CLAIM, **extra: Any) -> LawResult:
     """Paired non-inferiority: mean(treated − baseline) over seeds must exceed −margin.
 
@@ -71,13 +71,13 @@ def noninferiority_result(law: str, statistic: str, treated: np.ndarray, baselin
     lower bound of the mean paired difference lies above −margin.
     """
     d = np.asarray(treated, dtype=float) - np.asarray(baseline, dtype=float)
-    return mean_result(law, statistic, d, -margin, ">", kind, **{"margin": margin, **extra})
+    return mean_result(statistic, d, -margin, ">", kind, **{"margin": margin, **extra})
 
 
-def paired_difference_result(law: str, statistic: str, a: np.ndarray, b: np.ndarray, threshold: float,
+def paired_difference_result(statistic: str, a: np.ndarray, b: np.ndarray, threshold: float,
                              direction: str, kind: str = CLAIM, **extra: Any) -> LawResult:
     """mean(a − b) over seeds (seeds paired: common random numbers) against ``threshold``."""
-    return mean_result(law, statistic, np.asarray(a, dtype=float) - np.asarray(b, dtype=float), threshold,
+    return mean_result(statistic, np.asarray(a, dtype=float) - np.asarray(b, dtype=float), threshold,
                        direction, kind, **extra)
 
 
@@ -101,19 +101,18 @@ def ratio_of_means_ci(num: np.ndarray, den: np.ndarray, n_boot: int = N_BOOT, co
     return theta, bootstrap_interval(theta, reps, confidence, expected=n_boot)
 
 
-def ratio_result(law: str, statistic: str, num: np.ndarray, den: np.ndarray, threshold: float | tuple[float, float],
+def ratio_result(statistic: str, num: np.ndarray, den: np.ndarray, threshold: float | tuple[float, float],
                  direction: str, kind: str = CLAIM, **extra: Any) -> LawResult:
     """Ratio of seed means against a threshold or band, with a bootstrap interval over seeds."""
     value, ci = ratio_of_means_ci(num, den)
     n = int(np.isfinite(np.asarray(num, dtype=float)).sum())
-    return LawResult(law, statistic, value, ci, threshold, direction, decide(ci, threshold, direction),
-                     n=n, seeds=(0, len(np.asarray(num))), extra=dict(extra), kind=kind)
+    return LawResult(statistic, value, ci, threshold, direction, decide(ci, threshold, direction),
+                     n=n, extra=dict(extra), kind=kind)
 
 
-def exact_result(law: str, statistic: str, value: float, threshold: float | tuple[float, float], direction: str,
-                 n: int, kind: str = CHECK, seeds: tuple[int, int] | None = None, **extra: Any) -> LawResult:
+def exact_result(statistic: str, value: float, threshold: float | tuple[float, float], direction: str,
+                 n: int, kind: str = CLAIM, **extra: Any) -> LawResult:
     """A value with no sampling interval (a worst case over ``n`` seeds, an identity's error): its CI is the
-    point. ``seeds`` is the ensemble's range when the ``n`` seeds are a subset of it."""
+    point. A claim unless ``kind=CHECK``, like every builder."""
     value = float(value)
-    return LawResult(law, statistic, value, (value, value), threshold, direction, n=n,
-                     seeds=(0, n) if seeds is None else seeds, extra=dict(extra), kind=kind)
+    return LawResult(statistic, value, (value, value), threshold, direction, n=n, extra=dict(extra), kind=kind)

@@ -54,7 +54,6 @@ MAX_GROUPS = 256
 class LawResult:
     """One decision about one law at one parameter point."""
 
-    law: str
     statistic: str
     value: float
     ci: tuple[float, float]
@@ -68,6 +67,8 @@ class LawResult:
     kind: str = CLAIM
     #: > 0: the row is untestable at its N and would be testable from this many seeds on
     testable_at: int = 0
+    #: the law's name, filled in by ``law.check`` (an author never writes it)
+    law: str = ""
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:

@@ -39,9 +39,8 @@ def dependence_p(values: np.ndarray, chunk: int = CHUNK) -> float:
     return p
 
 
-def independence_result(law: str, ensemble: str, values: np.ndarray, chunk: int = CHUNK) -> LawResult:
+def independence_result(ensemble: str, values: np.ndarray, chunk: int = CHUNK) -> LawResult:
     """A check: the per-seed ``values`` of ``ensemble`` show no dependence across seeds (p ≥ ``ALPHA``)."""
     p = dependence_p(values, chunk)
     n = int(np.isfinite(np.asarray(values, dtype=float)).sum())
-    return LawResult(law, f"{ensemble}:seed_independence_p", p, (p, p), ALPHA, ">", n=n,
-                     seeds=(0, len(values)), kind=CHECK, extra={"chunk": chunk})
+    return LawResult(f"{ensemble}:seed_independence_p", p, (p, p), ALPHA, ">", n=n, kind=CHECK, extra={"chunk": chunk})

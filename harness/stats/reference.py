@@ -8,7 +8,7 @@ import numpy as np
 from harness.stats import LawResult, current_confidence, decide, mean_ci
 
 
-def agreement(values: Sequence[float] | np.ndarray, reported: float, tolerance: float, *, law: str,
+def agreement(values: Sequence[float] | np.ndarray, reported: float, tolerance: float, *,
               statistic: str) -> LawResult:
     """Pass when the CI of the mean over runs lies within ``reported ± tolerance``, fail when it lies outside.
 
@@ -20,7 +20,7 @@ def agreement(values: Sequence[float] | np.ndarray, reported: float, tolerance: 
     x = np.asarray(values, dtype=float)
     mean, ci = mean_ci(x, current_confidence())
     band = (reported - tolerance, reported + tolerance)
-    return LawResult(law=law, statistic=statistic, value=mean, ci=ci, threshold=band, direction="in",
-                     decision=decide(ci, band, "in"), n=int(x.size), seeds=(0, int(x.size)),
+    return LawResult(statistic=statistic, value=mean, ci=ci, threshold=band, direction="in",
+                     decision=decide(ci, band, "in"), n=int(x.size),
                      extra={"reported": reported, "tolerance": tolerance,
                             "per_seed": [round(float(v), 3) for v in x]})

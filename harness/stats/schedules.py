@@ -90,12 +90,12 @@ def studentized_interval(theta: float, reps: np.ndarray, n: int, confidence: flo
     return (theta - half, theta + half)
 
 
-def drop_result(law: str, statistic: str, tacc: np.ndarray, acc: np.ndarray, kind: str = CLAIM,
+def drop_result(statistic: str, tacc: np.ndarray, acc: np.ndarray, kind: str = CLAIM,
                 **extra) -> LawResult:
     """The transferability assertion: T_last − T_previous < 0."""
     value, ci, t = transferability_drop(tacc, acc)
     testable = denominator_testable_at(acc) if not all(map(math.isfinite, ci)) else 0
-    return LawResult(law, statistic, value, ci, 0.0, "<", decide(ci, 0.0, "<"), n=len(acc), seeds=(0, len(acc)),
+    return LawResult(statistic, value, ci, 0.0, "<", decide(ci, 0.0, "<"), n=len(acc),
                      extra={"transferability": [float(v) for v in t], **extra}, kind=kind, testable_at=testable)
 
 

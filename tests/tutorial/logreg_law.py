@@ -9,4 +9,4 @@ SMOKE = Recipe(trainer="logreg", dataset="blobs", model="linear", lr=0.05, batch
 @lrlaw("logreg_lr", tiers={"smoke": {"slow": Ensemble(SMOKE, 32), "fast": Ensemble(SMOKE.replace(lr=0.5), 32)}})
 def test_larger_lr_fits_the_blobs_sooner(law):
     slow, fast = law.runs("slow").metric("test_loss"), law.runs("fast").metric("test_loss")
-    law.check(paired_difference_result("logreg_lr", "loss_fast_minus_slow", fast, slow, 0.0, "<"))
+    law.check(paired_difference_result("loss_fast_minus_slow", fast, slow, 0.0, "<"))

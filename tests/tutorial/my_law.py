@@ -11,9 +11,9 @@ SMOKE = Recipe(trainer="mlp", dataset="teacher", model="mlp", lr=0.05, batch_siz
 
 
 @lrlaw("larger_lr_faster", tiers={"smoke": SMOKE},
-       needs=lambda base, factor: {"base": Ensemble(base, 32), "larger": Ensemble(base.replace(lr=base.lr * factor), 32)})
+       reads=lambda base, factor: {"base": Ensemble(base, 32), "larger": Ensemble(base.replace(lr=base.lr * factor), 32)})
 @pytest.mark.parametrize("factor", [3.0])
 def test_larger_lr_learns_faster(law, factor):
     # seed s is the same initialisation and data order in both ensembles: compare them pairwise
     base, larger = law.runs("base").metric("test_acc"), law.runs("larger").metric("test_acc")
-    law.check(paired_difference_result("larger_lr_faster", "acc_larger_minus_base", larger, base, 0.0, ">"))
+    law.check(paired_difference_result("acc_larger_minus_base", larger, base, 0.0, ">"))
