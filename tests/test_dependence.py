@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from harness.stats import FAIL, PASS
 from harness.stats.dependence import ALPHA, dependence_p, independence_result
@@ -43,3 +44,48 @@ def test_state_carried_along_the_seeds_is_caught():
 
 def test_constant_or_tiny_ensembles_are_not_tested():
     assert dependence_p(np.ones(16)) == 1.0 and dependence_p(np.arange(4.0)) == 1.0
+
+
+# indented, so that no line of this harness test reads as a module-level law (harness.plugin.xdist)
+CHUNKY_LAW = '''
+    import numpy as np
+    from harness import Ensemble, Recipe
+    from harness.law import lrlaw
+    from harness.store.runs import RunResult
+    from harness.stats import mean_result
+    from harness.trainers import TRAINERS
+
+    class Plugin:
+        """A plug-in trainer; SHARED: one generator per chunk of 8 seeds instead of one per seed."""
+        name, salt = "plugin", "plugin-v1"
+        def validate(self, recipe): pass
+        def check_data(self, recipe, ctx): pass
+        def chunk_size(self, recipe, device): return 8
+        def estimate_seconds(self, recipe, device): return 0.01
+        def train(self, recipe, seeds, ctx):
+            chunk = np.random.default_rng(seeds[0]).standard_normal() if SHARED else 0.0
+            for s in seeds:
+                acc = 0.8 + 0.05 * chunk + 0.01 * np.random.default_rng(10_000 + s).standard_normal()
+                yield RunResult(s, {"out": np.zeros(2)}, {"acc": float(acc)})
+
+    TRAINERS["plugin"] = Plugin()
+
+    @lrlaw("acc", tiers={"smoke": {"runs": Ensemble(Recipe(trainer="plugin", dataset="none", model="none"), 64)}})
+    def test_acc(law):
+        law.check(mean_result("mean_acc", law.runs("runs").metric("acc"), 0.5, ">"))
+'''
+
+
+@pytest.mark.parametrize("shared", [True, False], ids=["shares-state-per-chunk", "independent-control"])
+def test_a_plugin_trainer_sharing_state_across_a_chunk_fails_its_points(pytester, shared):
+    import textwrap
+
+    pytester.makeini("[pytest]\n")
+    pytester.makepyfile(test_chunky=f"SHARED = {shared}\n" + textwrap.dedent(CHUNKY_LAW))
+    r = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--gpus=0", "--workers=1", "--store=s",
+                                      "--report-dir=rep", "--compare-to=none", timeout=300)
+    if shared:
+        r.assert_outcomes(failed=1)
+        r.stdout.fnmatch_lines(["*harness error: a check of law acc is broken*", "*runs:seed_independence_p*"])
+    else:
+        r.assert_outcomes(passed=1)

@@ -187,6 +187,7 @@ class LawContext:
         reported as fragile (a skip): it passes nothing, fails nothing, pins nothing.
         """
         self.results.extend(self._own(r) for r in results)
+        self.results.extend(self._own(r) for r in self._independence_rows())
         if self.dry:
             return
         fragile = {id(r) for r in self.fragile_rows}
@@ -207,6 +208,21 @@ class LawContext:
         if decision == FAIL:
             pytest.fail(f"law {self.name} does not hold:\n{lines}", pytrace=False)
         self._inconclusive(lines)
+
+    def _independence_rows(self) -> list[LawResult]:
+        """A check per ensemble the test read a metric of: its seeds look independent (``harness.stats.dependence``).
+
+        Every interval assumes independent seeds; a trainer sharing state between the seeds of a chunk would
+        make them all overconfident, so it is a harness error, not a verdict. Once per ensemble and point.
+        """
+        from harness.stats.dependence import independence_result
+
+        done = {r.statistic for r in self.results}
+        rows = []
+        for name, runs in self.ensembles.items():
+            if runs.metrics_read and f"{name}:seed_independence_p" not in done:
+                rows.append(independence_result(name, runs.metric(runs.metrics_read[0])))
+        return rows
 
     def _fragile_reason(self) -> str:
         r = self.fragile_rows[0]

@@ -1,7 +1,7 @@
 """``law.runs(name)``: the stored runs of one ensemble, read through the session's run cache."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
@@ -24,6 +24,8 @@ class EnsembleRuns:
     store: "Store"
     cache: RunCache | None = None
     _read: bool = False
+    #: the metrics the test read, in order: the first is the one whose seeds are checked for independence
+    metrics_read: list[str] = field(default_factory=list)
 
     def _cache(self) -> RunCache:
         if self.cache is None:
@@ -77,6 +79,8 @@ class EnsembleRuns:
         A name no run records is a KeyError listing the names the runs have.
         """
         records = self._records()
+        if name not in self.metrics_read:
+            self.metrics_read.append(name)
         if records and not any(name in rec.metrics for rec in records):
             have = sorted({k for rec in records for k in rec.metrics})
             raise KeyError(f"ensemble {self.name!r} has no metric {name!r}; its runs record: {have}")
