@@ -18,8 +18,9 @@ and data order).
 * ``small_lr-noninferior``: final test accuracy, small-LR-long minus baseline,
   paired over seeds; non-inferior if the lower end of its 95% interval lies
   above −NONINFERIORITY_MARGIN.
-* ``small_lr-behind_short``: the claim is about time: with the baseline's
-  budget T the small-LR run is *behind* (paired difference < 0).
+* ``small_lr-behind_short`` (a sanity row, not a claim: it holds almost by
+  construction): with the baseline's budget T the small-LR run is *behind*
+  (paired difference < 0).
 
 The smoke tier maps the seed's clock, not its step counts: the seed's baseline
 runs ηλ·T ≈ 0.1 · 5e-4 · (500 epochs · 391 steps) ≈ 9.8 intrinsic time units
@@ -38,7 +39,7 @@ import numpy as np
 
 from harness import Ensemble, Recipe
 from harness.law import lrlaw
-from harness.stats import CLAIM, noninferiority_result, paired_difference_result
+from harness.stats import CLAIM, SANITY, noninferiority_result, paired_difference_result
 
 #: seed 002: "100 times smaller initial LR"
 LR_FACTOR = 0.01
@@ -98,4 +99,6 @@ def test_small_lr_noninferior(law) -> None:
 def test_small_lr_behind_short(law) -> None:
     base, short = law.runs("base").ok_metric("test_acc"), law.runs("small_short").ok_metric("test_acc")
     law.note(f"with the baseline's budget: baseline {np.nanmean(base):.4f}, small LR {np.nanmean(short):.4f}")
-    law.check(paired_difference_result("small_short_minus_base_acc", short, base, 0.0, "<", kind=CLAIM))
+    # sanity, not a claim: a 100x smaller LR with the same budget is behind almost by construction; the row
+    # shows the setup the claim is about (the small-LR run needs its longer budget), not the claim
+    law.check(paired_difference_result("small_short_minus_base_acc", short, base, 0.0, "<", kind=SANITY))

@@ -120,13 +120,19 @@ def _final_loss(converges: bool) -> LawResult:
     return intrinsic.gd_results("toy", free, free)[2]
 
 
-def _below_edge(sharpness: float) -> LawResult:
-    """gd_divergence's edge-of-stability row for an f < 1 run that never reaches the edge."""
-    steps = np.arange(0, 100, 10)
-    n = 8
-    runs = {f: {"sharp_steps": steps, "sharpness": np.full((n, steps.size), 1.0 if f == gd.REF_F else sharpness),
-                "eta": np.full(n, 2 * f), "ok": np.ones(n, bool)} for f in (gd.REF_F, 0.9)}
-    return next(r for r in gd.eos_results(runs, 100) if r.statistic == "late_eta_sharpness_over_2_below_edge_f0.9")
+EOS_UNUSED = 0.0
+
+
+def _at_edge(level: float) -> LawResult:
+    """gd_divergence's edge-of-stability band row for f = 1.1 runs that reach the edge, at η·λ_max/2 ≈ ``level``."""
+    steps, n = np.arange(0, 100, 10), 8
+    eta = {gd.REF_F: np.full(n, 2 * gd.REF_F), 1.1: np.full(n, 2.2)}
+    sharp = {gd.REF_F: np.full((n, steps.size), 10.0),  # the reference sharpened past 2/η of f = 1.1
+             1.1: (level + 0.01 * R(7).standard_normal(n))[:, None] * 2 / 2.2 * np.ones(steps.size)}
+    runs = {f: {"sharp_steps": steps, "sharpness": sharp[f], "eta": eta[f], "ok": np.ones(n, bool)} for f in eta}
+    rows = [r for r in gd.eos_results(runs, 100)[0] if r.statistic == "late_eta_sharpness_over_2_f1.1"]
+    # no row at all (nothing reached the edge) is a broken control too: an undecidable stand-in
+    return rows[0] if rows else LawResult("missing", float("nan"), (-np.inf, np.inf), EOS_UNUSED, ">")
 
 
 # ------------------------------------------------------------------------ lars --
@@ -165,7 +171,7 @@ CONTROLS: dict[str, tuple[Callable[[], LawResult], Callable[[], LawResult]]] = {
     "spikes_wd": (lambda: _spikes(True)[0], lambda: _spikes(False)[0]),
     "spikes_no_wd": (lambda: _spikes(True)[1], lambda: _spikes(False)[1]),
     "final_loss_no_wd": (lambda: _final_loss(True), lambda: _final_loss(False)),
-    "eos_below_edge": (lambda: _below_edge(1.0), lambda: _below_edge(2.0)),
+    "eos_at_edge": (lambda: _at_edge(1.0), lambda: _at_edge(2.0)),
     "lars_step_over_lars": (lambda: _lars("step_over_lars"), lambda: _lars("step_over_lars", step_factor=2.0)),
     "lars_growth_over_shrink": (lambda: _lars("growth_over_shrink"), lambda: _lars("growth_over_shrink", growth=1.0)),
     "lars_grad_ema_corr": (lambda: _lars("grad_ema_corr"), lambda: _lars("grad_ema_corr", corr=0.5)),

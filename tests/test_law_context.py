@@ -195,3 +195,18 @@ def test_the_context_fills_in_the_law_name_and_the_seeds_read(tmp_path):
     (row,) = law.results
     assert row.law == "x" and row.seeds == (1000, 1004)  # 4 seeds per ensemble, from the session's seed base
     assert mean_result("m", [1.0], 0.5, ">").law == ""  # a builder alone names no law: the context does
+
+
+def test_sanity_rows_decide_only_a_point_without_claims_and_are_counted_apart(tmp_path):
+    from harness.report.summary import law_summary
+    from harness.stats import CLAIM, SANITY
+
+    fails = LawResult("s", 0.5, (0.4, 0.6), 1.0, ">", kind=SANITY)
+    holds = LawResult("c", 1.5, (1.4, 1.6), 1.0, ">", kind=CLAIM)
+    mixed, alone = context(tmp_path, dry=True), context(tmp_path, dry=True)
+    mixed.check(holds, fails)
+    alone.check(fails)
+    assert mixed.decision == PASS and alone.decision == FAIL  # control: the same sanity row decides when alone
+    entries = [{"law": "x", "decision": c.decision, "results": [r.to_dict() for r in c.results]} for c in (mixed, alone)]
+    counts = law_summary(entries)["x"]
+    assert (counts["holding"], counts["failing"], counts["sanity_failing"]) == (1, 0, 2)

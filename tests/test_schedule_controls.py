@@ -66,16 +66,16 @@ def test_eos_passes_at_the_edge_and_fails_without_adaptation():
     eta = {f: np.full(n, f * 2 / 4.0) for f in F_GRID}  # λ₀ = 4 for every seed
     # at the edge: sharpness = 2/η (×1.03) for f ≥ 0.9; the reference (f = 0.5) sharpened to 6 > 2/η for f ≥ 0.9
     edge = {f: (np.full(n, 6.0) if f == 0.5 else 2 / eta[f] * 1.03) for f in F_GRID}
-    assert combine([r.decision for r in eos_results(_eos_runs(edge, eta), 100)]) == PASS
+    assert combine([r.decision for r in eos_results(_eos_runs(edge, eta), 100)[0]]) == PASS
     # no adaptation: sharpness stays at λ₀ = 4, i.e. η·λ/2 = f (2 for f = 2): outside the band
     frozen = {f: np.full(n, 4.0 if f != 0.5 else 6.0) for f in F_GRID}
-    assert combine([r.decision for r in eos_results(_eos_runs(frozen, eta), 100)]) == FAIL
+    assert combine([r.decision for r in eos_results(_eos_runs(frozen, eta), 100)[0]]) == FAIL
     # runaway sharpening: 1.5 × 2/η
     runaway = {f: (np.full(n, 6.0) if f == 0.5 else 2 / eta[f] * 1.5) for f in F_GRID}
-    assert combine([r.decision for r in eos_results(_eos_runs(runaway, eta), 100)]) == FAIL
+    assert combine([r.decision for r in eos_results(_eos_runs(runaway, eta), 100)[0]]) == FAIL
     # instead of adapting, the runs above the edge diverge
     ok = {f: np.full(n, f < 1) for f in F_GRID}
-    assert combine([r.decision for r in eos_results(_eos_runs(edge, eta, ok), 100)]) == FAIL
+    assert combine([r.decision for r in eos_results(_eos_runs(edge, eta, ok), 100)[0]]) == FAIL
     assert EOS_BAND[0] < 1.03 < EOS_BAND[1]
 
 
@@ -86,7 +86,7 @@ def test_eos_fails_on_real_quadratic_runs():
         prob = _quadratic(SEEDS[:8], 64, 32, 10.0, torch.device("cpu"), torch.float64)
         r = gd_run(prob, SEEDS[:8], f, 100, relative=True, sharpness_every=10)
         runs[f] = {"sharp_steps": r.sharp_steps, "sharpness": r.sharpness.T, "eta": r.eta, "ok": r.alive}
-    assert combine([r.decision for r in eos_results(runs, 100)]) == FAIL
+    assert combine([r.decision for r in eos_results(runs, 100)[0]]) == FAIL
 
 
 def test_gd_trainer_records_divergence_as_data_and_is_chunk_independent():

@@ -69,7 +69,8 @@ def test_held_out_seeds_kinds_and_summary(pytester):
     assert by_node["test_never_checks"]["decision"] == "error"
     assert data["summary"]["tiny"] == {"holding": 2, "failing": 0, "undecided": 0, "fragile": 0, "untestable": 0,
                                        "not_run": 0, "errors": 0,
-                                       "checks_ok": 1, "checks_broken": 1}
+                                       "checks_ok": 1, "checks_broken": 1,
+                                       "sanity_holding": 0, "sanity_failing": 0, "sanity_undecided": 0}
     assert data["summary"]["other"]["failing"] == 1 and data["summary"]["other"]["errors"] == 1
     assert "total" in out and "claims: 2 holding, 1 failing" in out
     md = next((pytester.path / "rep").glob("*/report.md")).read_text()

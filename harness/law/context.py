@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 import numpy as np
 import pytest
 
-from harness.stats import CHECK, CLAIM, FAIL, INCONCLUSIVE, PASS, UNTESTABLE, LawResult, combine
+from harness.stats import CHECK, CLAIM, FAIL, INCONCLUSIVE, PASS, SANITY, UNTESTABLE, LawResult, combine
 from harness.stats.fragility import possible_decisions, possible_point_decisions, robust_failure
 
 if TYPE_CHECKING:
@@ -145,7 +145,9 @@ class LawContext:
 
     @property
     def claims(self) -> list[LawResult]:
-        return [r for r in self.results if r.kind == CLAIM]
+        """The rows that decide the point: its claims, or, in a point without one, its sanity rows."""
+        claims = [r for r in self.results if r.kind == CLAIM]
+        return claims or [r for r in self.results if r.kind == SANITY]
 
     @property
     def broken_checks(self) -> list[LawResult]:
@@ -215,13 +217,15 @@ class LawContext:
         Every interval assumes independent seeds; a trainer sharing state between the seeds of a chunk would
         make them all overconfident, so it is a harness error, not a verdict. Once per ensemble and point.
         """
-        from harness.stats.dependence import independence_result
+        from harness.stats.dependence import independence_result, testable
 
         done = {r.statistic for r in self.results}
         rows = []
         for name, runs in self.ensembles.items():
             if runs.metrics_read and f"{name}:seed_independence_p" not in done:
-                rows.append(independence_result(name, runs.metric(runs.metrics_read[0])))
+                values = runs.metric(runs.metrics_read[0])
+                if testable(values):  # too few seeds to test: no row, rather than a vacuous pass
+                    rows.append(independence_result(name, values))
         return rows
 
     def _fragile_reason(self) -> str:

@@ -8,7 +8,7 @@ instead of masquerading as a violation.
 from __future__ import annotations
 
 from harness.stats.core import (  # noqa: F401  (the package's public names)
-    CHECK, CLAIM, CONFIDENCE, FAIL, INCONCLUSIVE, KINDS, MAX_GROUPS, MIN_MEAN_N, N_BOOT, NOT_RUN, PASS, UNTESTABLE,
+    CHECK, CLAIM, SANITY, CONFIDENCE, FAIL, INCONCLUSIVE, KINDS, MAX_GROUPS, MIN_MEAN_N, N_BOOT, NOT_RUN, PASS, UNTESTABLE,
     LawResult, mean_level,
     bootstrap_ci, bootstrap_interval, combine, confidence_level, current_confidence, decide, mean_ci, t_interval,
 )
@@ -27,7 +27,7 @@ from harness.stats.builders import (
 )
 
 __all__ = [
-    "CHECK", "CLAIM", "CONFIDENCE", "FAIL", "INCONCLUSIVE", "KINDS", "MIN_MEAN_N", "NOT_RUN", "PASS", "UNTESTABLE", "LawResult",
+    "CHECK", "CLAIM", "SANITY", "CONFIDENCE", "FAIL", "INCONCLUSIVE", "KINDS", "MIN_MEAN_N", "NOT_RUN", "PASS", "UNTESTABLE", "LawResult",
     "band_result", "bootstrap_ci", "bootstrap_interval", "combine", "confidence_level", "current_confidence",
     "decide", "exact_result", "mean_ci", "mean_level", "mean_result", "noninferiority_result", "paired_difference_result",
     "proportion_ci", "rate_result", "ratio_result", "t_interval",

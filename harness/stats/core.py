@@ -16,9 +16,12 @@ PASS, FAIL, INCONCLUSIVE, NOT_RUN = "pass", "fail", "inconclusive", "not_run"
 #: could): neither undecided nor a claim the point is made of
 UNTESTABLE = "untestable"
 #: a row's kind: a *claim* is a seed's empirical statement and makes a point's decision; a *check*
-#: is an identity, a theorem or a probe's correctness, and failing it is an error of the harness
-CLAIM, CHECK = "claim", "check"
-KINDS = (CLAIM, CHECK)
+#: is an identity, a theorem or a probe's correctness, and failing it is an error of the harness; a
+#: *sanity* row shows the setup behaves as the claim presupposes (a published figure reproduced, a
+#: consequence any such run shows) but cannot tell the claim from its negation: it is counted apart,
+#: and it decides a point only where the point has no claim
+CLAIM, CHECK, SANITY = "claim", "check", "sanity"
+KINDS = (CLAIM, CHECK, SANITY)
 
 #: default two-sided confidence level of every interval
 CONFIDENCE = 0.95

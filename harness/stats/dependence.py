@@ -21,15 +21,22 @@ CHUNK = 8
 ALPHA = 1e-4
 
 
+def testable(values: np.ndarray) -> bool:
+    """Whether the tests can say anything: at least 6 finite values, 3 of them distinct."""
+    x = np.asarray(values, dtype=float)
+    x = x[np.isfinite(x)]
+    return x.size >= 6 and np.unique(x).size >= 3
+
+
 def dependence_p(values: np.ndarray, chunk: int = CHUNK) -> float:
     """The smaller p-value of the two tests (times 2), or 1.0 where neither applies (too few distinct values)."""
     from scipy import stats as sps  # lazy: scipy.stats costs ~0.6 s to import
 
+    if not testable(values):
+        return 1.0
     x = np.asarray(values, dtype=float)
     idx = np.flatnonzero(np.isfinite(x))
     x = x[idx]
-    if x.size < 6 or np.unique(x).size < 3:
-        return 1.0
     ps = [float(sps.spearmanr(idx, x).pvalue)]
     groups = [x[(idx // chunk) == g] for g in np.unique(idx // chunk)]
     groups = [g for g in groups if g.size >= 2]

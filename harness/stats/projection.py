@@ -78,7 +78,7 @@ def runs_to_decide(r: LawResult, n: int, history: Sequence[tuple[int, float]] = 
 
 def undecided(r: LawResult) -> bool:
     """A claim that more runs could still decide: inconclusive, or decided within the machine spread."""
-    return r.kind == "claim" and (r.decision == INCONCLUSIVE or fragility.is_fragile(r))
+    return r.kind != "check" and (r.decision == INCONCLUSIVE or fragility.is_fragile(r))
 
 
 def point_projection(rows: Sequence[LawResult], n: int, histories: dict[str, Sequence[tuple[int, float]]],

@@ -5,11 +5,11 @@ from typing import Sequence
 
 import numpy as np
 
-from harness.stats import LawResult, current_confidence, decide, mean_ci
+from harness.stats import CLAIM, LawResult, current_confidence, decide, mean_ci
 
 
 def agreement(values: Sequence[float] | np.ndarray, reported: float, tolerance: float, *,
-              statistic: str) -> LawResult:
+              statistic: str, kind: str = CLAIM) -> LawResult:
     """Pass when the CI of the mean over runs lies within ``reported ± tolerance``, fail when it lies outside.
 
     ``extra`` keeps the published figure and the tolerance, so a report can show
@@ -22,5 +22,5 @@ def agreement(values: Sequence[float] | np.ndarray, reported: float, tolerance: 
     band = (reported - tolerance, reported + tolerance)
     return LawResult(statistic=statistic, value=mean, ci=ci, threshold=band, direction="in",
                      decision=decide(ci, band, "in"), n=int(x.size),
-                     extra={"reported": reported, "tolerance": tolerance,
+                     kind=kind, extra={"reported": reported, "tolerance": tolerance,
                             "per_seed": [round(float(v), 3) for v in x]})
