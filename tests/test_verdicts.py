@@ -125,3 +125,19 @@ def test_confirm_flags_claims_decided_differently(tmp_path, capsys):
     assert confirm_main([held, same]) == 2  # both at one base: not a confirmation
     assert confirm_main([fixed, str(tmp_path / "missing.json")]) == 2
     assert "no report at" in capsys.readouterr().err
+
+
+def test_confirm_union_decides_each_claim_over_several_seed_bases(tmp_path, capsys):
+    a = _report(tmp_path / "a.json", 0, "pass", [0.2, 0.4])
+    b = _report(tmp_path / "b.json", 1000000, "pass", [0.1, 0.3])
+    c = _report(tmp_path / "c.json", 2000000, "inconclusive", [-0.1, 0.3])
+    assert confirm_main(["--union", a, b, "--md", str(tmp_path / "u.md")]) == 0
+    out = capsys.readouterr().out
+    assert "| `laws/x.py::t` s | pass | pass 2/2 |" in out and "0 claim(s) decided differently" in out
+    assert confirm_main(["--union", a, b, c]) == 0
+    out = capsys.readouterr().out  # the control: one base that disagrees makes the row mixed
+    assert "| `laws/x.py::t` s | mixed | pass 2/3, inconclusive 1/3 |" in out and "identity" not in out
+    assert "1 claim(s) decided differently across seed bases 0, 1000000, 2000000" in out
+    assert confirm_main(["--union", a, _report(tmp_path / "d.json", 0, "pass", [0.2, 0.4])]) == 2  # one base twice
+    assert confirm_main([a, b, c]) == 2  # three reports without --union
+    assert "distinct seed bases" in capsys.readouterr().err

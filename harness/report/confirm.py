@@ -1,5 +1,6 @@
 """``python -m harness confirm FIXED HELDOUT [--md OUT]``: claims decided on tuning vs held-out seeds;
-``python -m harness confirm --perturb BASE OTHER``: which decisions are fragile.
+``python -m harness confirm --perturb BASE OTHER``: which decisions are fragile;
+``python -m harness confirm --union R1 R2 R3 ...``: each claim decided over several seed bases at once.
 
 FIXED is a session at ``--seed-base 0`` (the seeds the constants were tuned on),
 HELDOUT one at another base (fresh seeds). Per claim row: the decision and CI
@@ -13,6 +14,10 @@ instead of one, in a fresh temporary store). Per row, claims and checks: both
 decisions, and how far the interval's edges moved in half-widths of BASE's interval;
 a row decided differently is fragile. The largest shift is the measured machine
 spread (``harness.stats.fragility.MACHINE_SPREAD``).
+
+With ``--union``, R1 R2 ... are sessions of one tier at distinct seed bases. Per claim row: how often
+each decision occurs, and the union's verdict: the decision where every base agrees, else *mixed*.
+A verdict that holds on one seed base only is no verdict.
 """
 from __future__ import annotations
 
@@ -61,6 +66,38 @@ def confirm_table(fixed: dict[str, Any], held: dict[str, Any]) -> tuple[str, int
         name = f"`{key[0]}` {key[1]}".strip()
         out.append(f"| {name} | {_cell(ra)} | {_cell(rb)} | {'**yes**' if diff else ''} |")
     return "\n".join(out) + "\n", differ
+
+
+def union_table(reports: list[dict[str, Any]]) -> tuple[str, int]:
+    """The Markdown table of claim decisions over seed bases, and how many rows are mixed."""
+    rows = [claim_rows(r) for r in reports]
+    bases = ", ".join(str(r.get("seed_base", 0)) for r in reports)
+    out = [f"| claim | union verdict | decisions over seed bases {bases} |", "|---|---|---|"]
+    mixed = 0
+    for key in sorted(set().union(*rows)):
+        found = [(rs.get(key) or {}).get("decision", "absent") for rs in rows]
+        counts = {d: found.count(d) for d in dict.fromkeys(found)}
+        verdict = found[0] if len(counts) == 1 else "mixed"
+        mixed += verdict == "mixed"
+        name = f"`{key[0]}` {key[1]}".strip()
+        out.append(f"| {name} | {verdict} | {', '.join(f'{d} {k}/{len(found)}' for d, k in counts.items())} |")
+    return "\n".join(out) + "\n", mixed
+
+
+def union_main(args: Any) -> int:
+    reports = [load_report(p, schema=False) for p in (args.first, args.second, *args.more)]
+    bases = [r.get("seed_base", 0) for r in reports]
+    if len(set(bases)) < len(bases) or len({r.get("tier") for r in reports}) > 1:
+        print(f"confirm --union: pass sessions of one tier at distinct seed bases; got seed bases {bases}, "
+              f"tiers {sorted({str(r.get('tier')) for r in reports})}", file=sys.stderr)
+        return 2
+    try:
+        table, mixed = union_table(reports)
+    except MALFORMED as e:
+        return _malformed(args, e)
+    head = f"{mixed} claim(s) decided differently across seed bases {', '.join(map(str, bases))}"
+    print(table + "\n" + head)
+    return _write_md(args.md, f"# Verdicts over seed bases\n\n{head}\n\n{table}")
 
 
 def all_rows(report: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
@@ -163,11 +200,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("second", metavar="HELDOUT|OTHER",
                    help="report.json (or run dir) of the session on held-out seeds (--seed-base K); with "
                         "--perturb, the same seeds on perturbed floating point, or 'threads' to recompute them here")
+    p.add_argument("more", nargs="*", metavar="REPORT", help="with --union: further sessions at other seed bases")
     p.add_argument("--perturb", action="store_true", help="find fragile rows: decisions that move with floating point")
+    p.add_argument("--union", action="store_true",
+                   help="decide each claim over several seed bases at once (two or more sessions of one tier)")
     p.add_argument("--laws", default="laws/", help="with --perturb threads: the law tests to recompute (default laws/)")
     p.add_argument("--md", default=None, metavar="OUT", help="also write the table to this Markdown file")
     args = p.parse_args(argv)
+    if args.more and not args.union:
+        print("confirm: more than two reports go with --union", file=sys.stderr)
+        return 2
     try:
+        if args.union:
+            return union_main(args)
         if args.perturb:
             return perturb_main(args)
         fixed, held = load_report(args.first, schema=False), load_report(args.second, schema=False)
