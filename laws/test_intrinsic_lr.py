@@ -221,7 +221,7 @@ def _figure4(law, preds: dict[str, np.ndarray], steps: np.ndarray, k: int, base:
             ax2.plot(steps, null, f"C{i}:", lw=1)
         for ax in (ax1, ax2):
             ax.axvline(relax, color="0.5", lw=0.8, ls="--")
-        ax1.axhline(FN_DISTANCE, color="k", lw=1)
+        ax1.axhline(FN_DISTANCE, color="k", lw=1, label=f"threshold {FN_DISTANCE:g}")
         ax2.set_ylabel("l1 distance of mean label distributions\n(dotted: permutation null)")
 
 

@@ -118,14 +118,23 @@ def test_transferability_ps10_noise(law) -> None:
     law.check(paired_difference_result("decay_minus_small_const_noisy_acc", decay, small, 0.0, "<", kind=CLAIM))
 
 
-def _bars(law, t: dict[str, np.ndarray], acc: np.ndarray) -> None:
+def _spread(tacc: np.ndarray, acc: np.ndarray, draws: int = 400) -> np.ndarray:
+    """The 2.5–97.5% percentiles of each stage's transferability over seed resamples: [2, stages]."""
+    idx = np.random.default_rng(0).integers(0, len(acc), size=(draws, len(acc)))
+    reps = np.array([transferability(tacc[i], acc[i]) for i in idx])
+    return np.nanpercentile(reps, [2.5, 97.5], axis=0)
+
+
+def _bars(law, t: dict[str, np.ndarray], spread: dict[str, np.ndarray], acc: np.ndarray) -> None:
     """Seed 003 Fig. 11: transferability of the patterns added in stages 2 and 3, per transfer mode."""
     gains = np.diff(acc, axis=1).mean(0)
-    with law.figure("transferability", figsize=(5, 3.5), ylabel="(tacc_i − tacc_{i−1}) / (acc_i − acc_{i−1})",
+    with law.figure("transferability", figsize=(5, 3.5),
+                    ylabel="$(tacc_i - tacc_{i-1}) \\,/\\, (acc_i - acc_{i-1})$\n(bars: 95% bootstrap over seeds)",
                     title="source: first half of the classes → target: second half", legend=8) as (fig, ax):
         width = 0.35
         for i, mode in enumerate(MODES):
-            ax.bar(np.arange(2) + (i - 0.5) * width, t[mode], width, label=mode, color=f"C{i}")
+            err = np.abs(spread[mode] - t[mode])
+            ax.bar(np.arange(2) + (i - 0.5) * width, t[mode], width, yerr=err, capsize=3, label=mode, color=f"C{i}")
         ax.axhline(0, color="k", lw=0.8)
         # the denominator, shown because a near-zero source gain makes a ratio meaningless
         ax.set_xticks(range(2), [f"stage {i + 2}\nsource gain {100 * g:+.2f} pts" for i, g in enumerate(gains)])
@@ -136,12 +145,12 @@ def test_transferability_stages(law) -> None:
     runs = law.runs("source")
     ok = runs.ok
     acc = runs.array("stage_acc")[ok]
-    results, t = [], {}
+    results, t, spread = [], {}, {}
     for mode in MODES:
         tacc = runs.array(f"tacc_{mode}")[ok]
-        t[mode] = transferability(tacc, acc)
+        t[mode], spread[mode] = transferability(tacc, acc), _spread(tacc, acc)
         results.append(drop_result(f"T3_minus_T2_{mode}", tacc, acc, kind=CLAIM, mode=mode))
-    _bars(law, t, acc)
+    _bars(law, t, spread, acc)
     law.note("source accuracy by stage " + np.array2string(acc.mean(0), precision=4)
              + "; transferability (stage 2, 3): " + ", ".join(f"{m} {np.array2string(t[m], precision=3)}" for m in MODES))
     law.check(*results)

@@ -169,4 +169,23 @@ def test_a_plot_gets_its_verdict_and_thresholds_drawn_in(tmp_path):
     assert has(COLOURS["fail"], failed) and not has(COLOURS["pass"], failed)
     from harness.report.stamp import row_line
 
-    assert row_line(e["results"][0]) == "r2 = 0.99, CI [0.98, 0.995], threshold > 0.9: fail"
+    assert row_line(e["results"][0]) == "[claim] r2 = 0.99, CI [0.98, 0.995], threshold > 0.9: fail"
+
+
+def test_a_long_row_widens_the_banner_instead_of_being_cut(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from harness.report.stamp import stamp
+
+    for name, stat in (("short.png", "s"), ("long.png", "late_eta_sharpness_over_2_below_edge_f0.9" * 3)):
+        fig, ax = plt.subplots(figsize=(3, 2))
+        fig.savefig(tmp_path / name, dpi=110)
+        plt.close(fig)
+        row = {"kind": "claim", "statistic": stat, "value": 1.0, "ci": [0.5, 1.5], "threshold": 0.2,
+               "direction": ">", "decision": "pass"}
+        stamp(tmp_path / name, "x: PASS", "pass", [row])
+    short, long_ = (plt.imread(tmp_path / n).shape[1] for n in ("short.png", "long.png"))
+    assert short == 550 and long_ > 1.5 * short  # 5 in at 110 dpi; the long row needs more

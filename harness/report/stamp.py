@@ -13,13 +13,16 @@ from typing import Any
 COLOURS = {"pass": "#2e7d32", "fail": "#c62828", "xfail": "#8e24aa", "inconclusive": "#b28704",
            "fragile": "#ef6c00", "error": "#000000", "not_run": "#757575"}
 _LINE_IN = 0.2  # banner height per text line, inches
+#: inches per character of a row line (7.5 pt monospace) and of the verdict (11 pt bold): the banner is
+#: made wide enough that no line is cut at the figure's edge
+_ROW_CHAR_IN, _VERDICT_CHAR_IN = 0.0625, 0.1
 DPI = 110
 
 
 def row_line(r: dict[str, Any]) -> str:
     thr = r.get("threshold")
     thr_s = f"[{thr[0]:.4g}, {thr[1]:.4g}]" if isinstance(thr, list) else f"{thr:.4g}"
-    return (f"{r['statistic']} = {r['value']:.4g}, CI [{r['ci'][0]:.4g}, {r['ci'][1]:.4g}], "
+    return (f"[{r.get('kind', 'claim')}] {r['statistic']} = {r['value']:.4g}, CI [{r['ci'][0]:.4g}, {r['ci'][1]:.4g}], "
             f"threshold {r.get('direction', '')} {thr_s}: {r.get('decision', '')}")
 
 
@@ -34,8 +37,9 @@ def stamp(path: Path, verdict: str, css: str, rows: list[dict[str, Any]]) -> Non
     h, w = img.shape[0] / DPI, img.shape[1] / DPI
     lines = [row_line(r) for r in rows]
     banner = _LINE_IN * (1.6 + len(lines))
-    fig = plt.figure(figsize=(max(w, 5.0), h + banner), dpi=DPI)
-    ax = fig.add_axes((0, 0, w / max(w, 5.0), h / (h + banner)))
+    width = max(w, 5.0, 0.2 + _ROW_CHAR_IN * max(map(len, lines), default=0), 0.2 + _VERDICT_CHAR_IN * len(verdict))
+    fig = plt.figure(figsize=(width, h + banner), dpi=DPI)
+    ax = fig.add_axes((0, 0, w / width, h / (h + banner)))
     ax.imshow(img)
     ax.axis("off")
     top = 1 - 0.3 * _LINE_IN / (h + banner)
