@@ -95,7 +95,6 @@ ABOVE = {f for f in gd.F_GRID if f > 1}
 RATE = {f: f"diverged_fraction_f{f:g}" for f in gd.F_GRID}
 PROBE = "probe_max_rel_error"
 AT_EDGE, BAND = "diverged_fraction_at_edge_f{:g}", "late_eta_sharpness_over_2_f{:g}"
-BELOW = "late_eta_sharpness_over_2_below_edge_f{:g}"
 #: late sharpness per f where the law holds: the reference run (f = 0.5) sharpens to 15, past 2/η for
 #: f ≥ 0.9 (η·15/2 = 1.35 at f = 0.9) but not past the band at its own η (0.75); the others sit at 2/η
 AT_THE_EDGE = {0.5: 15.0, **{f: LAMBDA0 / f for f in gd.F_GRID if f != 0.5}}
@@ -115,15 +114,12 @@ def gd_cases() -> list[Case]:
         Case(quad, f"false-{PROBE}", _gd(ABOVE, probe_error=0.01), {PROBE: FAIL}),
         Case(net, "true", _gd(ABOVE), {RATE[f]: PASS for f in below}, complete=True),
         Case(net, "false-below", _gd(set(gd.F_GRID)), {RATE[f]: FAIL for f in below}),
-        Case(eos, "true", _gd(set(), AT_THE_EDGE), {**at_edge, BELOW.format(0.5): PASS}, complete=True),
+        Case(eos, "true", _gd(set(), AT_THE_EDGE), at_edge, complete=True),
         Case(eos, "true-no-sharpening", _gd(set(), NO_SHARPENING),
-             {**{s.format(f): PASS for f in ABOVE for s in (AT_EDGE, BAND)}, BELOW.format(0.5): PASS,
-              BELOW.format(0.9): PASS}, complete=True),
+             {s.format(f): PASS for f in ABOVE for s in (AT_EDGE, BAND)}, complete=True),
         *(Case(eos, f"false-{AT_EDGE.format(f)}", _gd({f}, AT_THE_EDGE), {AT_EDGE.format(f): FAIL}) for f in edge),
         *(Case(eos, f"false-{BAND.format(f)}", _gd(set(), {**AT_THE_EDGE, f: 1.5 * LAMBDA0 / f}), {BAND.format(f): FAIL})
           for f in edge),
-        Case(eos, f"false-{BELOW.format(0.5)}", _gd(set(), {**AT_THE_EDGE, 0.5: 30.0}), {BELOW.format(0.5): FAIL}),
-        Case(eos, f"false-{BELOW.format(0.9)}", _gd(set(), {**NO_SHARPENING, 0.9: 15.0}), {BELOW.format(0.9): FAIL}),
     ]
 
 
