@@ -222,6 +222,10 @@ def _figure4(law, preds: dict[str, np.ndarray], steps: np.ndarray, k: int, base:
         for ax in (ax1, ax2):
             ax.axvline(relax, color="0.5", lw=0.8, ls="--")
         ax1.axhline(FN_DISTANCE, color="k", lw=1, label=f"threshold {FN_DISTANCE:g}")
+        # the distance is the root of the excess, so its CI's top cannot go below the root of the floor
+        floor = math.sqrt(excess_disagreement(preds["base"][:, -1], preds["base"][:, -1], k, n_boot=10)
+                          .unseen_minority_bound())
+        ax1.axhline(floor, color="0.4", lw=0.8, ls=":", label=f"CI top floor at N = {len(preds['base'])} (unseen minority)")
         ax2.set_ylabel("l1 distance of mean label distributions\n(dotted: permutation null)")
 
 

@@ -130,11 +130,18 @@ def _bars(law, t: dict[str, np.ndarray], spread: dict[str, np.ndarray], acc: np.
     gains = np.diff(acc, axis=1).mean(0)
     with law.figure("transferability", figsize=(5, 3.5),
                     ylabel="$(tacc_i - tacc_{i-1}) \\,/\\, (acc_i - acc_{i-1})$\n(bars: 95% bootstrap over seeds)",
-                    title="source: first half of the classes → target: second half", legend=8) as (fig, ax):
-        width = 0.35
+                    title="source: first half of the classes → target: second half") as (fig, ax):
+        width, top = 0.35, 1.5 * max(1.0, *(float(np.nanmax(np.abs(t[m]))) for m in MODES))
         for i, mode in enumerate(MODES):
-            err = np.abs(spread[mode] - t[mode])
-            ax.bar(np.arange(2) + (i - 0.5) * width, t[mode], width, yerr=err, capsize=3, label=mode, color=f"C{i}")
+            x = np.arange(2) + (i - 0.5) * width
+            # a near-zero source gain leaves the ratio unbounded: no bar for it, a word instead
+            wild = ~(spread[mode][1] <= top)
+            err = np.where(wild, np.nan, np.abs(spread[mode] - t[mode]))
+            ax.bar(x, t[mode], width, yerr=err, capsize=3, label=mode, color=f"C{i}")
+            for xi in x[wild]:
+                ax.annotate("CI\nunbounded", (xi, top), ha="center", va="top", fontsize=6)
+        ax.set_ylim(min(0.0, -0.2 * top), top)
+        ax.legend(fontsize=8, loc="upper left")
         ax.axhline(0, color="k", lw=0.8)
         # the denominator, shown because a near-zero source gain makes a ratio meaningless
         ax.set_xticks(range(2), [f"stage {i + 2}\nsource gain {100 * g:+.2f} pts" for i, g in enumerate(gains)])
