@@ -39,8 +39,10 @@ class Trainer(abc.ABC):
 
     A subclass states what differs from the defaults here: its ``name``, its
     ``options`` (defaults of the options recipes may set), the ``rules`` its
-    recipes obey, ``estimate_seconds`` and ``train``. The harness only calls these
-    methods, so a plug-in trainer that provides them without subclassing works too.
+    recipes obey, ``estimate_seconds`` and ``train``. The harness uses only
+    ``name``, ``salt``, ``validate``, ``check_data``, ``chunk_size``,
+    ``estimate_seconds`` and ``train``, so a plug-in trainer that provides those
+    without subclassing works too.
     """
 
     #: the name recipes use in their ``trainer`` field
