@@ -40,7 +40,7 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -53,7 +53,7 @@ from harness.trainers.models.airbench import WHITEN_IMAGES, AirbenchNet, NetSpec
 from harness.trainers.optim import lr_factor
 from harness.recipe import Recipe, RecipeError
 from harness.store.runs import DIVERGED, OK
-from harness.trainers.base import RunResult, TrainContext, resolve_options, derived_salt
+from harness.trainers.base import RunResult, TrainContext, Trainer
 from harness.packing import pack_size
 
 #: lookahead: every this many steps, weights ← EMA with decay 0.95⁵·(t/T)³ (airbench94)
@@ -65,20 +65,6 @@ EVAL_BATCH = 2000
 #: CPU: ~1.9e10 measured on one core of this project's 2-core box (widths 8/16/16, other jobs running), rounded down.
 FLOPS_PER_SECOND = {"cuda": 0.359e15 / 1.96, "cpu": 1.5e10}
 
-_OPTIONS: dict[str, Any] = {
-    "widths": (64, 256, 256),
-    "label_smoothing": 0.2,
-    "bias_scaler": 64.0,
-    "bn_momentum": 0.6,
-    "whiten_bias_epochs": 3,
-    "lookahead": True,
-    "flip": True,
-    "translate": 2,
-    "tta": 2,
-    "n_train": 0,            # 0 = the whole training set; smaller for tiny CPU configurations
-    "n_test": 0,             # 0 = the whole test set
-    "logits_dtype": "float16",
-}
 SCHEDULES = ("airbench", "linear_decay", "constant")
 IMAGE_SHAPES = {"cifar10": (3, 32, 32), "mnist": (1, 28, 28)}
 TEST_SIZES = {"cifar10": 10_000, "mnist": 10_000}
@@ -127,9 +113,22 @@ def _normalize(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, dtype: to
     return x.contiguous(memory_format=torch.channels_last) if channels_last else x
 
 
-class AirbenchTrainer:
+class AirbenchTrainer(Trainer):
     name = "airbench"
-    salt = derived_salt
+    options = {
+        "widths": (64, 256, 256),
+        "label_smoothing": 0.2,
+        "bias_scaler": 64.0,
+        "bn_momentum": 0.6,
+        "whiten_bias_epochs": 3,
+        "lookahead": True,
+        "flip": True,
+        "translate": 2,
+        "tta": 2,
+        "n_train": 0,            # 0 = the whole training set; smaller for tiny CPU configurations
+        "n_test": 0,             # 0 = the whole test set
+        "logits_dtype": "float16",
+    }
 
     def __init__(self) -> None:
         # per-process caches: decoded data per (data set, device), a model (and its compiled
@@ -138,26 +137,18 @@ class AirbenchTrainer:
         self._nets: dict[tuple, tuple[AirbenchNet, Any]] = {}
 
     # ------------------------------------------------------------ recipe checks --
-    def validate(self, recipe: Recipe) -> None:
-        resolve_options(self.name, recipe, _OPTIONS)  # unknown options are an error
-        if recipe.dataset not in IMAGE_SHAPES:
-            raise RecipeError(f"airbench trainer: dataset must be one of {sorted(IMAGE_SHAPES)}, got {recipe.dataset!r}")
-        if recipe.model != "airbench94":
-            raise RecipeError(f"airbench trainer: model must be 'airbench94', got {recipe.model!r}")
-        if recipe.optimizer not in OPTIMIZERS:
-            raise RecipeError(f"airbench trainer: optimizer must be one of {OPTIMIZERS}, got {recipe.optimizer!r}")
-        if recipe.schedule not in SCHEDULES:
-            raise RecipeError(f"airbench trainer: schedule must be one of {SCHEDULES}, got {recipe.schedule!r}")
-        if set(recipe.probes) - {"logits"}:
-            raise RecipeError(f"airbench trainer: supports probes ['logits'], got {list(recipe.probes)}")
-        if recipe.lr <= 0 or not 0 <= recipe.momentum < 1 or recipe.weight_decay < 0:
-            raise RecipeError("airbench trainer: needs lr > 0, 0 <= momentum < 1, weight_decay >= 0")
-        if recipe.optimizer == "nesterov" and recipe.momentum == 0:
-            raise RecipeError("airbench trainer: nesterov needs momentum > 0")
-        o = self.options(recipe)
+    def rules(self, recipe: Recipe, o: dict[str, Any]) -> Iterable[tuple[bool, str]]:
+        yield recipe.dataset not in IMAGE_SHAPES, f"dataset must be one of {sorted(IMAGE_SHAPES)}, got {recipe.dataset!r}"
+        yield recipe.model != "airbench94", f"model must be 'airbench94', got {recipe.model!r}"
+        yield recipe.optimizer not in OPTIMIZERS, f"optimizer must be one of {OPTIMIZERS}, got {recipe.optimizer!r}"
+        yield recipe.schedule not in SCHEDULES, f"schedule must be one of {SCHEDULES}, got {recipe.schedule!r}"
+        yield bool(set(recipe.probes) - {"logits"}), f"supports probes ['logits'], got {list(recipe.probes)}"
+        yield (recipe.lr <= 0 or not 0 <= recipe.momentum < 1 or recipe.weight_decay < 0,
+               "needs lr > 0, 0 <= momentum < 1, weight_decay >= 0")
+        yield recipe.optimizer == "nesterov" and recipe.momentum == 0, "nesterov needs momentum > 0"
         w = o["widths"]
-        if not (isinstance(w, tuple) and len(w) == 3 and all(isinstance(v, int) and v > 0 for v in w)):
-            raise RecipeError(f"airbench trainer: widths must be three positive ints, got {w!r}")
+        yield (not (isinstance(w, tuple) and len(w) == 3 and all(isinstance(v, int) and v > 0 for v in w)),
+               f"widths must be three positive ints, got {w!r}")
         checks = {
             "label_smoothing": 0 <= o["label_smoothing"] < 1,
             "bias_scaler": o["bias_scaler"] > 0,
@@ -172,17 +163,8 @@ class AirbenchTrainer:
             "logits_dtype": o["logits_dtype"] in ("float16", "float32"),
         }
         bad = [k for k, ok in checks.items() if not ok]
-        if bad:
-            raise RecipeError(f"airbench trainer: bad value for option(s) {bad}: {[o[k] for k in bad]}")
-        if o["n_train"] and o["n_train"] < recipe.batch_size:
-            raise RecipeError(f"airbench trainer: n_train {o['n_train']} < batch_size {recipe.batch_size}")
-
-    @staticmethod
-    def options(recipe: Recipe) -> dict[str, Any]:
-        return resolve_options(AirbenchTrainer.name, recipe, _OPTIONS)
-
-    def check_data(self, recipe: Recipe, ctx: TrainContext) -> None:
-        load_images(recipe.dataset, ctx.data_dir, ctx.download)
+        yield bool(bad), f"bad value for option(s) {bad}: {[o[k] for k in bad]}"
+        yield bool(o["n_train"]) and o["n_train"] < recipe.batch_size, f"n_train {o['n_train']} < batch_size {recipe.batch_size}"
 
     def chunk_size(self, recipe: Recipe, device: str) -> int:
         return pack_size(device)  # one executor block = one pack, so packs are aligned blocks of seeds
@@ -194,7 +176,7 @@ class AirbenchTrainer:
     # ------------------------------------------------------------------ training --
     def train(self, recipe: Recipe, seeds: Sequence[int], ctx: TrainContext) -> Iterator[RunResult]:
         self.validate(recipe)
-        dtype = np.dtype(self.options(recipe)["logits_dtype"])
+        dtype = np.dtype(self.opts(recipe)["logits_dtype"])
         size = ctx.pack or pack_size(ctx.device)
         seeds = [int(s) for s in seeds]
         for pack in (seeds[i:i + size] for i in range(0, len(seeds), size)):
@@ -208,7 +190,7 @@ class AirbenchTrainer:
                                 status=DIVERGED if run.diverged() else OK, seconds=seconds, pack=len(pack))
 
     def data(self, recipe: Recipe, ctx: TrainContext) -> DeviceData:
-        o = self.options(recipe)
+        o = self.opts(recipe)
         device = torch.device(ctx.device)
         root = data_root(ctx.data_dir)
         key = (recipe.dataset, str(Path(root).resolve()), o["n_train"], o["n_test"], str(device))
@@ -238,7 +220,7 @@ class AirbenchTrainer:
 
     def run_pack(self, recipe: Recipe, seeds: Sequence[int], ctx: TrainContext) -> "list[Run]":
         """Train the seeds as one packed net (``NetSpec.pack``); each run's logits stay on the device."""
-        o = self.options(recipe)
+        o = self.opts(recipe)
         device = torch.device(ctx.device)
         data = self.data(recipe, ctx)
         spec = NetSpec(widths=tuple(o["widths"]), in_channels=data.x_train.shape[1], num_classes=data.num_classes,
@@ -372,7 +354,7 @@ def run_flops(recipe: Recipe, n_test: int | None = None) -> float:
     weight and input gradients; evaluation costs 1, 2 or 6 forwards per test image
     (``n_test`` of them: default the recipe's subset or the real test set's size).
     """
-    o = AirbenchTrainer.options(recipe)
+    o = AirbenchTrainer().opts(recipe)
     shape, n_test = IMAGE_SHAPES[recipe.dataset], n_test or o["n_test"] or TEST_SIZES[recipe.dataset]
     fwd, first = forward_flops(NetSpec(widths=tuple(o["widths"]), in_channels=shape[0]), shape[1:])
     train = recipe.steps * recipe.batch_size * (3 * fwd - 2 * first)

@@ -1,14 +1,18 @@
 """What every trainer provides, and what a finished run hands to the store."""
 from __future__ import annotations
 
+import abc
 import contextlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping, Protocol, Sequence
+from types import MappingProxyType
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import torch
 
-from harness.identity import code_salt, perturbation
+from harness.data.catalog import ON_DISK
+from harness.data.images import load_images
+from harness.identity import BUILTIN_TRAINERS, code_salt, perturbation
 from harness.recipe import Recipe, RecipeError
 from harness.store.runs import RunResult
 
@@ -24,7 +28,7 @@ class TrainContext:
     pack: int = 0
 
 
-class Trainer(Protocol):
+class Trainer(abc.ABC):
     """What a trainer provides: built-ins are listed in ``harness.trainers.TRAINERS``; other packages
     add theirs through a ``lrlaws.trainers`` entry point (``harness.extensions``).
 
@@ -32,31 +36,66 @@ class Trainer(Protocol):
     ``train`` on blocks of ``chunk_size`` seeds, in-process, in spawned worker
     processes or on Ray workers, so a trainer keeps no state between calls that
     changes its results (caches of loaded data are fine).
+
+    A subclass states what differs from the defaults here: its ``name``, its
+    ``options`` (defaults of the options recipes may set), the ``rules`` its
+    recipes obey, ``estimate_seconds`` and ``train``. The harness uses only
+    ``name``, ``salt``, ``validate``, ``check_data``, ``chunk_size``,
+    ``estimate_seconds`` and ``train``, so a plug-in trainer that provides those
+    without subclassing works too.
     """
 
     #: the name recipes use in their ``trainer`` field
     name: str
-    #: code-version salt, derived from the trainer's source (``harness.identity.code_salt``)
-    salt: str
+    #: the options a recipe may set (``Recipe.options``) and their defaults; any other is an error
+    options: Mapping[str, Any] = MappingProxyType({})
+
+    @property
+    def salt(self) -> str:
+        """Code-version salt, part of every run's key: a built-in's is its code's hash
+        (``harness.identity.code_salt``); any other trainer declares its own (``salt = "name-v1"``)."""
+        if self.name not in BUILTIN_TRAINERS:
+            raise RecipeError(f"{self.name} trainer: declares no salt; add salt = \"{self.name}-v1\" to its class "
+                              "and change it whenever train() would produce different runs")
+        return code_salt(self.name)
+
+    def opts(self, recipe: Recipe) -> dict[str, Any]:
+        """The recipe's options over ``options``' defaults; an unknown one is a ``RecipeError`` listing the known."""
+        return resolve_options(self.name, recipe, self.options)
+
+    def rules(self, recipe: Recipe, o: dict[str, Any]) -> Iterable[tuple[bool, str]]:
+        """``(violated, message)`` pairs on the recipe and its options ``o`` (``opts``), which
+        ``validate`` checks in order; a generator's later rules may rely on the earlier ones holding."""
+        return ()
 
     def validate(self, recipe: Recipe) -> None:
-        """Raise ``RecipeError`` for fields or options this trainer does not understand."""
+        """Raise ``RecipeError`` for fields or options this trainer does not understand.
+
+        Default: an unknown option, then the first violated ``rules`` entry, as one line naming the trainer.
+        """
+        require(self.name, self.rules(recipe, self.opts(recipe)))
 
     def check_data(self, recipe: Recipe, ctx: TrainContext) -> None:
-        """Raise ``DataUnavailable`` (with the fix) if training could not get its data."""
+        """Raise ``DataUnavailable`` (with the fix) if training could not get its data.
+
+        Default: load the recipe's data set if it is one read from disk (CIFAR-10, MNIST);
+        the constructed and packaged ones are always there.
+        """
+        if recipe.dataset in ON_DISK:
+            load_images(recipe.dataset, ctx.data_dir, ctx.download)
 
     def chunk_size(self, recipe: Recipe, device: str) -> int:
-        """How many seeds to train together in one call of ``train``."""
+        """How many seeds to train together in one call of ``train``. Default: one, for a trainer
+        that trains seeds one at a time; one that batches seeds says how many."""
+        return 1
 
+    @abc.abstractmethod
     def estimate_seconds(self, recipe: Recipe, device: str) -> float:
         """A-priori seconds per run, used by ``--plan`` before the store has timings."""
 
+    @abc.abstractmethod
     def train(self, recipe: Recipe, seeds: Sequence[int], ctx: TrainContext) -> Iterator[RunResult]:
         """Train one run per seed; yield each as it finishes. Must be deterministic per seed."""
-
-
-#: ``salt = derived_salt`` in a trainer class: its salt is its code's hash, never hand-bumped
-derived_salt = property(lambda self: code_salt(self.name))
 
 
 def resolve_options(trainer: str, recipe: Recipe, defaults: Mapping[str, Any]) -> dict[str, Any]:
@@ -97,11 +136,3 @@ def cpu_threads(device: str, n: int | None = None) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
-
-
-def check_image_data(recipe: Recipe, ctx: TrainContext) -> None:
-    """``Trainer.check_data`` for trainers whose only on-disk data sets are CIFAR-10 / MNIST."""
-    if recipe.dataset in ("cifar10", "mnist"):
-        from harness.data.images import load_images  # the data modules import this one
-
-        load_images(recipe.dataset, ctx.data_dir, ctx.download)

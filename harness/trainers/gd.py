@@ -33,7 +33,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -44,7 +44,7 @@ from harness.data.images import load_images
 from harness.trainers.models.small_nets import ACTIVATIONS, MLPSpec, stack
 from harness.recipe import Recipe
 from harness.store.runs import DIVERGED, OK
-from harness.trainers.base import RunResult, TrainContext, check_image_data, cpu_threads, require, resolve_options, derived_salt
+from harness.trainers.base import RunResult, TrainContext, Trainer, cpu_threads
 
 #: seed 003 §4.1 / issue 6: "loss above k× its start or non-finite"; 10× is far above any
 #: transient bump of a stable run and is reached within a few dozen steps once |1 − ηλ| > 1
@@ -53,22 +53,6 @@ DIVERGENCE_FACTOR = 10.0
 FLOPS_PER_SECOND = {"cpu": 2e10, "cuda": 2e12}
 
 PROBLEMS = {("quadratic", "linear"), ("teacher", "mlp"), ("mnist1d", "mlp"), ("digits", "mlp"), ("cifar10", "mlp")}
-_OPTIONS: dict[str, Any] = {
-    "n_train": 256,
-    "dim": 32,            # quadratic / teacher input dimension
-    "classes": 10,        # teacher
-    "label_noise": 0.0,   # teacher
-    "data_seed": 0,       # teacher / cifar10 subset (the quadratic is drawn from the run seed)
-    "spread": 10.0,       # quadratic: ratio of the largest to the smallest design column scale
-    "width": 64,
-    "depth": 3,           # linear layers of the MLP
-    "activation": "tanh",
-    "loss": "mse",        # mlp: "mse" (½‖f − onehot‖², Cohen et al.) or "ce"
-    "lr_unit": "absolute",  # or "2/lambda0": lr is the factor f of η = f·2/λ_max(start)
-    "lanczos_iters": 20,
-    "sharpness_every": 0,  # 0: λ_max at the start only
-    "dtype": "float32",
-}
 
 
 @dataclass
@@ -80,16 +64,27 @@ class Problem:
     lambda_exact: torch.Tensor | None = None
 
 
-class GDTrainer:
+class GDTrainer(Trainer):
     name = "gd"
-    salt = derived_salt
+    options = {
+        "n_train": 256,
+        "dim": 32,            # quadratic / teacher input dimension
+        "classes": 10,        # teacher
+        "label_noise": 0.0,   # teacher
+        "data_seed": 0,       # teacher / cifar10 subset (the quadratic is drawn from the run seed)
+        "spread": 10.0,       # quadratic: ratio of the largest to the smallest design column scale
+        "width": 64,
+        "depth": 3,           # linear layers of the MLP
+        "activation": "tanh",
+        "loss": "mse",        # mlp: "mse" (½‖f − onehot‖², Cohen et al.) or "ce"
+        "lr_unit": "absolute",  # or "2/lambda0": lr is the factor f of η = f·2/λ_max(start)
+        "lanczos_iters": 20,
+        "sharpness_every": 0,  # 0: λ_max at the start only
+        "dtype": "float32",
+    }
 
-    def _options(self, recipe: Recipe) -> dict[str, Any]:
-        return resolve_options(self.name, recipe, _OPTIONS)
-
-    def validate(self, recipe: Recipe) -> None:
-        o = self._options(recipe)
-        bad = [
+    def rules(self, recipe: Recipe, o: dict[str, Any]) -> Iterable[tuple[bool, str]]:
+        return [
             ((recipe.dataset, recipe.model) not in PROBLEMS,
              f"dataset/model must be one of {sorted(PROBLEMS)}, got {(recipe.dataset, recipe.model)}"),
             (recipe.optimizer != "gd" or recipe.momentum != 0 or recipe.weight_decay != 0,
@@ -106,16 +101,12 @@ class GDTrainer:
             (o["depth"] < 2 or o["lanczos_iters"] < 2 or o["sharpness_every"] < 0,
              "options depth and lanczos_iters must be >= 2, sharpness_every >= 0"),
         ]
-        require(self.name, bad)
-
-    def check_data(self, recipe: Recipe, ctx: TrainContext) -> None:
-        check_image_data(recipe, ctx)
 
     def chunk_size(self, recipe: Recipe, device: str) -> int:
         return 32 if device == "cpu" else 64
 
     def estimate_seconds(self, recipe: Recipe, device: str) -> float:
-        o = self._options(recipe)
+        o = self.opts(recipe)
         d = {"cifar10": 3072, "mnist1d": 40, "digits": 64}.get(recipe.dataset, o["dim"])
         per_example = d * (1 if recipe.model == "linear" else o["width"]) + (o["depth"] - 2) * o["width"] ** 2 + o["width"] * o["classes"]
         flops = 6 * recipe.steps * o["n_train"] * per_example
@@ -164,7 +155,7 @@ class GDTrainer:
     # -- training -------------------------------------------------------------------------
     def train(self, recipe: Recipe, seeds: Sequence[int], ctx: TrainContext) -> Iterator[RunResult]:
         t0 = time.perf_counter()
-        o = self._options(recipe)
+        o = self.opts(recipe)
         dtype = getattr(torch, o["dtype"])
         seeds = [int(s) for s in seeds]
         with cpu_threads(ctx.device):

@@ -10,7 +10,7 @@ gradient, so each run's update is exactly what it would be trained alone.
 from __future__ import annotations
 
 import time
-from typing import Iterator, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -20,65 +20,53 @@ from harness.data.synthetic import teacher_task
 from harness.data.vectors import VECTOR_SETS, vector_task
 from harness.trainers.models.small_nets import MLPSpec, stack
 from harness.trainers.optim import lr_at, sgd_step
-from harness.recipe import Recipe, RecipeError
+from harness.recipe import Recipe
 from harness.store.runs import DIVERGED, OK
-from harness.trainers.base import RunResult, TrainContext, resolve_options, derived_salt
+from harness.trainers.base import RunResult, TrainContext, Trainer
 
 #: a run counts as diverged once its loss is non-finite or this many times its start
 DIVERGENCE_FACTOR = 10.0
 
-_OPTIONS = {
-    "width": 64,
-    "depth": 3,          # number of linear layers
-    "dim": 32,
-    "classes": 10,
-    "n_train": 2048,     # mnist1d / digits: the first n_train / n_test examples, 0 = all
-    "n_test": 512,
-    "label_noise": 0.1,
-    "data_seed": 0,
-    "logits_dtype": "float32",
-}
 
-
-class MLPTrainer:
+class MLPTrainer(Trainer):
     name = "mlp"
-    salt = derived_salt
+    options = {
+        "width": 64,
+        "depth": 3,          # number of linear layers
+        "dim": 32,
+        "classes": 10,
+        "n_train": 2048,     # mnist1d / digits: the first n_train / n_test examples, 0 = all
+        "n_test": 512,
+        "label_noise": 0.1,
+        "data_seed": 0,
+        "logits_dtype": "float32",
+    }
 
-    def validate(self, recipe: Recipe) -> None:
-        resolve_options(self.name, recipe, _OPTIONS)  # unknown options are an error
-        if recipe.dataset not in ("teacher",) + VECTOR_SETS:
-            raise RecipeError(f"mlp trainer: dataset must be one of {('teacher',) + VECTOR_SETS}, got {recipe.dataset!r}")
-        if recipe.model != "mlp":
-            raise RecipeError(f"mlp trainer: model must be 'mlp', got {recipe.model!r}")
-        if recipe.optimizer != "sgd":
-            raise RecipeError(f"mlp trainer: optimizer must be 'sgd', got {recipe.optimizer!r}")
-        if recipe.schedule not in ("constant", "linear_decay"):
-            raise RecipeError(f"mlp trainer: schedule must be constant or linear_decay, got {recipe.schedule!r}")
-        if set(recipe.probes) - {"logits"}:
-            raise RecipeError(f"mlp trainer: supports probes ['logits'], got {list(recipe.probes)}")
-        if self._opt(recipe, "depth") < 2:
-            raise RecipeError("mlp trainer: depth must be >= 2")
-
-    def check_data(self, recipe: Recipe, ctx: TrainContext) -> None:
-        return None  # synthetic: always available
+    def rules(self, recipe: Recipe, o: dict[str, Any]) -> Iterable[tuple[bool, str]]:
+        return [
+            (recipe.dataset not in ("teacher",) + VECTOR_SETS,
+             f"dataset must be one of {('teacher',) + VECTOR_SETS}, got {recipe.dataset!r}"),
+            (recipe.model != "mlp", f"model must be 'mlp', got {recipe.model!r}"),
+            (recipe.optimizer != "sgd", f"optimizer must be 'sgd', got {recipe.optimizer!r}"),
+            (recipe.schedule not in ("constant", "linear_decay"),
+             f"schedule must be constant or linear_decay, got {recipe.schedule!r}"),
+            (bool(set(recipe.probes) - {"logits"}), f"supports probes ['logits'], got {list(recipe.probes)}"),
+            (o["depth"] < 2, "depth must be >= 2"),
+        ]
 
     def chunk_size(self, recipe: Recipe, device: str) -> int:
         return 128 if device == "cpu" else 1024
 
     def estimate_seconds(self, recipe: Recipe, device: str) -> float:
-        o = {k: self._opt(recipe, k) for k in _OPTIONS}
+        o = self.opts(recipe)
         dim = {"mnist1d": 40, "digits": 64}.get(recipe.dataset, o["dim"])
         flops = 6 * recipe.steps * recipe.batch_size * (dim * o["width"] + (o["depth"] - 2) * o["width"] ** 2 + o["width"] * o["classes"])
         # effective rates measured for the batched bmm path (2 CPU cores: ~0.026 s per default run)
         return flops / (4e10 if device == "cpu" else 1e12) + 1e-4
 
-    @staticmethod
-    def _opt(recipe: Recipe, name: str):
-        return recipe.option(name, _OPTIONS[name])
-
     def train(self, recipe: Recipe, seeds: Sequence[int], ctx: TrainContext) -> Iterator[RunResult]:
         t0 = time.perf_counter()
-        o = {k: self._opt(recipe, k) for k in _OPTIONS}
+        o = self.opts(recipe)
         dev = torch.device(ctx.device)
         if recipe.dataset == "teacher":
             task = teacher_task(seed=o["data_seed"], n_train=o["n_train"], n_test=o["n_test"], dim=o["dim"],

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -31,10 +31,9 @@ import torch.nn.functional as F
 from harness.data.vectors import vector_task
 from harness.recipe import Recipe
 from harness.store.runs import OK
-from harness.trainers.base import RunResult, TrainContext, cpu_threads, derived_salt, require, resolve_options
+from harness.trainers.base import RunResult, TrainContext, Trainer, cpu_threads
 
 MODELS = ("mnist1d_mlp", "mnist1d_cnn")
-_OPTIONS: dict[str, Any] = {"hidden": 100, "channels": 25}
 #: effective FLOP rate per seed for ``--plan`` before the store has timings (an a-priori guess)
 FLOPS_PER_SECOND = {"cpu": 5e9, "cuda": 1e12}
 
@@ -83,13 +82,12 @@ def _conv(h: torch.Tensor, w: torch.Tensor, b: torch.Tensor, stride: int = 2, pa
     return out.view(m, bsz, lout, -1)
 
 
-class PaperNetsTrainer:
+class PaperNetsTrainer(Trainer):
     name = "paper_nets"
-    salt = derived_salt
+    options = {"hidden": 100, "channels": 25}
 
-    def validate(self, recipe: Recipe) -> None:
-        o = resolve_options(self.name, recipe, _OPTIONS)
-        require(self.name, [
+    def rules(self, recipe: Recipe, o: dict[str, Any]) -> Iterable[tuple[bool, str]]:
+        return [
             (recipe.dataset != "mnist1d", f"dataset must be 'mnist1d', got {recipe.dataset!r}"),
             (recipe.model not in MODELS, f"model must be one of {MODELS}, got {recipe.model!r}"),
             (recipe.optimizer != "adam", f"optimizer must be 'adam' (the paper's), got {recipe.optimizer!r}"),
@@ -97,23 +95,20 @@ class PaperNetsTrainer:
             (bool(recipe.probes), "takes no probes"),
             (recipe.batch_size > 4000, "batch_size must be <= 4000 (the training set)"),
             (o["hidden"] < 1 or o["channels"] < 1, "options hidden and channels must be >= 1"),
-        ])
-
-    def check_data(self, recipe: Recipe, ctx: TrainContext) -> None:
-        return None  # generated in-process; availability is the catalog's (harness.data.catalog)
+        ]
 
     def chunk_size(self, recipe: Recipe, device: str) -> int:
         return 8 if str(device).startswith("cpu") else 64
 
     def estimate_seconds(self, recipe: Recipe, device: str) -> float:
-        o = resolve_options(self.name, recipe, _OPTIONS)
+        o = self.opts(recipe)
         h, c = o["hidden"], o["channels"]
         macs = 40 * h + h * h + 10 * h if recipe.model == "mnist1d_mlp" else 19 * 5 * c + 10 * 3 * c * c + 5 * 3 * c * c + 50 * c
         return 6 * macs * recipe.batch_size * recipe.steps / FLOPS_PER_SECOND["cpu" if str(device).startswith("cpu") else "cuda"]
 
     def train(self, recipe: Recipe, seeds: Sequence[int], ctx: TrainContext) -> Iterator[RunResult]:
         t0 = time.perf_counter()
-        o = resolve_options(self.name, recipe, _OPTIONS)
+        o = self.opts(recipe)
         task = vector_task("mnist1d").to(ctx.device)
         per_seed = [init_params(recipe.model, s, o) for s in seeds]
         params = [torch.stack([q[i] for q in per_seed]).to(ctx.device).requires_grad_() for i in range(len(per_seed[0]))]

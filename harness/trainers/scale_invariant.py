@@ -47,7 +47,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -60,7 +60,7 @@ from harness.recipe import Recipe, RecipeError
 from harness.data.images import load_images
 from harness.store.runs import DIVERGED, OK
 from harness.data.catalog import DataUnavailable
-from harness.trainers.base import RunResult, TrainContext, check_image_data, cpu_threads, require, resolve_options, derived_salt
+from harness.trainers.base import RunResult, TrainContext, Trainer, cpu_threads
 
 OPTIMIZERS = ("sgd", "gd", "lars")
 PROBES = ("layer_stats", "snapshots", "loss", "logits", "final_weights")
@@ -80,32 +80,6 @@ CPU_CHUNK = 8
 #: CUDA: an a-priori guess for grouped fp32 convs this small (not measured: no GPU was lent).
 FLOPS_PER_SECOND = {"cpu": 1.2e10, "cuda": 1e13}
 
-_OPTIONS: dict[str, Any] = {
-    "widths": None,          # None: the model's default (harness.trainers.models.convnets.MODELS)
-    "strides": None,
-    "bn_eps": 1e-5,
-    "affine": None,          # None: the model's default; else BN γ, β trained (True) or absent (False)
-    "train_head": None,      # None: the model's default; False freezes the head at its initialisation
-    "init_scale": 1.0,
-    "dtype": "float32",
-    "wd_on": "all",          # "all" | "invariant": which parameters weight decay acts on
-    "n_train": 2048,         # 0 = the whole set (mnist / cifar10)
-    "n_test": 512,
-    "image_size": 8,         # templates
-    "channels": 1,           # templates
-    "classes": 10,           # templates / teacher
-    "dim": 32,               # teacher
-    "label_noise": 0.1,      # teacher
-    "data_seed": 0,
-    "probe_every": 10,
-    "snapshot_every": 0,     # 0: one snapshot, at the end
-    "loss_every": 1,
-    "lr_points": (),
-    "sgd_lr": 0.0,           # lars: LR of the parameters LARS does not drive
-    "lars_weight_decay": 0.0,
-    "lars_eps": 0.0,
-}
-
 
 @dataclass
 class Data:
@@ -123,16 +97,37 @@ def _standardise(x_train: torch.Tensor, x_test: torch.Tensor, dtype: torch.dtype
     return ((xt - mean) / std).to(dtype), ((x_test.to(torch.float64) - mean) / std).to(dtype)
 
 
-class ScaleInvariantTrainer:
+class ScaleInvariantTrainer(Trainer):
     name = "scale_invariant"
-    salt = derived_salt
+    options = {
+        "widths": None,          # None: the model's default (harness.trainers.models.convnets.MODELS)
+        "strides": None,
+        "bn_eps": 1e-5,
+        "affine": None,          # None: the model's default; else BN γ, β trained (True) or absent (False)
+        "train_head": None,      # None: the model's default; False freezes the head at its initialisation
+        "init_scale": 1.0,
+        "dtype": "float32",
+        "wd_on": "all",          # "all" | "invariant": which parameters weight decay acts on
+        "n_train": 2048,         # 0 = the whole set (mnist / cifar10)
+        "n_test": 512,
+        "image_size": 8,         # templates
+        "channels": 1,           # templates
+        "classes": 10,           # templates / teacher
+        "dim": 32,               # teacher
+        "label_noise": 0.1,      # teacher
+        "data_seed": 0,
+        "probe_every": 10,
+        "snapshot_every": 0,     # 0: one snapshot, at the end
+        "loss_every": 1,
+        "lr_points": (),
+        "sgd_lr": 0.0,           # lars: LR of the parameters LARS does not drive
+        "lars_weight_decay": 0.0,
+        "lars_eps": 0.0,
+    }
 
     # -- validation -------------------------------------------------------------
-    def _options(self, recipe: Recipe) -> dict[str, Any]:
-        return resolve_options(self.name, recipe, _OPTIONS)
-
-    def validate(self, recipe: Recipe) -> None:
-        bad = [
+    def rules(self, recipe: Recipe, o: dict[str, Any]) -> Iterable[tuple[bool, str]]:
+        return [
             (recipe.dataset not in DATASETS, f"dataset must be one of {DATASETS}, got {recipe.dataset!r}"),
             (recipe.model not in MODELS, f"model must be one of {sorted(MODELS)}, got {recipe.model!r}"),
             (recipe.optimizer not in OPTIMIZERS, f"optimizer must be one of {OPTIMIZERS}, got {recipe.optimizer!r}"),
@@ -140,9 +135,6 @@ class ScaleInvariantTrainer:
             (bool(set(recipe.probes) - set(PROBES)), f"probes must be among {PROBES}, got {list(recipe.probes)}"),
             (recipe.optimizer == "gd" and recipe.momentum != 0, "optimizer gd is plain full-batch GD: momentum must be 0"),
             (not 0 <= recipe.momentum < 1, f"momentum must be in [0, 1), got {recipe.momentum}"),
-        ]
-        o = self._options(recipe)
-        bad += [
             (o["dtype"] not in ("float32", "float64"), f"option dtype must be float32 or float64, got {o['dtype']!r}"),
             (o["wd_on"] not in ("all", "invariant"), f"option wd_on must be 'all' or 'invariant', got {o['wd_on']!r}"),
             (not (o["bn_eps"] >= 0 and o["init_scale"] > 0), "options bn_eps must be >= 0 and init_scale > 0"),
@@ -155,8 +147,11 @@ class ScaleInvariantTrainer:
             (recipe.optimizer == "gd" and recipe.batch_size != o["n_train"],
              f"optimizer gd is full batch: batch_size must equal option n_train ({o['n_train']})"),
         ]
-        require(self.name, bad)
-        try:
+
+    def validate(self, recipe: Recipe) -> None:
+        super().validate(recipe)
+        o = self.opts(recipe)
+        try:  # the schedule's points and the model's shape check themselves
             check_points(o["lr_points"])
             self._spec(recipe, o, 1, 2)
         except ValueError as e:
@@ -168,9 +163,6 @@ class ScaleInvariantTrainer:
                           o["affine"], o["train_head"])
 
     # -- data -----------------------------------------------------------------------
-    def check_data(self, recipe: Recipe, ctx: TrainContext) -> None:
-        check_image_data(recipe, ctx)
-
     def _data(self, recipe: Recipe, o: dict[str, Any], ctx: TrainContext, dtype: torch.dtype) -> Data:
         n_train, n_test = o["n_train"], o["n_test"]
         if recipe.dataset == "teacher":
@@ -206,7 +198,7 @@ class ScaleInvariantTrainer:
         return CPU_CHUNK if str(device).startswith("cpu") else 32
 
     def estimate_seconds(self, recipe: Recipe, device: str) -> float:
-        o = self._options(recipe)
+        o = self.opts(recipe)
         size = {"mnist": (1, 28), "cifar10": (3, 32), "digits": (1, 8), "mnist1d": (40, 1), "teacher": (o["dim"], 1)}.get(
             recipe.dataset, (o["channels"], o["image_size"]))
         spec = self._spec(recipe, o, size[0], 10)
@@ -217,7 +209,7 @@ class ScaleInvariantTrainer:
     # -- training -------------------------------------------------------------------------
     def train(self, recipe: Recipe, seeds: Sequence[int], ctx: TrainContext) -> Iterator[RunResult]:
         t0 = time.perf_counter()
-        o = self._options(recipe)
+        o = self.opts(recipe)
         dtype = getattr(torch, o["dtype"])
         data = self._data(recipe, o, ctx, dtype)
         spec = self._spec(recipe, o, data.x_train.shape[1], data.classes)

@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -54,7 +54,7 @@ from harness.trainers.models.small_nets import MLPSpec, stack
 from harness.trainers.optim import lr_at, sgd_step
 from harness.recipe import Recipe
 from harness.store.runs import DIVERGED, OK
-from harness.trainers.base import RunResult, TrainContext, check_image_data, cpu_threads, require, resolve_options, derived_salt
+from harness.trainers.base import RunResult, TrainContext, Trainer, cpu_threads
 from harness.trainers.linear_probe import ridge_probe
 
 #: a run counts as diverged once its loss is non-finite or this many times its start
@@ -68,28 +68,6 @@ DATASETS = ("ps10", "teacher", "mnist1d", "digits", "cifar10")
 #: ``si_mlp``: the scale-invariant (weight-normalised, top layer frozen) MLP of ``harness.trainers.models.small_nets``
 MLP_MODELS = ("mlp", "si_mlp")
 SCHEDULES = ("constant", "step")
-_OPTIONS: dict[str, Any] = {
-    "n_train": 10_000,      # 0 = the whole set (cifar10)
-    "n_test": 2_000,
-    "data_seed": 0,
-    "noise": 0.0,           # ps10: fraction of training labels replaced
-    "jitter": 0.01,         # ps10
-    "spatial": 1,           # ps10 image side
-    "dim": 32,              # teacher
-    "classes": 10,          # teacher
-    "label_noise": 0.0,     # teacher
-    "width": 128,           # mlp
-    "depth": 3,             # mlp linear layers
-    "fourier": 0.0,         # mlp input embedding scale; 0 = raw input
-    "fourier_dim": 64,
-    "widths": None,         # conv nets: None = the model's default
-    "milestones": (1 / 3, 2 / 3),
-    "gamma": 0.1,
-    "eval_every": 0,        # 0: evaluate at the end only
-    "transfer": "none",     # "halves"
-    "finetune_steps": 0,
-    "finetune_lr": 0.01,
-}
 
 
 @dataclass
@@ -105,20 +83,37 @@ class Task:
     noisy_train: torch.Tensor | None = None  # ps10: label replaced
 
 
-class ScheduleTrainer:
+class ScheduleTrainer(Trainer):
     name = "sched"
-    salt = derived_salt
+    options = {
+        "n_train": 10_000,      # 0 = the whole set (cifar10)
+        "n_test": 2_000,
+        "data_seed": 0,
+        "noise": 0.0,           # ps10: fraction of training labels replaced
+        "jitter": 0.01,         # ps10
+        "spatial": 1,           # ps10 image side
+        "dim": 32,              # teacher
+        "classes": 10,          # teacher
+        "label_noise": 0.0,     # teacher
+        "width": 128,           # mlp
+        "depth": 3,             # mlp linear layers
+        "fourier": 0.0,         # mlp input embedding scale; 0 = raw input
+        "fourier_dim": 64,
+        "widths": None,         # conv nets: None = the model's default
+        "milestones": (1 / 3, 2 / 3),
+        "gamma": 0.1,
+        "eval_every": 0,        # 0: evaluate at the end only
+        "transfer": "none",     # "halves"
+        "finetune_steps": 0,
+        "finetune_lr": 0.01,
+    }
 
-    def _options(self, recipe: Recipe) -> dict[str, Any]:
-        return resolve_options(self.name, recipe, _OPTIONS)
-
-    def validate(self, recipe: Recipe) -> None:
+    def rules(self, recipe: Recipe, o: dict[str, Any]) -> Iterable[tuple[bool, str]]:
         from harness.trainers.models.convnets import MODELS
 
-        o = self._options(recipe)
         conv = recipe.model in MODELS
         ms = list(o["milestones"])
-        bad = [
+        return [
             (recipe.dataset not in DATASETS, f"dataset must be one of {DATASETS}, got {recipe.dataset!r}"),
             (recipe.model not in MLP_MODELS and not conv,
              f"model must be one of {MLP_MODELS + tuple(sorted(MODELS))}, got {recipe.model!r}"),
@@ -135,16 +130,12 @@ class ScheduleTrainer:
              "transfer needs schedule 'step' (its stages) and finetune_steps > 0"),
             (o["eval_every"] < 0 or o["depth"] < 2, "eval_every must be >= 0 and depth >= 2"),
         ]
-        require(self.name, bad)
-
-    def check_data(self, recipe: Recipe, ctx: TrainContext) -> None:
-        check_image_data(recipe, ctx)
 
     def chunk_size(self, recipe: Recipe, device: str) -> int:
         return 16 if device == "cpu" else 32
 
     def estimate_seconds(self, recipe: Recipe, device: str) -> float:
-        o = self._options(recipe)
+        o = self.opts(recipe)
         if recipe.model in MLP_MODELS:
             d = o["fourier_dim"] if o["fourier"] else {"ps10": 6, "mnist1d": 40, "digits": 64}.get(recipe.dataset, o["dim"])
             per_example = 6 * (d * o["width"] + (o["depth"] - 2) * o["width"] ** 2 + o["width"] * 10)
@@ -203,7 +194,7 @@ class ScheduleTrainer:
     # -- training ----------------------------------------------------------------------------
     def train(self, recipe: Recipe, seeds: Sequence[int], ctx: TrainContext) -> Iterator[RunResult]:
         t0 = time.perf_counter()
-        o = self._options(recipe)
+        o = self.opts(recipe)
         seeds = [int(s) for s in seeds]
         with cpu_threads(ctx.device):
             source, target = self._tasks(recipe, o, ctx)

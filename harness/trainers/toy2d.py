@@ -3,19 +3,17 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
 
 from harness.recipe import Recipe
 from harness.store.runs import DIVERGED, OK
-from harness.trainers.base import RunResult, TrainContext, derived_salt, require, resolve_options
-
-_TOY_OPTIONS: dict[str, Any] = {"init_radius": 1.0, "min_angle": 0.2}
+from harness.trainers.base import RunResult, TrainContext, Trainer
 
 
-class Toy2DTrainer:
+class Toy2DTrainer(Trainer):
     """Full-batch GD + WD on seed 002's L(x, y) = x²/(x² + y²), in float64, all seeds as one vector.
 
     Seed s starts at radius ``init_radius`` and an angle from the minimum
@@ -25,20 +23,15 @@ class Toy2DTrainer:
     """
 
     name = "toy2d"
-    salt = derived_salt
+    options = {"init_radius": 1.0, "min_angle": 0.2}
 
-    def validate(self, recipe: Recipe) -> None:
-        resolve_options(self.name, recipe, _TOY_OPTIONS)  # unknown options are an error
-        bad = [
+    def rules(self, recipe: Recipe, o: dict[str, Any]) -> Iterable[tuple[bool, str]]:
+        return [
             (recipe.dataset != "none" or recipe.model != "x2_over_r2", "dataset must be 'none', model 'x2_over_r2'"),
             (recipe.optimizer != "gd" or recipe.momentum != 0, "optimizer must be gd without momentum"),
             (recipe.schedule != "constant", "schedule must be constant"),
             (set(recipe.probes) != {"loss"}, "probes must be ['loss']"),
         ]
-        require(self.name, bad)
-
-    def check_data(self, recipe: Recipe, ctx: TrainContext) -> None:
-        return None
 
     def chunk_size(self, recipe: Recipe, device: str) -> int:
         return 1024
@@ -48,7 +41,8 @@ class Toy2DTrainer:
 
     def train(self, recipe: Recipe, seeds: Sequence[int], ctx: TrainContext) -> Iterator[RunResult]:
         t0 = time.perf_counter()
-        r0, lo = recipe.option("init_radius", 1.0), recipe.option("min_angle", 0.2)
+        o = self.opts(recipe)
+        r0, lo = o["init_radius"], o["min_angle"]
         phi = torch.tensor([lo + (math.pi / 2 - 2 * lo) * torch.rand(1, generator=torch.Generator().manual_seed(int(s))).item()
                             for s in seeds], dtype=torch.float64)
         x, y = r0 * torch.sin(phi), r0 * torch.cos(phi)

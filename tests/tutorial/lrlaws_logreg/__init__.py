@@ -8,8 +8,8 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from harness.extensions import DatasetArrays, get_dataset
-from harness.recipe import Recipe, RecipeError
-from harness.trainers import RunResult, TrainContext
+from harness.recipe import Recipe
+from harness.trainers import RunResult, TrainContext, Trainer
 
 
 class Blobs:
@@ -30,20 +30,17 @@ class Blobs:
         return DatasetArrays(x_train, y_train, x_test, y_test)
 
 
-class LogReg:
+class LogReg(Trainer):
     name = "logreg"
     salt = "logreg-v1"  # change it whenever train() would produce different runs
 
-    def validate(self, recipe: Recipe) -> None:
-        if recipe.optimizer != "sgd" or recipe.momentum or recipe.weight_decay or recipe.options:
-            raise RecipeError("logreg trainer: plain SGD only (no momentum, weight decay or options)")
-        get_dataset(recipe.dataset)  # an unknown data set is a bad recipe, reported before anything trains
+    def rules(self, recipe: Recipe, o: dict) -> list[tuple[bool, str]]:
+        # (violated, message): validate() also rejects any option, as this trainer declares none
+        return [(recipe.optimizer != "sgd" or bool(recipe.momentum or recipe.weight_decay),
+                 "plain SGD only (no momentum or weight decay)")]
 
     def check_data(self, recipe: Recipe, ctx: TrainContext) -> None:
         get_dataset(recipe.dataset).check(ctx.data_dir, ctx.download)
-
-    def chunk_size(self, recipe: Recipe, device: str) -> int:
-        return 4  # seeds per call of train()
 
     def estimate_seconds(self, recipe: Recipe, device: str) -> float:
         return 1e-5 * recipe.steps
