@@ -18,7 +18,9 @@ TINY = Recipe(trainer="paper_nets", dataset="mnist1d", model="mnist1d_mlp", opti
 
 
 def reference_forward(model: str, p: list[torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-    """The repository's MLPBase / ConvBase, layer by layer with torch.nn.functional, for one seed."""
+    """The repository's LinearBase / MLPBase / ConvBase, layer by layer with torch.nn.functional, for one seed."""
+    if model == "mnist1d_logreg":
+        return F.linear(x, p[0].T, p[1])
     if model == "mnist1d_mlp":
         h = F.relu(F.linear(x, p[0].T, p[1]))
         h = h + F.relu(F.linear(h, p[2].T, p[3]))
@@ -29,7 +31,7 @@ def reference_forward(model: str, p: list[torch.Tensor], x: torch.Tensor) -> tor
     return F.linear(h.reshape(len(x), -1), p[6].T, p[7])
 
 
-@pytest.mark.parametrize("model", ["mnist1d_mlp", "mnist1d_cnn"])
+@pytest.mark.parametrize("model", ["mnist1d_logreg", "mnist1d_mlp", "mnist1d_cnn"])
 def test_batched_nets_compute_the_papers_nets_for_every_seed(model):
     per_seed = [init_params(model, s, OPTS) for s in range(3)]
     stacked = [torch.stack([q[i] for q in per_seed]) for i in range(len(per_seed[0]))]

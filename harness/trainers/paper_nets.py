@@ -3,8 +3,10 @@
 Greydanus & Kobak, "Scaling Down Deep Learning" (2020/2024), repository
 ``greydanus/mnist1d`` (``notebooks/models.py``, ``notebooks/train.py``):
 
+* ``mnist1d_logreg``: Linear(40→10), the table's logistic regression;
 * ``mnist1d_mlp``: Linear(40→h), ReLU; h + ReLU(Linear(h→h)) (a residual
-  block); Linear(h→10) — ``MLPBase`` with its default h = ``hidden`` = 100;
+  block); Linear(h→10) — ``MLPBase`` with h = ``hidden`` (100, the notebooks' default; the paper's
+  table used 256, ``get_model_args``);
 * ``mnist1d_cnn``: Conv1d(1→25, k5, s2, p1), Conv1d(25→25, k3, s2, p1) twice,
   ReLU after each, then Linear(125→10) on the flattened features — ``ConvBase``;
 * Adam (``optimizer="adam"``, PyTorch's defaults besides the LR), cross-entropy,
@@ -33,7 +35,7 @@ from harness.recipe import Recipe
 from harness.store.runs import OK
 from harness.trainers.base import RunResult, TrainContext, Trainer, cpu_threads
 
-MODELS = ("mnist1d_mlp", "mnist1d_cnn")
+MODELS = ("mnist1d_logreg", "mnist1d_mlp", "mnist1d_cnn")
 #: effective FLOP rate per seed for ``--plan`` before the store has timings (an a-priori guess)
 FLOPS_PER_SECOND = {"cpu": 5e9, "cuda": 1e12}
 
@@ -44,6 +46,8 @@ def _uniform(g: torch.Generator, fan_in: int, *shape: int) -> torch.Tensor:
 
 def init_params(model: str, seed: int, o: dict[str, Any]) -> list[torch.Tensor]:
     g = torch.Generator().manual_seed(int(seed))
+    if model == "mnist1d_logreg":
+        return [_uniform(g, 40, 40, 10), _uniform(g, 40, 10)]
     if model == "mnist1d_mlp":
         h = o["hidden"]
         shapes = [(40, h), (h, h), (h, 10)]
@@ -57,6 +61,8 @@ def init_params(model: str, seed: int, o: dict[str, Any]) -> list[torch.Tensor]:
 def forward(model: str, p: Sequence[torch.Tensor], x: torch.Tensor) -> torch.Tensor:
     """Logits [M, B, 10] of the M stacked seeds on inputs ``x`` [B, 40] (shared by all seeds)."""
     m = p[0].shape[0]
+    if model == "mnist1d_logreg":
+        return torch.matmul(x, p[0]) + p[1][:, None]
     if model == "mnist1d_mlp":
         h = F.relu(torch.matmul(x, p[0]) + p[1][:, None])
         h = h + F.relu(torch.bmm(h, p[2]) + p[3][:, None])
@@ -103,7 +109,8 @@ class PaperNetsTrainer(Trainer):
     def estimate_seconds(self, recipe: Recipe, device: str) -> float:
         o = self.opts(recipe)
         h, c = o["hidden"], o["channels"]
-        macs = 40 * h + h * h + 10 * h if recipe.model == "mnist1d_mlp" else 19 * 5 * c + 10 * 3 * c * c + 5 * 3 * c * c + 50 * c
+        macs = {"mnist1d_logreg": 400, "mnist1d_mlp": 40 * h + h * h + 10 * h}.get(
+            recipe.model, 19 * 5 * c + 10 * 3 * c * c + 5 * 3 * c * c + 50 * c)
         return 6 * macs * recipe.batch_size * recipe.steps / FLOPS_PER_SECOND["cpu" if str(device).startswith("cpu") else "cuda"]
 
     def train(self, recipe: Recipe, seeds: Sequence[int], ctx: TrainContext) -> Iterator[RunResult]:
