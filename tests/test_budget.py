@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from harness.plugin.state import parse_duration
+from harness.plugin.options import parse_duration
 from test_plugin import run, trained, write_law
 
 

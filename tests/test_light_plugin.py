@@ -60,3 +60,9 @@ def test_law_modules_and_the_comparison_load_scipy_stats_only_when_a_statistic_n
     assert not _stats_loaded_after("import harness.stats, harness.stats.linearity, harness.report.compare, harness.law")
     # negative control: the first interval that needs a t quantile loads it
     assert _stats_loaded_after("import harness.stats as s; s.mean_ci([1.0, 2.0, 3.0])")
+
+
+def test_help_runs_with_the_options_defaults_as_declared(pytester):
+    # --help stops parsing before argparse would pass a string default through its type, yet runs pytest_configure
+    res = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--help")
+    assert res.ret == 0 and "--seed-base=K" in res.stdout.str(), res.stderr.str()[-2000:]

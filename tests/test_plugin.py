@@ -1,6 +1,7 @@
 """The plugin end to end on a tiny law: options, plan, training, reuse, not-run, report, bad input."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import signal
@@ -241,14 +242,13 @@ def test_laws_refuse_xdist(pytester):
 def test_procs_per_gpu_makes_k_workers_per_gpu(monkeypatch):
     from harness.execute import local as executor
     from harness.packing import DEFAULTS
-    from harness.plugin.state import LawSession
+    from harness.plugin.options import Options
 
     monkeypatch.setattr(executor, "visible_cuda_devices", lambda: ["3", "5"])
-    ls = LawSession(tier="smoke", gpus=2, store_root=Path("s"), report_dir=Path("r"), data_dir=None, plan_only=False,
-                    no_train=False, inconclusive="skip", procs_per_gpu=3)
-    assert [(w.device, w.physical) for w in ls.workers()] == [("cuda:0", "3")] * 3 + [("cuda:0", "5")] * 3
-    ls.procs_per_gpu = None  # the device class's default
-    assert len(ls.workers()) == 2 * DEFAULTS["cuda"].procs_per_gpu
+    options = Options(tier="smoke", gpus=2, store_root=Path("s"), report_dir=Path("r"), procs_per_gpu=3)
+    assert [(w.device, w.physical) for w in options.workers()] == [("cuda:0", "3")] * 3 + [("cuda:0", "5")] * 3
+    options = dataclasses.replace(options, procs_per_gpu=None)  # the device class's default
+    assert len(options.workers()) == 2 * DEFAULTS["cuda"].procs_per_gpu
 
 
 def test_bad_pack_env_is_one_line(pytester, monkeypatch):

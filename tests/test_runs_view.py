@@ -119,13 +119,13 @@ def test_the_training_bar_names_the_laws_the_look_and_who_reads_diverged_runs():
     c.done = True
     items = {"a": NS(law="linearity", keys={"x": "k1"}), "b": NS(law="gd_divergence", keys={"y": "k2"}),
              "c": NS(law="lars", keys={"z": "k3"})}
-    ls = NS(points={"a": a, "b": b, "c": c}, items=items, tier="smoke")
-    assert bar_title(ls) == "lrlaws gd_divergence, linearity (smoke, look 2 of 4)"  # lars is decided: not training
+    points = {"a": a, "b": b, "c": c}
+    assert bar_title(points, items, "smoke") == "lrlaws gd_divergence, linearity (smoke, look 2 of 4)"  # lars is decided
     b.k = 2
-    assert bar_title(ls) == "lrlaws gd_divergence, linearity (smoke, looks 2-3 of up to 4)"
+    assert bar_title(points, items, "smoke") == "lrlaws gd_divergence, linearity (smoke, looks 2-3 of up to 4)"
     a.done = b.done = True
-    assert bar_title(ls) == "lrlaws train (smoke)"
-    div = Divergence(ls)
+    assert bar_title(points, items, "smoke") == "lrlaws train (smoke)"
+    div = Divergence(items)
     for key in ("k2", "k2", "k1"):
         div.add(key)
     assert div.postfix() == "2 of gd_divergence; 1 of linearity"

@@ -9,7 +9,7 @@ import textwrap
 import numpy as np
 
 from harness.execute.local import usable_cores
-from harness.plugin.hooks import _still_missing
+from harness.plugin.training import still_missing
 from harness.store.index import Store
 from harness.trainers.base import RunResult
 
@@ -55,7 +55,7 @@ def test_a_failed_task_counts_only_the_runs_it_did_not_store(tmp_path):
     store.register(key, recipe, "fake-v1")
     for s in range(5):
         store.put(key, RunResult(s, {"out": np.zeros(2)}), "cpu")
-    assert _still_missing(store, [(key, tuple(range(8)), "boom")]) == [(key, (5, 6, 7), "boom")]
+    assert still_missing(store, [(key, tuple(range(8)), "boom")]) == [(key, (5, 6, 7), "boom")]
 
 
 MALFORMED_EARLIER = [

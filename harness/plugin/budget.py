@@ -10,14 +10,10 @@ spent keeps its projection in the report.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
 
 from harness.law.context import LawContext
 from harness.stats.projection import facing_side, point_projection
 from harness.stats.sequential import choose_extensions
-
-if TYPE_CHECKING:
-    from harness.plugin.state import LawSession
 
 
 def point_costs(ctx: LawContext) -> tuple[float, float]:
@@ -35,8 +31,8 @@ def point_costs(ctx: LawContext) -> tuple[float, float]:
     return (runs * max(0.0, p.runs / max(1, ctx.runs_used) - 1) * s_run, next_look)
 
 
-def extend_within_budget(ls: "LawSession", undecided: list[str]) -> list[str]:
-    """The undecided points that look again, cheapest to decide first, while the budget lasts."""
-    assert ls.budget is not None
-    remaining = ls.budget - ls.train_seconds
-    return choose_extensions({n: ls.costs.get(n, (math.inf, math.inf)) for n in undecided}, remaining)
+def extend_within_budget(budget: float, spent: float, costs: dict[str, tuple[float, float]],
+                         undecided: list[str]) -> list[str]:
+    """The undecided points that look again, cheapest to decide first, while the ``budget`` seconds of
+    training last (``spent`` so far; ``costs``: each point's from ``point_costs`` at its latest look)."""
+    return choose_extensions({n: costs.get(n, (math.inf, math.inf)) for n in undecided}, budget - spent)

@@ -21,14 +21,25 @@ from harness.recipe import Ensemble, Recipe
 USAGE = "--recipe takes LAW=MODULE:NAME, a law's name and an importable Recipe (e.g. linearity=myproject.recipes:MINE)"
 
 
+def _split(value: str) -> tuple[str, str, str]:
+    law, _, target = value.partition("=")
+    module, _, name = target.partition(":")
+    if not (law and module and name):
+        raise pytest.UsageError(f"{USAGE}; got {value!r}")
+    return law, module, name
+
+
+def recipe_option(value: str) -> str:
+    """The form of one ``--recipe`` value (its argparse ``type``); ``parse`` imports it later."""
+    _split(value)
+    return value
+
+
 def parse(values: Iterable[str] | None) -> dict[str, Recipe]:
     """law -> the user's recipe; a bad value is a one-line usage error."""
     out: dict[str, Recipe] = {}
     for value in values or ():
-        law, _, target = value.partition("=")
-        module, _, name = target.partition(":")
-        if not (law and module and name):
-            raise pytest.UsageError(f"{USAGE}; got {value!r}")
+        law, module, name = _split(value)
         try:
             recipe = getattr(importlib.import_module(module), name)
         except ImportError as e:

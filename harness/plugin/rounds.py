@@ -1,4 +1,4 @@
-"""The plugin's side of sequential decisions: each point's looks, the rounds' plans, dry looks.
+"""The plugin's side of sequential decisions (``Rounds``): each point's looks, the rounds' training, dry looks.
 
 The rule itself (looks, levels, why error rates stay valid) is in ``harness.stats.sequential``.
 Here a look runs a law test's own body with a dry ``LawContext`` on the first n runs
@@ -6,221 +6,155 @@ of each of its ensembles, under the look's confidence level.
 """
 from __future__ import annotations
 
-import dataclasses
-from pathlib import Path
+import contextlib
 import time
-from typing import TYPE_CHECKING, Any, Callable
+from pathlib import Path
+from typing import Any, Callable, ContextManager
 
 import pytest
 
+from harness.execute.plan import format_seconds
+from harness.law.context import LawContext
+from harness.law.runs import EnsembleRuns
 from harness.plugin import stops
 from harness.plugin.budget import extend_within_budget, point_costs
-from harness.law.runs import EnsembleRuns
-from harness.law.context import LawContext
-from harness.execute.plan import Plan, format_seconds, plan_keyed
-from harness.recipe import Ensemble
-from harness.report.history import earlier_reports
-from harness.report.report import projection_text
-from harness.stats.sequential import PointState, decided, run_rounds, scaled
+from harness.plugin.ids import law_id
+from harness.plugin.planning import Planned, ensembles_at, params_of
+from harness.plugin.training import Training
+from harness.report.report import Report
 from harness.stats import confidence_level
 from harness.stats.projection import facing_side
-
-if TYPE_CHECKING:
-    from harness.plugin.state import ItemNeeds, LawSession
+from harness.stats.sequential import PointState, decided, run_rounds
 
 #: what a dry look catches: any error or pytest outcome ends the look without a verdict
 _NO_VERDICT = (Exception, pytest.skip.Exception, pytest.fail.Exception, pytest.xfail.Exception)
 
 
-def init_points(ls: "LawSession") -> None:
-    """One ``PointState`` per law point that will run; a single look with ``--fixed-n``."""
-    for nodeid, need in ls.items.items():
-        # --plan counts points whose data is missing here too, as the plan itself does
-        if (need.not_run is None or ls.plan_only) and need.refused is None and need.ensembles:
-            n_max = max(e.n for e in need.ensembles.values())
-            ls.points[nodeid] = PointState.new(n_max, fixed=ls.fixed_n, open_ended=ls.budget is not None)
+class Rounds:
+    """The session once it trains and tests: its rounds of training and looks, its stops, and its report."""
 
+    def __init__(self, planned: Planned, report: Report, stops_: stops.Stops, training: Training) -> None:
+        self.planned = planned
+        self.report = report
+        self.stops = stops_  # earlier stops reused, and this session's
+        self.training = training
+        #: per point, (projected seconds to decide it, seconds of its next look), from its latest look
+        self.costs: dict[str, tuple[float, float]] = {}
+        self.dry_looks = 0  # test bodies run dry (a rerun that reuses every stop runs none)
 
-def ensembles_at(need: "ItemNeeds", point: PointState | None, n: int | None = None) -> dict[str, Ensemble]:
-    """The point's ensembles cut to a look of ``n`` runs (default: the point's current look)."""
-    if point is None:
-        return dict(need.ensembles)
-    look = point.n if n is None else n
-    return {name: dataclasses.replace(e, n=scaled(e.n, look, point.n_max)) for name, e in need.ensembles.items()}
+    @classmethod
+    def start(cls, planned: Planned, config: pytest.Config) -> "Rounds":
+        """A new report in ``--report-dir``, and the stops of the newest earlier reports of the tier."""
+        o = planned.options
+        report = Report.start(o.report_dir, str(o.tier), o.seed_base)
+        histories: dict[str, dict] = {}
+        earlier = stops.previous_stops(o.report_dir, str(o.tier), set(planned.points), histories)
+        return cls(planned, report, stops.Stops(earlier, histories), Training(planned, config))
 
+    def decide(self, items: list[pytest.Item], write_line: Callable[[str], None] | None) -> None:
+        """Train the undecided points' next look together, look at each, until every point stops."""
+        points = self.planned.points
+        by_id = {it.nodeid: it for it in items}
+        t0 = time.perf_counter()
+        law_dirs = {nodeid: Path(by_id[nodeid].path).parent for nodeid in points}
+        self._reuse_stops(law_dirs)
 
-def round_plan(ls: "LawSession", verify: bool = False) -> Plan:
-    """What the current look of every point needs (decided points stay at their stop)."""
-    assert ls.store is not None
-    # the keys of collection, not recomputed: a round trains exactly the runs the tests will read
-    keyed = [(ls.items[nodeid].keys[name], e) for nodeid, p in ls.points.items()
-             for name, e in ensembles_at(ls.items[nodeid], p).items()]
-    return plan_keyed(keyed, ls.store, ls.device, verify=verify)
+        def train() -> None:
+            plan = self.planned.round_plan()
+            if not self.planned.options.no_train and plan.runs_missing:
+                self.training.train(plan)
 
+        extend = self._extend if self.planned.options.budget is not None else None
+        rounds = run_rounds(points, train, lambda nodeid, p: self.dry_look(by_id[nodeid], p), extend)
+        self._record_stops(law_dirs)
+        if write_line is not None and points:
+            used = sum(p.n for p in points.values())
+            t = self.training
+            write_line(f"lrlaws: trained {t.trained} runs in {format_seconds(t.seconds)} over {rounds} "
+                       f"round(s); points stopped at {used} of {sum(p.n_max for p in points.values())} runs "
+                       f"(looks in {format_seconds(time.perf_counter() - t0 - t.seconds)}: {self.dry_looks} dry, "
+                       f"{self.stops.reused} point(s) at their stop in an earlier report on the same runs and code)")
 
-def context(ls: "LawSession", item: pytest.Item, point: PointState | None, dry: bool = False) -> LawContext:
-    need = ls.items[item.nodeid]
-    assert ls.store is not None and ls.report is not None
-    ens = ensembles_at(need, point)
-    return LawContext(
-        nodeid=item.nodeid, name=need.law, tier=str(ls.tier), params=_params(item),
-        ensembles={name: EnsembleRuns(name, need.keys[name], e, ls.store, ls.run_cache) for name, e in ens.items()},
-        plot_dir=ls.report.run_dir / "plots", inconclusive=ls.inconclusive, dry=dry,
-        config=need.config, seed_base=ls.seed_base, node=item,
-        runs_used=max((e.n for e in ens.values()), default=0), runs_max=point.n_max if point else 0,
-        looks=len(point.plan) if point else 1, history=point.history if point else {},
-    )
+    def _extend(self, undecided: list[str]) -> list[str]:
+        budget = self.planned.options.budget
+        return extend_within_budget(budget or 0.0, self.training.seconds, self.costs, undecided)
 
+    def context(self, item: pytest.Item, point: PointState | None, dry: bool = False) -> LawContext:
+        """The point's runs at its look, and where its decisions go."""
+        p, o = self.planned, self.planned.options
+        need = p.needs[item.nodeid]
+        ens = ensembles_at(need, point)
+        return LawContext(
+            nodeid=item.nodeid, name=need.law, tier=str(o.tier), params=params_of(item),
+            ensembles={name: EnsembleRuns(name, need.keys[name], e, p.store, p.run_cache) for name, e in ens.items()},
+            plot_dir=self.report.run_dir / "plots", inconclusive=o.inconclusive, dry=dry,
+            config=need.config, seed_base=o.seed_base, node=item,
+            runs_used=max((e.n for e in ens.values()), default=0), runs_max=point.n_max if point else 0,
+            looks=len(point.plan) if point else 1, history=point.history if point else {},
+        )
 
-def _params(item: pytest.Item) -> dict[str, Any]:
-    return dict(item.callspec.params) if hasattr(item, "callspec") else {}
+    def add_not_run(self, item: pytest.Item, law: str, reason: str) -> None:
+        """The point's entry when it cannot run this session (its test is skipped with ``reason``)."""
+        self.report.add_not_run(law_id(item), law, params_of(item), reason)
 
+    @staticmethod
+    def at_level(point: PointState | None) -> ContextManager[Any]:
+        """The confidence level of the look the point stopped at: the real test decides as its last look did."""
+        return confidence_level(point.level) if point else contextlib.nullcontext()
 
-def dry_look(ls: "LawSession", item: pytest.Item, point: PointState) -> bool | None:
-    """Run the test body on the look's runs: True when every claim is decided (or runs are
-    missing, which the real test reports), False when not, None when the body cannot run dry."""
-    need = ls.items[item.nodeid]
-    assert ls.run_cache is not None and ls.stops is not None
-    for name, e in ensembles_at(need, point).items():
-        if ls.run_cache.missing(need.keys[name], e.seeds):
-            ls.stops.unverified.add(item.nodeid)
-            return True
-    params = _params(item)
-    argnames = getattr(getattr(item, "_fixtureinfo", None), "argnames", ())
-    if set(argnames) - {"law"} - set(params):
-        return None  # the body wants other fixtures: it is decided once, at the maximum
-    ctx = context(ls, item, point, dry=True)
-    ls.dry_looks += 1
-    kwargs = {a: ctx if a == "law" else params[a] for a in argnames}
-    with confidence_level(point.level):
-        try:
-            item.obj(**kwargs)
-        except _NO_VERDICT:
-            # what raised may not happen again (an I/O error): this stop is not one to reuse
-            ls.stops.unverified.add(item.nodeid)
-            return None
-    record_sides(point, ctx)
-    if ls.budget is not None:
-        ls.costs[item.nodeid] = point_costs(ctx)
-    return decided(ctx.results)
+    def dry_look(self, item: pytest.Item, point: PointState) -> bool | None:
+        """Run the test body on the look's runs: True when every claim is decided (or runs are
+        missing, which the real test reports), False when not, None when the body cannot run dry."""
+        need = self.planned.needs[item.nodeid]
+        for name, e in ensembles_at(need, point).items():
+            if self.planned.run_cache.missing(need.keys[name], e.seeds):
+                self.stops.unverified.add(item.nodeid)
+                return True
+        params = params_of(item)
+        argnames = getattr(getattr(item, "_fixtureinfo", None), "argnames", ())
+        if set(argnames) - {"law"} - set(params):
+            return None  # the body wants other fixtures: it is decided once, at the maximum
+        ctx = self.context(item, point, dry=True)
+        self.dry_looks += 1
+        kwargs = {a: ctx if a == "law" else params[a] for a in argnames}
+        with confidence_level(point.level):
+            try:
+                item.obj(**kwargs)
+            except _NO_VERDICT:
+                # what raised may not happen again (an I/O error): this stop is not one to reuse
+                self.stops.unverified.add(item.nodeid)
+                return None
+        record_sides(point, ctx)
+        if self.planned.options.budget is not None:
+            self.costs[item.nodeid] = point_costs(ctx)
+        return decided(ctx.results)
+
+    def _stop_digest(self, nodeid: str, law_dir: Path, point: PointState, n: int) -> str | None:
+        need = self.planned.needs[nodeid]
+        keyed = {name: (need.keys[name], e) for name, e in ensembles_at(need, point, n).items()}
+        return stops.stop_digest(self.stops, self.planned.run_cache, nodeid, law_dir, point,
+                                 self.planned.options.seed_base, keyed)
+
+    def _reuse_stops(self, law_dirs: dict[str, Path]) -> None:
+        """Start every point whose earlier stop has this session's digest at that stop (``harness.plugin.stops``)."""
+        for nodeid, p in self.planned.points.items():
+            n, digest = self.stops.previous.get(nodeid, (0, ""))
+            if len(p.plan) > 1 and n in p.plan and self._stop_digest(nodeid, law_dirs[nodeid], p, n) == digest:
+                p.stop_at(n)
+                p.history = {k: [(int(a), float(b)) for a, b in v]
+                             for k, v in self.stops.histories.get(nodeid, {}).items() if isinstance(v, list)}
+                self.stops.reused += 1
+
+    def _record_stops(self, law_dirs: dict[str, Path]) -> None:
+        """The digest of every point that its looks' verdicts stopped, for its report entry."""
+        for nodeid, p in self.planned.points.items():
+            if p.done and len(p.plan) > 1 and nodeid not in self.stops.unverified:
+                digest = self._stop_digest(nodeid, law_dirs[nodeid], p, p.n)
+                if digest is not None:
+                    self.stops.digests[nodeid] = digest
 
 
 def record_sides(point: PointState, ctx: LawContext) -> None:
     """How far each claim's interval reached towards its threshold at this look (for projections)."""
     for r in ctx.claims:
         point.history.setdefault(r.statistic, []).append((ctx.runs_used, facing_side(r)[1]))
-
-
-def _stop_digest(ls: "LawSession", nodeid: str, law_dir: Path, point: PointState, n: int) -> str | None:
-    assert ls.stops is not None and ls.run_cache is not None
-    need = ls.items[nodeid]
-    keyed = {name: (need.keys[name], e) for name, e in ensembles_at(need, point, n).items()}
-    return stops.stop_digest(ls.stops, ls.run_cache, nodeid, law_dir, point, ls.seed_base, keyed)
-
-
-def reuse_stops(ls: "LawSession", law_dirs: dict[str, Path]) -> None:
-    """Start every point whose earlier stop has this session's digest at that stop (``harness.plugin.stops``)."""
-    assert ls.stops is not None
-    for nodeid, p in ls.points.items():
-        n, digest = ls.stops.previous.get(nodeid, (0, ""))
-        if len(p.plan) > 1 and n in p.plan and _stop_digest(ls, nodeid, law_dirs[nodeid], p, n) == digest:
-            p.stop_at(n)
-            p.history = {k: [(int(a), float(b)) for a, b in v] for k, v in ls.stops.histories.get(nodeid, {}).items()
-                         if isinstance(v, list)}
-            ls.stops.reused += 1
-
-
-def record_stops(ls: "LawSession", law_dirs: dict[str, Path]) -> None:
-    """The digest of every point that its looks' verdicts stopped, for its report entry."""
-    assert ls.stops is not None
-    for nodeid, p in ls.points.items():
-        if p.done and len(p.plan) > 1 and nodeid not in ls.stops.unverified:
-            digest = _stop_digest(ls, nodeid, law_dirs[nodeid], p, p.n)
-            if digest is not None:
-                ls.stops.digests[nodeid] = digest
-
-
-def previous_runs(report_dir: Path, tier: str, skipped: list[str] | None = None) -> dict[str, int]:
-    """Runs each point used in the newest earlier report of the tier (for --plan's expectation); a report
-    that cannot be read is passed over, one line about it appended to ``skipped``."""
-    return {n: int(e["runs_used"]) for n, e in previous_entries(report_dir, tier, skipped).items()
-            if isinstance(e.get("runs_used"), int)}
-
-
-def expected_plan(ls: "LawSession", skipped: list[str] | None = None) -> tuple[Plan, str]:
-    """The runs to train if each point stops where it stopped last time (else at its maximum)."""
-    assert ls.store is not None
-    before = previous_runs(ls.report_dir, str(ls.tier), skipped)
-    keyed = []
-    for nodeid, p in ls.points.items():
-        n = min(before.get(nodeid, p.n_max), p.n_max)
-        keyed += [(ls.items[nodeid].keys[name], e) for name, e in ensembles_at(ls.items[nodeid], p, n).items()]
-    source = "each point's stop in the previous report" if before else "no previous report: every point at its maximum"
-    return plan_keyed(keyed, ls.store, ls.plan_device, verify=False), source
-
-
-def write_expected(tr: Any, ls: "LawSession") -> None:
-    skipped: list[str] = []
-    exp, source = expected_plan(ls, skipped)
-    for line in skipped:
-        tr.write_line(f"lrlaws plan: {line}", yellow=True)
-    tr.write_line(f"lrlaws plan (sequential looks): at most {ls.plan.runs_missing} runs to train, expected "
-                  f"{exp.runs_missing} (est. {format_seconds(exp.est_seconds / max(1, ls.gpus))}; {source})")
-    for line in point_plan_lines(ls):
-        tr.write_line(line)
-
-
-def previous_entries(report_dir: Path, tier: str, skipped: list[str] | None = None) -> dict[str, dict[str, Any]]:
-    """The entries of the newest earlier report of the tier, by node id."""
-    for _, data in earlier_reports(report_dir, tier, skipped=skipped):
-        entries = {e["nodeid"]: e for e in data["entries"] if isinstance(e, dict) and "nodeid" in e}
-        if entries:
-            return entries
-    return {}
-
-
-def point_plan_lines(ls: "LawSession") -> list[str]:
-    """Per point: the runs to its next look, and what the newest earlier report said deciding would cost."""
-    assert ls.store is not None
-    before = previous_entries(ls.report_dir, str(ls.tier))
-    lines = []
-    for nodeid, p in ls.points.items():
-        need = ls.items[nodeid]
-        look = plan_keyed([(need.keys[k], e) for k, e in ensembles_at(need, p, p.plan[0]).items()],
-                          ls.store, ls.plan_device, verify=False)
-        e = before.get(nodeid)
-        if e is None:
-            last = "no earlier report"
-        elif e.get("projection"):
-            last = f"last {e.get('decision')} at {e.get('runs_used')} runs, {projection_text(e['projection'])}"
-        else:
-            last = f"last {e.get('decision')} at {e.get('runs_used')} runs"
-        lines.append(f"  {nodeid}: next look at {p.plan[0]} runs/ensemble ({look.runs_missing} to train); {last}")
-    return lines
-
-
-def decide_in_rounds(session: pytest.Session, ls: "LawSession", train_plan: Callable[[Plan], None]) -> None:
-    """Train the undecided points' next look together, look at each, until every point stops."""
-
-    by_id = {it.nodeid: it for it in session.items}
-    t0 = time.perf_counter()
-    law_dirs = {nodeid: Path(by_id[nodeid].path).parent for nodeid in ls.points}
-    histories: dict[str, dict] = {}
-    ls.stops = stops.Stops(stops.previous_stops(ls.report_dir, str(ls.tier), set(ls.points), histories), histories)
-    reuse_stops(ls, law_dirs)
-
-    def train() -> None:
-        plan = round_plan(ls)
-        if not ls.no_train and plan.runs_missing:
-            train_plan(plan)
-
-    extend = (lambda undecided: extend_within_budget(ls, undecided)) if ls.budget is not None else None
-    rounds = run_rounds(ls.points, train, lambda nodeid, p: dry_look(ls, by_id[nodeid], p), extend)
-    record_stops(ls, law_dirs)
-    tr = session.config.pluginmanager.get_plugin("terminalreporter")
-    if tr is not None and ls.points:
-        used = sum(p.n for p in ls.points.values())
-        tr.write_line(f"lrlaws: trained {ls.trained} runs in {format_seconds(ls.train_seconds)} over {rounds} "
-                      f"round(s); points stopped at {used} of {sum(p.n_max for p in ls.points.values())} runs "
-                      f"(looks in {format_seconds(time.perf_counter() - t0 - ls.train_seconds)}: {ls.dry_looks} dry, "
-                      f"{ls.stops.reused} point(s) at their stop in an earlier report on the same runs and code)")

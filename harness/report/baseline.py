@@ -19,7 +19,7 @@ from harness.store.errors import confined, read_regular
 from harness.store.jsonfile import dumps, read_json
 
 
-#: the tiers a baseline can be of (harness.plugin.hooks.TIERS; not imported, so this command needs no pytest)
+#: the tiers a baseline can be of (harness.plugin.options.TIERS; not imported, so this command needs no pytest)
 TIERS = ("smoke", "gpu", "paper")
 
 
