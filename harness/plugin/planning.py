@@ -1,6 +1,6 @@
 """What the selected law tests need, and the session's plan (``Planned``), made at collection.
 
-Every selected law test's ``needs`` is called at the session's tier, its data checked, its
+Every selected law test's ``reads`` is called at the session's tier, its data checked, its
 ensembles keyed (data fingerprints included) and their union planned against the store;
 each point that will run gets its sequential looks (``harness.stats.sequential.PointState``).
 Collection never downloads: an absent on-disk data set is fetched before training
@@ -100,7 +100,7 @@ def params_of(item: pytest.Item) -> dict[str, Any]:
 
 
 def plan_session(options: Options, items: list[pytest.Item], readonly: bool) -> Planned:
-    """Open the store (``readonly``: create and write nothing), call every test's ``needs``, plan."""
+    """Open the store (``readonly``: create and write nothing), call every test's ``reads``, plan."""
     try:
         store = open_store(options.store_root, readonly, options.no_train)
     except StoreError as e:

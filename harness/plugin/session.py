@@ -50,7 +50,7 @@ class LawSession:
     @classmethod
     def configure(cls, config: pytest.Config) -> "LawSession":
         """Every option checked before anything is collected, trained or written."""
-        config.addinivalue_line("markers", "lrlaw(name, needs, tiers): an lrlaws law point (see harness.law)")
+        config.addinivalue_line("markers", "lrlaw(name, tiers, reads): an lrlaws law point (see harness.law)")
         refuse_xdist(config)
         return cls(config, Options.from_config(config))
 
