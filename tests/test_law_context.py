@@ -210,3 +210,12 @@ def test_sanity_rows_decide_only_a_point_without_claims_and_are_counted_apart(tm
     entries = [{"law": "x", "decision": c.decision, "results": [r.to_dict() for r in c.results]} for c in (mixed, alone)]
     counts = law_summary(entries)["x"]
     assert (counts["holding"], counts["failing"], counts["sanity_failing"]) == (1, 0, 2)
+
+
+def test_a_fragile_point_of_sanity_rows_alone_names_its_fragile_row(tmp_path):
+    from harness.stats import SANITY
+
+    law = context(tmp_path)
+    edge = LawResult("behind", -0.025, (-0.079, -0.011), 0.0, "<", kind=SANITY)  # passes, within the spread of 0
+    with pytest.raises(pytest.skip.Exception, match=r"fragile: pass here.*behind CI \[-0.079, -0.011\]"):
+        law.check(edge)

@@ -156,9 +156,11 @@ class LawContext:
 
     @property
     def fragile_rows(self) -> list[LawResult]:
-        """Rows whose decision could move on another machine (claims, and checks that may not pass)."""
+        """Rows whose decision could move on another machine: those that decide the point (its claims, or its
+        sanity rows where it has no claim), and any other row that may not pass."""
+        deciding = {id(r) for r in self.claims}
         return [r for r in self.results if len(possible_decisions(r)) > 1
-                and (r.kind == CLAIM or r.decision != PASS)]
+                and (id(r) in deciding or r.decision != PASS)]
 
     @property
     def fragile(self) -> bool:
