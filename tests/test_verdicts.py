@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import pathlib
 import textwrap
 
 import pytest
@@ -138,6 +139,11 @@ def test_confirm_union_decides_each_claim_over_several_seed_bases(tmp_path, caps
     out = capsys.readouterr().out  # the control: one base that disagrees makes the row mixed
     assert "| `laws/x.py::t` s | mixed | pass 2/3, inconclusive 1/3 |" in out and "identity" not in out
     assert "1 claim(s) decided differently across seed bases 0, 1000000, 2000000" in out
+    fragile = json.loads(pathlib.Path(c).read_text())
+    fragile["entries"][0]["results"][0].update(decision="pass", fragile=True)
+    pathlib.Path(c).write_text(json.dumps(fragile))
+    assert confirm_main(["--union", a, b, c]) == 0  # a pass within the machine spread is not the same pass
+    assert "| mixed | pass 2/3, pass (fragile) 1/3 |" in capsys.readouterr().out
     assert confirm_main(["--union", a, _report(tmp_path / "d.json", 0, "pass", [0.2, 0.4])]) == 2  # one base twice
     assert confirm_main([a, b, c]) == 2  # three reports without --union
     assert "distinct seed bases" in capsys.readouterr().err

@@ -5,7 +5,7 @@
 FIXED is a session at ``--seed-base 0`` (the seeds the constants were tuned on),
 HELDOUT one at another base (fresh seeds). Per claim row: the decision and CI
 at both seed bases, flagged where the decisions differ. Checks are left out:
-they are identities, the same on any seed.
+they are identities, the same on any seed; sanity rows are in.
 
 With ``--perturb``, BASE and OTHER are sessions of the *same* seeds and code whose
 floating point differs: another CPU or device class, or OTHER = ``threads``, which
@@ -16,7 +16,8 @@ a row decided differently is fragile. The largest shift is the measured machine
 spread (``harness.stats.fragility.MACHINE_SPREAD``).
 
 With ``--union``, R1 R2 ... are sessions of one tier at distinct seed bases. Per claim row: how often
-each decision occurs, and the union's verdict: the decision where every base agrees, else *mixed*.
+each decision occurs (a fragile one apart), and the union's verdict: the decision where every base
+agrees, else *mixed*.
 A verdict that holds on one seed base only is no verdict.
 """
 from __future__ import annotations
@@ -37,7 +38,7 @@ def claim_rows(report: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
     rows = {}
     for e in report["entries"]:
         for r in e.get("results", []):
-            if r.get("kind", "claim") == "claim":
+            if r.get("kind", "claim") != "check":  # claims, and sanity rows (they decide points without claims)
                 rows[(e["nodeid"], r["statistic"])] = r
         if not e.get("results"):
             rows[(e["nodeid"], "")] = {"decision": e.get("decision", "?"), "ci": None}
@@ -75,13 +76,20 @@ def union_table(reports: list[dict[str, Any]]) -> tuple[str, int]:
     out = [f"| claim | union verdict | decisions over seed bases {bases} |", "|---|---|---|"]
     mixed = 0
     for key in sorted(set().union(*rows)):
-        found = [(rs.get(key) or {}).get("decision", "absent") for rs in rows]
+        found = [_decided(rs.get(key)) for rs in rows]
         counts = {d: found.count(d) for d in dict.fromkeys(found)}
         verdict = found[0] if len(counts) == 1 else "mixed"
         mixed += verdict == "mixed"
         name = f"`{key[0]}` {key[1]}".strip()
         out.append(f"| {name} | {verdict} | {', '.join(f'{d} {k}/{len(found)}' for d, k in counts.items())} |")
     return "\n".join(out) + "\n", mixed
+
+
+def _decided(r: dict[str, Any] | None) -> str:
+    """A row's decision as the union counts it; one within the machine spread of its threshold is fragile."""
+    if r is None:
+        return "absent"
+    return f"{r['decision']} (fragile)" if r.get("fragile") else r["decision"]
 
 
 def union_main(args: Any) -> int:
