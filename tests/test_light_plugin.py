@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-HEAVY = ("torch", "scipy", "harness.trainers", "harness.execute.local", "harness.law")
+HEAVY = ("torch", "scipy", "jsonschema", "harness.trainers", "harness.execute.local", "harness.law", "harness.report.schema")
 
 
 def _loaded_after(statement: str) -> list[str]:

@@ -25,7 +25,6 @@ from harness.config import DATA_ENV, DEFAULT_STORE, OFFLINE_ENV, STORE_ENV, defa
 from harness.packing import DEFAULTS, PACK_ENV, parse_pack
 from harness.plugin.own_recipe import parse as parse_own_recipes, recipe_option
 from harness.recipe import RecipeError
-from harness.report.history import invalid_reason, report_path
 from harness.store.errors import dir_problem
 
 if TYPE_CHECKING:
@@ -262,6 +261,9 @@ class Options:
     def _check_compare(self) -> None:
         if self.compare_to in ("previous", "none"):
             return
+        # only here: the report reader (and its schema) is not for every pytest session
+        from harness.report.history import invalid_reason, report_path
+
         if not report_path(self.compare_to).is_file():
             raise pytest.UsageError(f"--compare-to {self.compare_to}: no report.json there; "
                                     "pass a report.json or its run directory, 'previous' or 'none'")
