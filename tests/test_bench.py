@@ -119,3 +119,12 @@ def test_a_failing_configuration_is_an_error_not_a_hang(tmp_path) -> None:
 
     r = measure_config(AIRBENCH94, tmp_path / "no-data", "cpu", Config(1, 2), 2, timeout=120)
     assert "error" in r and "s_per_run" not in r
+
+
+def test_the_sweep_measures_the_reference_then_the_smallest_configurations_first() -> None:
+    from harness.bench.acceptance import SWEEP, sweep_order
+
+    order = sweep_order(*SWEEP["full"])
+    assert order[:3] == [(1, 1), (1, 2), (4, 1)] and order[-1] == (16, 4)
+    assert [p * k for p, k in order[1:]] == sorted(p * k for p, k in order[1:])  # never more in flight before less
+    assert len(order) == len(set(order)) == 9

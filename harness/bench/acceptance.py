@@ -48,6 +48,19 @@ RESERVE_S = {"full": 230.0, "tiny": 30.0}
 #: of which the smoke tier's (134.6 s through --gpus 1 with one process per GPU on an H200, before packing)
 SMOKE_S = 140.0
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def sweep_order(packs: tuple[int, ...], procs: tuple[int, ...]) -> list[tuple[int, int]]:
+    """The reference (pack 1 × 1 proc) first, then by seeds in flight (pack × procs), fewest first; at equal
+    seeds in flight, the larger pack first (packing is the lever this sweep is for).
+
+    Why: on the H200 (2026-12-04) the sweep began with pack 16, whose warm-up took most of the device
+    budget, and the small configurations were never measured; a budget that runs out now skips the
+    largest, most memory-hungry configurations, which are also the likeliest to fail.
+    """
+    return sorted(((p, k) for k in procs for p in packs), key=lambda c: (c != (1, 1), c[0] * c[1], -c[0]))
+
+
 TINY_SMOKE = ["laws/test_lr_linearity.py", "-k", "test_linearity and a0.1-b0.2", "--gpus", "0", "--workers", "1"]
 
 
@@ -96,10 +109,8 @@ def run_steps(a, tmp: Path) -> dict[str, Any]:
     out: dict[str, Any] = {"device": device_name(a.device), "torch": torch.__version__, "tiny": a.tiny,
                            "date": time.strftime("%Y-%m-%d"), "runs": a.runs, "recipe": recipe.describe(), "sweep": []}
     packs, procs = SWEEP["tiny" if a.tiny else "full"]
-    # the reference first, then the likeliest winners (largest packs), so a short budget skips the least useful
-    order = sorted(((p, k) for k in procs for p in packs), key=lambda c: (c != (1, 1), -c[0], c[1]))
     per_run = None  # s/run of the slowest configuration so far: sizes what is still affordable
-    for p, k in order:
+    for p, k in sweep_order(packs, procs):
         cfg = Config(p, k)
         need = START_S + a.runs * (per_run or 0)
         room = left() - RESERVE_S["tiny" if a.tiny else "full"]
