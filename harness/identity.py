@@ -153,8 +153,10 @@ ABSENT = "absent"
 
 
 #: appended to the salt of runs trained through ``torch.compile``: a compiled run has not been shown
-#: to be the same run as the eager one on every device, so the two never share a key
-COMPILED = "\0compiled"
+#: to be the same run as the eager one on every device, so the two never share a key. The suffix
+#: names the compile options: runs compiled before ``emulate_precision_casts`` diverged on CUDA, and
+#: a store that holds them must not serve them to a compile with the fix.
+COMPILED = "\0compiled:emulate_precision_casts"
 
 
 def recipe_key(recipe: Recipe, data_dir: Path | None = None, absent_ok: bool = False, compiled: bool = False) -> str:

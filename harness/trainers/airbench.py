@@ -65,12 +65,21 @@ EVAL_BATCH = 2000
 #: CPU: ~1.9e10 measured on one core of this project's 2-core box (widths 8/16/16, other jobs running), rounded down.
 FLOPS_PER_SECOND = {"cuda": 0.359e15 / 1.96, "cpu": 1.5e10}
 
+#: the compute dtype per device type (airbench94's float16 on CUDA; BN statistics stay float32); any other: float32
+COMPUTE_DTYPES = {"cuda": torch.float16}
+
 SCHEDULES = ("airbench", "linear_decay", "constant")
 IMAGE_SHAPES = {"cifar10": (3, 32, 32), "mnist": (1, 28, 28)}
 TEST_SIZES = {"cifar10": 10_000, "mnist": 10_000}
 OPTIMIZERS = ("nesterov", "sgd")
 #: ``torch.compile`` backend of ``--compile`` (tests on the CPU use ``aot_eager``: no C++ build)
 COMPILE_BACKEND = "inductor"
+#: Inductor options of ``--compile``. Without ``emulate_precision_casts`` every float16 run diverged (an
+#: H200, and reproduced on the CPU): the global max pool's backward gives each input equal to the max
+#: its share of the gradient, 1/count; Inductor recomputes the pooled float16 activations in float32
+#: without rounding them back, so no element equals the stored float16 max, the count is 0 and the
+#: gradient 0/0. Emulating the casts rounds as eager does (``tests/test_compile.py``).
+COMPILE_OPTIONS = {"emulate_precision_casts": True}
 
 
 
@@ -92,7 +101,7 @@ class DeviceData:
     @classmethod
     def build(cls, images: ImageSet, device: torch.device, whiten_kernel: int) -> "DeviceData":
         cuda = device.type == "cuda"
-        dtype = torch.float16 if cuda else torch.float32
+        dtype = COMPUTE_DTYPES.get(device.type, torch.float32)
         x_train = images.x_train.to(device)
         scaled = x_train.float() / 255
         mean = scaled.mean(dim=(0, 2, 3), keepdim=True)
@@ -207,11 +216,11 @@ class AirbenchTrainer(Trainer):
         if key not in self._nets:
             net = AirbenchNet(spec).to(device=device, dtype=data.dtype)
             for m in net.modules():
-                if isinstance(m, torch.nn.BatchNorm2d) and data.dtype == torch.float16:
+                if isinstance(m, torch.nn.BatchNorm2d) and data.dtype in (torch.float16, torch.bfloat16):
                     m.float()  # BN statistics in fp32, as airbench
             if data.channels_last:
                 net = net.to(memory_format=torch.channels_last)
-            self._nets[key] = (net, torch.compile(net, backend=COMPILE_BACKEND) if compile else net)
+            self._nets[key] = (net, compiled(net) if compile else net)
         return self._nets[key]
 
     def run(self, recipe: Recipe, seed: int, ctx: TrainContext) -> "Run":
@@ -240,6 +249,12 @@ class AirbenchTrainer(Trainer):
             bad, loss = _fit(net, forward, data, draws, recipe, o, per_epoch)
             logits = evaluate(net, data.x_test, o["tta"]).view(len(data.x_test), len(seeds), -1)
         return [Run(logits[:, p], data.y_test, bad[p], loss[p] / batch) for p in range(len(seeds))]
+
+
+def compiled(net: torch.nn.Module) -> Any:
+    """``torch.compile`` of ``net`` with ``COMPILE_BACKEND`` (and ``COMPILE_OPTIONS`` for Inductor)."""
+    options = COMPILE_OPTIONS if COMPILE_BACKEND == "inductor" else None
+    return torch.compile(net, backend=COMPILE_BACKEND, options=options)
 
 
 @dataclass
