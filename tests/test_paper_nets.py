@@ -10,6 +10,7 @@ from harness.recipe import Recipe, RecipeError
 from harness.stats import FAIL, INCONCLUSIVE, PASS
 from harness.stats.reference import agreement
 from harness.trainers import TrainContext, get_trainer
+from harness.trainers import paper_nets
 from harness.trainers.paper_nets import forward, init_params
 
 OPTS = {"hidden": 100, "channels": 25}
@@ -39,6 +40,48 @@ def test_batched_nets_compute_the_papers_nets_for_every_seed(model):
     out = forward(model, stacked, x)
     for s, q in enumerate(per_seed):
         torch.testing.assert_close(out[s], reference_forward(model, q, x), rtol=1e-5, atol=1e-5)
+
+
+def unfold_conv(h: torch.Tensor, w: torch.Tensor, b: torch.Tensor, stride: int = 2, pad: int = 1) -> torch.Tensor:
+    """The trainer's convolution as it was before the strided slices: ``unfold`` patches."""
+    m, bsz, _, c = h.shape
+    patches = F.pad(h, (0, 0, pad, pad)).unfold(2, w.shape[-1], stride)
+    out = torch.bmm(patches.reshape(m, bsz * patches.shape[2], -1), w.flatten(2).transpose(1, 2)) + b[:, None]
+    return out.view(m, bsz, patches.shape[2], -1)
+
+
+def cnn_steps(monkeypatch: pytest.MonkeyPatch, conv, steps: int = 20, foreach: bool = False) -> list[torch.Tensor]:
+    """Parameters of 4 CNN seeds after ``steps`` Adam steps with ``conv`` as the trainer's convolution."""
+    monkeypatch.setattr(paper_nets, "_conv", conv)
+    params = [torch.stack(q).requires_grad_() for q in zip(*(init_params("mnist1d_cnn", s, OPTS) for s in range(4)))]
+    opt = torch.optim.Adam(params, lr=1e-2, foreach=foreach)
+    g = torch.Generator().manual_seed(0)
+    for _ in range(steps):
+        x, y = torch.randn(16, 40, generator=g), torch.randint(10, (16,), generator=g)
+        loss = F.cross_entropy(forward("mnist1d_cnn", params, x).flatten(0, 1), y.repeat(4))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return [p.detach() for p in params]
+
+
+def test_strided_slice_patches_train_bitwise_as_unfold(monkeypatch):
+    ours, unfolded = cnn_steps(monkeypatch, paper_nets._conv), cnn_steps(monkeypatch, unfold_conv)
+    assert all(torch.equal(a, b) for a, b in zip(ours, unfolded))
+
+
+def test_foreach_adam_trains_bitwise_as_the_single_tensor_loop(monkeypatch):
+    """The trainer asks for foreach Adam on the CPU (faster), where PyTorch's default is the loop."""
+    assert all(torch.equal(a, b) for a, b in zip(cnn_steps(monkeypatch, paper_nets._conv, foreach=True),
+                                                 cnn_steps(monkeypatch, paper_nets._conv, foreach=False)))
+
+
+def test_control_bitwise_comparison_sees_a_rounding_change(monkeypatch):
+    """The comparison above can fail: the unfold convolution off by one rounding (× (1 + 2⁻²³)) differs."""
+    def reordered(h, w, b, stride=2, pad=1):
+        return unfold_conv(h, w, torch.zeros_like(b), stride, pad) * 1.0000001 + b[:, None, None]
+    ours, other = cnn_steps(monkeypatch, paper_nets._conv), cnn_steps(monkeypatch, reordered)
+    assert not all(torch.equal(a, b) for a, b in zip(ours, other))
 
 
 def test_default_init_is_pytorchs_uniform_bound():
