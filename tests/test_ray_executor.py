@@ -74,8 +74,8 @@ def test_ray_stores_the_same_runs_as_the_local_executor(cluster, tmp_path):
 def test_rechunk_uses_the_cluster_device_block_size():
     r = BASE.replace(lr=0.2)
     tasks = rechunk([*make_tasks(make_plan([Ensemble(r, 300)], _EmptyStore(), "cpu"), "cpu")], "cuda:0")
-    assert [len(t.seeds) for t in tasks] == [300]  # mlp trains 1024 seeds at once on a GPU, 128 on a CPU
-    assert [len(t.seeds) for t in rechunk(tasks, "cpu")] == [128, 128, 44]
+    assert [len(t.seeds) for t in tasks] == [300]  # mlp trains 1024 seeds at once on a GPU, 64 on a CPU
+    assert [len(t.seeds) for t in rechunk(tasks, "cpu")] == [64, 64, 64, 64, 44]
 
 
 class _EmptyStore:
